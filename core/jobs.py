@@ -1,0 +1,84 @@
+"""Jobs: a task's frame range given to one annotation workflow (stage, state, assignee)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from core.aggregate import Entity
+from core.errors import ValidationFailed
+from core.permissions import Principal
+from core.projects import check_user_exists
+from core.storage import apply_changes
+from core.units import Unit
+
+Stage = Literal["annotation", "validation", "acceptance"]
+State = Literal["new", "in progress", "completed", "rejected"]
+UNSET = msgspec.UNSET
+
+
+class Job(Entity):
+    KIND = "job"
+
+    class Created(Entity.Created):
+        job_id: int
+        task_id: int
+        start_frame: int
+        stop_frame: int
+        job_type: str
+
+    def __init__(
+        self, job_id: int, task_id: int, start_frame: int, stop_frame: int, job_type: str
+    ) -> None:
+        self.job_id = job_id
+        self.task_id = task_id
+        self.start_frame = start_frame
+        self.stop_frame = stop_frame
+        self.job_type = job_type
+        self.assignee_id: int | None = None
+        self.stage = "annotation"
+        self.state = "new"
+
+    class Updated(Entity.Event):
+        changes: dict[str, object]
+
+        def apply(self, job: Job) -> None:
+            apply_changes(job, self.changes)
+
+    @property
+    def status(self) -> str:
+        return job_status(self.stage, self.state)
+
+
+def job_status(stage: str, state: str) -> str:
+    if stage == "annotation":
+        return "annotation"
+    if stage == "acceptance" and state == "completed":
+        return "completed"
+    return "validation"
+
+
+class JobPatch(msgspec.Struct):
+    assignee: int | None | msgspec.UnsetType = UNSET
+    stage: Stage | msgspec.UnsetType = UNSET
+    state: State | msgspec.UnsetType = UNSET
+
+
+def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) -> Job:
+    job = unit.get(Job, job_id)
+    changes: dict[str, object] = {}
+    if body.assignee is not UNSET and body.assignee != job.assignee_id:
+        check_user_exists(unit, body.assignee, "assignee")
+        changes["assignee_id"] = body.assignee
+    if body.stage is not UNSET and body.stage != job.stage:
+        changes["stage"] = body.stage
+        if body.state is UNSET:
+            changes["state"] = "new"
+    if body.state is not UNSET and body.state != job.state:
+        changes["state"] = body.state
+    if job.job_type == "ground_truth" and changes.get("stage") not in (None, "annotation"):
+        raise ValidationFailed.one("stage", "a ground truth job stays in the annotation stage")
+    if changes:
+        job.trigger_event(Job.Updated, changes=changes)
+    return job

@@ -1,0 +1,275 @@
+"""Tasks: media plus labels, cut into jobs once their data is attached."""
+
+from __future__ import annotations
+
+import msgspec
+
+from core.aggregate import Entity
+from core.errors import ErrorCollector, NotFound, ValidationFailed
+from core.jobs import Job
+from core.labels import LabelInput, LabelSpec, build_labels
+from core.permissions import Principal, check_owner_or_admin
+from core.projects import Project, check_name, check_user_exists
+from core.segments import segment_ranges
+from core.storage import StorageInput, StorageSpec, apply_changes, build_storage
+from core.task_data import TaskData
+from core.units import Unit
+
+UNSET = msgspec.UNSET
+
+
+class Task(Entity):
+    KIND = "task"
+
+    class Created(Entity.Created):
+        task_id: int
+        name: str
+        owner_id: int | None
+        assignee_id: int | None
+        project_id: int | None
+        bug_tracker: str
+        overlap: int | None
+        segment_size: int
+        subset: str
+        labels: list[LabelSpec]
+        source_storage: StorageSpec
+        target_storage: StorageSpec
+        organization_id: int | None
+
+    def __init__(
+        self,
+        task_id: int,
+        name: str,
+        owner_id: int | None,
+        assignee_id: int | None,
+        project_id: int | None,
+        bug_tracker: str,
+        overlap: int | None,
+        segment_size: int,
+        subset: str,
+        labels: list[LabelSpec],
+        source_storage: StorageSpec,
+        target_storage: StorageSpec,
+        organization_id: int | None,
+    ) -> None:
+        self.task_id = task_id
+        self.name = name
+        self.owner_id = owner_id
+        self.assignee_id = assignee_id
+        self.project_id = project_id
+        self.bug_tracker = bug_tracker
+        self.overlap = overlap
+        self.segment_size = segment_size
+        self.subset = subset
+        self.labels = labels
+        self.source_storage = source_storage
+        self.target_storage = target_storage
+        self.organization_id = organization_id
+        self.data: TaskData | None = None
+        self.job_ids: list[int] = []
+
+    class Updated(Entity.Event):
+        changes: dict[str, object]
+
+        def apply(self, task: Task) -> None:
+            apply_changes(task, self.changes)
+
+    class LabelsChanged(Entity.Event):
+        labels: list[LabelSpec]
+
+        def apply(self, task: Task) -> None:
+            task.labels = self.labels
+
+    class DataAttached(Entity.Event):
+        data: TaskData
+        job_ids: list[int]
+        segment_size: int
+        overlap: int
+
+        def apply(self, task: Task) -> None:
+            task.data = self.data
+            task.job_ids = list(self.job_ids)
+            task.segment_size = self.segment_size
+            task.overlap = self.overlap
+
+
+class TaskWrite(msgspec.Struct):
+    name: str
+    project_id: int | None = None
+    owner_id: int | None = None
+    assignee_id: int | None = None
+    bug_tracker: str = ""
+    overlap: int | None = None
+    segment_size: int | None = None
+    labels: list[LabelInput] = []
+    subset: str = ""
+    source_storage: StorageInput | None = None
+    target_storage: StorageInput | None = None
+    consensus_replicas: int = 0
+
+
+class TaskPatch(msgspec.Struct):
+    name: str | msgspec.UnsetType = UNSET
+    project_id: int | None | msgspec.UnsetType = UNSET
+    owner_id: int | None | msgspec.UnsetType = UNSET
+    assignee_id: int | None | msgspec.UnsetType = UNSET
+    bug_tracker: str | msgspec.UnsetType = UNSET
+    labels: list[LabelInput] | msgspec.UnsetType = UNSET
+    subset: str | msgspec.UnsetType = UNSET
+    source_storage: StorageInput | None | msgspec.UnsetType = UNSET
+    target_storage: StorageInput | None | msgspec.UnsetType = UNSET
+
+
+def create_task(unit: Unit, principal: Principal, body: TaskWrite) -> Task:
+    name = check_name(body.name)
+    errors = ErrorCollector()
+    if body.project_id is not None and body.labels:
+        errors.add("labels", "Task must have only one of Label set or project_id")
+    if body.project_id is None and not body.labels:
+        errors.add("labels", "Label set or project_id must be present")
+    if body.segment_size is not None and body.segment_size < 0:
+        errors.add("segment_size", "Ensure this value is greater than or equal to 0.")
+    if body.overlap is not None and body.overlap < 0:
+        errors.add("overlap", "Ensure this value is greater than or equal to 0.")
+    if body.consensus_replicas not in (0,) and body.consensus_replicas < 2:
+        errors.add("consensus_replicas", "must be 0 or at least 2")
+    errors.raise_if_any()
+    check_user_exists(unit, body.owner_id, "owner_id")
+    check_user_exists(unit, body.assignee_id, "assignee_id")
+    project = _project_for_task(unit, body.project_id)
+    labels = build_labels(body.labels, unit.next_id)
+    task_id = unit.next_id("task")
+    task = Task._start(
+        task_id,
+        task_id=task_id,
+        name=name,
+        owner_id=body.owner_id if body.owner_id is not None else principal.id,
+        assignee_id=body.assignee_id,
+        project_id=body.project_id,
+        bug_tracker=body.bug_tracker,
+        overlap=body.overlap,
+        segment_size=body.segment_size or 0,
+        subset=body.subset,
+        labels=labels,
+        source_storage=build_storage(unit, body.source_storage),
+        target_storage=build_storage(unit, body.target_storage),
+        organization_id=None,
+    )
+    unit.add(task)
+    if project is not None:
+        project.trigger_event(Project.TaskAdded, task_id=task_id)
+    return task
+
+
+def _project_for_task(unit: Unit, project_id: int | None) -> Project | None:
+    if project_id is None:
+        return None
+    try:
+        return unit.get(Project, project_id)
+    except NotFound:
+        raise ValidationFailed.one(
+            "project_id", f'Invalid pk "{project_id}" - object does not exist.'
+        ) from None
+
+
+def update_task(unit: Unit, principal: Principal, task_id: int, body: TaskPatch) -> Task:
+    task = unit.get(Task, task_id)
+    check_owner_or_admin(principal, task.owner_id, "task")
+    changes: dict[str, object] = {}
+    if body.name is not UNSET:
+        changes["name"] = check_name(body.name)
+    if body.project_id is not UNSET and body.project_id != task.project_id:
+        raise ValidationFailed.one(
+            "project_id", "moving a task between projects is not supported yet"
+        )
+    for field in ("owner_id", "assignee_id"):
+        value = getattr(body, field)
+        if value is not UNSET:
+            check_user_exists(unit, value, field)
+            changes[field] = value
+    for field in ("bug_tracker", "subset"):
+        value = getattr(body, field)
+        if value is not UNSET:
+            changes[field] = value
+    for field in ("source_storage", "target_storage"):
+        value = getattr(body, field)
+        if value is not UNSET:
+            changes[field] = msgspec.to_builtins(build_storage(unit, value))
+    labels = None
+    if body.labels is not UNSET and body.labels:
+        if task.project_id is not None:
+            raise ValidationFailed.one(
+                "labels", "the labels of a task in a project are changed on the project"
+            )
+        labels = build_labels(body.labels, unit.next_id, existing=task.labels)
+    if changes:
+        task.trigger_event(Task.Updated, changes=changes)
+    if labels is not None:
+        task.trigger_event(Task.LabelsChanged, labels=labels)
+    return task
+
+
+def attach_data(unit: Unit, principal: Principal, task_id: int, data: TaskData) -> Task:
+    """Records the task's media and cuts it into jobs, as CVAT's segmenting does."""
+    task = unit.get(Task, task_id)
+    check_owner_or_admin(principal, task.owner_id, "task")
+    if task.data is not None:
+        raise ValidationFailed.one("data", "Adding more data is not supported")
+    if data.size < 1:
+        raise ValidationFailed.one("client_files", "no frames remain after filtering")
+    is_video = data.mode == "interpolation"
+    ranges = segment_ranges(data.size, task.segment_size, task.overlap, is_video=is_video)
+    job_ids = []
+    for start, stop in ranges:
+        job_id = unit.next_id("job")
+        unit.add(
+            Job._start(
+                job_id,
+                job_id=job_id,
+                task_id=task_id,
+                start_frame=start,
+                stop_frame=stop,
+                job_type="annotation",
+            )
+        )
+        job_ids.append(job_id)
+    segment_size = task.segment_size if 0 < task.segment_size <= data.size else data.size
+    overlap = _effective_overlap(ranges)
+    task.trigger_event(
+        Task.DataAttached, data=data, job_ids=job_ids, segment_size=segment_size, overlap=overlap
+    )
+    return task
+
+
+def _effective_overlap(ranges: list[tuple[int, int]]) -> int:
+    if len(ranges) < 2:
+        return 0
+    return max(0, ranges[0][1] - ranges[1][0] + 1)
+
+
+def delete_task(unit: Unit, principal: Principal, task_id: int) -> None:
+    task = unit.get(Task, task_id)
+    check_owner_or_admin(principal, task.owner_id, "task")
+    _delete_task_tree(unit, task)
+    if task.project_id is not None:
+        project = unit.find(Project, task.project_id)
+        if project is not None and not project.deleted:
+            project.trigger_event(Project.TaskRemoved, task_id=task_id)
+
+
+def delete_project(unit: Unit, principal: Principal, project_id: int) -> None:
+    project = unit.get(Project, project_id)
+    check_owner_or_admin(principal, project.owner_id, "project")
+    for task_id in project.task_ids:
+        task = unit.find(Task, task_id)
+        if task is not None and not task.deleted:
+            _delete_task_tree(unit, task)
+    project.delete()
+
+
+def _delete_task_tree(unit: Unit, task: Task) -> None:
+    for job_id in task.job_ids:
+        job = unit.find(Job, job_id)
+        if job is not None and not job.deleted:
+            job.delete()
+    task.delete()

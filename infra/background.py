@@ -1,0 +1,150 @@
+"""Background requests (CVAT's /api/requests): their status, progress and result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+Status = Literal["queued", "started", "failed", "finished"]
+KEEP_FINISHED = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Operation:
+    type: str  # "create:task", "export:dataset", ...
+    target: str  # "task", "project", "job"
+    task_id: int | None = None
+    project_id: int | None = None
+    job_id: int | None = None
+    format: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "target": self.target,
+            "project_id": self.project_id,
+            "task_id": self.task_id,
+            "job_id": self.job_id,
+            "org_id": None,
+            "format": self.format,
+            "function_id": None,
+            "lightweight": None,
+        }
+
+
+def request_id(operation: Operation, user_id: int) -> str:
+    action, _, _ = operation.type.partition(":")
+    target_id = operation.task_id or operation.project_id or operation.job_id
+    return f"action={action}&target={operation.target}&target_id={target_id}&user_id={user_id}"
+
+
+class RequestLog:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def open(self, operation: Operation, owner_id: int) -> str:
+        ident = request_id(operation, owner_id)
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO background_requests (id, owner_id, operation, status)"
+                " VALUES (%s, %s, %s, 'queued')"
+                " ON CONFLICT (id) DO UPDATE SET operation = EXCLUDED.operation,"
+                " status = 'queued', message = '', progress = NULL, created = now(),"
+                " started = NULL, finished = NULL, result_id = NULL, result_url = NULL",
+                (ident, owner_id, Jsonb(operation.as_json())),
+            )
+        return ident
+
+    def is_running(self, operation: Operation, owner_id: int) -> bool:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT status FROM background_requests WHERE id = %s",
+                (request_id(operation, owner_id),),
+            ).fetchone()
+        return row is not None and row[0] in ("queued", "started")
+
+    def progress(self, ident: str, fraction: float, message: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE background_requests SET status = 'started', progress = %s, message = %s,"
+                " started = coalesce(started, now()) WHERE id = %s",
+                (fraction, message, ident),
+            )
+
+    def finish(
+        self, ident: str, result_id: int | None = None, result_url: str | None = None
+    ) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE background_requests SET status = 'finished', progress = 1, message = '',"
+                " started = coalesce(started, now()), finished = now(), result_id = %s,"
+                " result_url = %s WHERE id = %s",
+                (result_id, result_url, ident),
+            )
+
+    def fail(self, ident: str, message: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE background_requests SET status = 'failed', message = %s,"
+                " started = coalesce(started, now()), finished = now() WHERE id = %s",
+                (message, ident),
+            )
+
+    def fail_interrupted(self) -> int:
+        """Marks requests a stopped process left running as failed; returns how many."""
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE background_requests SET status = 'failed', finished = now(),"
+                " message = 'Interrupted by a server restart; please send it again.'"
+                " WHERE status IN ('queued', 'started')"
+            )
+            return cur.rowcount
+
+    def get(self, ident: str) -> dict[str, Any] | None:
+        rows = self._select("WHERE r.id = %s", (ident,))
+        return rows[0] if rows else None
+
+    def for_owner(self, owner_id: int | None) -> list[dict[str, Any]]:
+        if owner_id is None:
+            return self._select("ORDER BY r.created DESC", ())
+        return self._select("WHERE r.owner_id = %s ORDER BY r.created DESC", (owner_id,))
+
+    def _select(self, tail: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT r.id, r.status, r.message, r.progress, r.operation, r.created, r.started,"
+                " r.finished, r.result_id, r.result_url, r.owner_id, u.username"
+                " FROM background_requests r LEFT JOIN catalog_users u ON u.id = r.owner_id "
+                + tail,
+                params,
+            ).fetchall()
+        return [_as_json(row) for row in rows]
+
+
+def _as_json(row: tuple[Any, ...]) -> dict[str, Any]:
+    (ident, status, message, progress, operation, created, started, finished) = row[:8]
+    result_id, result_url, owner_id, username = row[8:]
+    return {
+        "id": ident,
+        "status": status,
+        "message": message,
+        "operation": operation,
+        "progress": progress,
+        "created_date": _iso(created),
+        "started_date": _iso(started),
+        "finished_date": _iso(finished),
+        "expiry_date": _iso(finished + KEEP_FINISHED) if finished else None,
+        "owner": {"id": owner_id, "username": username or ""},
+        "result_url": result_url,
+        "result_id": result_id,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,73 @@
+"""Everything one server process holds open: the store, the writer, projections, the pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+from eventsourcing.persistence import Recording
+from psycopg_pool import ConnectionPool
+
+from core.commands import CommandContext
+from core.permissions import Principal
+from infra.database import IdSequences, create_schema, open_pool
+from infra.settings import Settings
+from infra.store import Palimpsest, open_store
+from infra.writer import CommandWriter, Written
+from projections.catalog import CatalogProjection
+from projections.runner import ProjectionRunner
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database_url: str
+    store: Palimpsest
+    pool: ConnectionPool
+    ids: IdSequences
+    writer: CommandWriter
+    catalog: ProjectionRunner
+
+    @classmethod
+    def open(cls, settings: Settings, database_url: str) -> Runtime:
+        pool = open_pool(database_url)
+        create_schema(pool)
+        store = open_store(database_url)
+        ids = IdSequences(pool)
+        catalog = ProjectionRunner(store, pool, CatalogProjection())
+        writer = CommandWriter(store, ids, after_commit=_catch_up(catalog))
+        runtime = cls(settings, database_url, store, pool, ids, writer, catalog)
+        catalog.catch_up()
+        writer.start()
+        return runtime
+
+    @property
+    def media_dir(self) -> Path:
+        return self.settings.data_dir / "media"
+
+    async def execute(
+        self,
+        command: Callable[[Any], T],
+        principal: Principal | None,
+        command_id: str | None = None,
+    ) -> Written[T]:
+        context = CommandContext(principal.id if principal else None, command_id)
+        return await self.writer.submit(command, context)
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.store.close()
+        self.pool.close()
+
+
+def _catch_up(runner: ProjectionRunner) -> Callable[[Sequence[Recording]], None]:
+    def after_commit(recordings: Sequence[Recording]) -> None:
+        runner.catch_up(until=max(r.notification.id for r in recordings))
+
+    return after_commit

@@ -1,0 +1,102 @@
+-- Palimpsest's own tables beside the event store's. Every statement is idempotent.
+
+-- Integer ids CVAT clients expect; taken when a command runs and written into its events.
+CREATE SEQUENCE IF NOT EXISTS palimpsest_user_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_project_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_task_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_job_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_label_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_attribute_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_storage_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_data_id;
+
+-- How far each projection has read the notification log.
+CREATE TABLE IF NOT EXISTS projection_tracking (
+    name text PRIMARY KEY,
+    position bigint NOT NULL DEFAULT 0
+);
+
+-- The catalog projection: CVAT read documents (without request-dependent urls).
+CREATE TABLE IF NOT EXISTS catalog_users (
+    id integer PRIMARY KEY,
+    uuid uuid UNIQUE NOT NULL,
+    username text NOT NULL,
+    email text NOT NULL,
+    password_hash text NOT NULL,
+    is_superuser boolean NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS catalog_users_username ON catalog_users (lower(username));
+CREATE INDEX IF NOT EXISTS catalog_users_email ON catalog_users (lower(email));
+
+CREATE TABLE IF NOT EXISTS catalog_projects (
+    id integer PRIMARY KEY,
+    uuid uuid UNIQUE NOT NULL,
+    owner_id integer,
+    doc jsonb NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS catalog_tasks (
+    id integer PRIMARY KEY,
+    uuid uuid UNIQUE NOT NULL,
+    project_id integer,
+    owner_id integer,
+    doc jsonb NOT NULL,
+    data jsonb
+);
+CREATE INDEX IF NOT EXISTS catalog_tasks_project ON catalog_tasks (project_id);
+
+CREATE TABLE IF NOT EXISTS catalog_jobs (
+    id integer PRIMARY KEY,
+    uuid uuid UNIQUE NOT NULL,
+    task_id integer NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS catalog_jobs_task ON catalog_jobs (task_id);
+
+CREATE TABLE IF NOT EXISTS catalog_labels (
+    id integer PRIMARY KEY,
+    project_id integer,
+    task_id integer,
+    position integer NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS catalog_labels_project ON catalog_labels (project_id);
+CREATE INDEX IF NOT EXISTS catalog_labels_task ON catalog_labels (task_id);
+
+-- Signed-in sessions and API tokens (key = the login token; csrf never rotates).
+CREATE TABLE IF NOT EXISTS auth_sessions (
+    key text PRIMARY KEY,
+    session_id text UNIQUE NOT NULL,
+    csrf_token text NOT NULL,
+    user_id integer NOT NULL,
+    created timestamptz NOT NULL DEFAULT now(),
+    expires timestamptz NOT NULL
+);
+
+-- Background requests (CVAT's /api/requests).
+CREATE TABLE IF NOT EXISTS background_requests (
+    id text PRIMARY KEY,
+    owner_id integer NOT NULL,
+    operation jsonb NOT NULL,
+    status text NOT NULL,
+    message text NOT NULL DEFAULT '',
+    progress double precision,
+    created timestamptz NOT NULL DEFAULT now(),
+    started timestamptz,
+    finished timestamptz,
+    result_id integer,
+    result_url text
+);
+
+-- Answers to requests sent with an Idempotency-Key, kept 24 hours.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    user_id integer NOT NULL,
+    key text NOT NULL,
+    fingerprint text NOT NULL,
+    status integer,
+    body bytea,
+    content_type text,
+    created timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, key)
+);

@@ -1,0 +1,69 @@
+"""Configuration from PALIMPSEST_* environment variables, checked once at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+
+class ConfigError(ValueError):
+    """A setting has a value Palimpsest cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str | None = None
+    nats_url: str | None = None
+    admin_password: str | None = None
+    allow_signup: bool = True
+    log_format: Literal["console", "json"] = "console"
+    public_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            data_dir=Path(env.get("PALIMPSEST_DATA_DIR", ".palimpsest")).absolute(),
+            host=env.get("PALIMPSEST_HOST", "127.0.0.1"),
+            port=_port(env, "PALIMPSEST_PORT", 8080),
+            database_url=env.get("PALIMPSEST_DATABASE_URL") or None,
+            nats_url=env.get("PALIMPSEST_NATS_URL") or None,
+            admin_password=env.get("PALIMPSEST_ADMIN_PASSWORD") or None,
+            allow_signup=_flag(env, "PALIMPSEST_ALLOW_SIGNUP", True),
+            log_format=_choice(env, "PALIMPSEST_LOG_FORMAT", ("console", "json"), "console"),
+            public_url=env.get("PALIMPSEST_PUBLIC_URL") or None,
+        )
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise ConfigError(f"{name}={raw!r} is not a port number (0-65535)")
+    return int(raw)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a yes/no value (true, false, 1, 0)")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str):  # type: ignore[no-untyped-def]
+    raw = env.get(name) or default
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+    return raw

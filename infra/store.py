@@ -1,0 +1,78 @@
+"""The event store: one eventsourcing Application on PostgreSQL for every aggregate."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
+from eventsourcing.application import Application
+from eventsourcing.persistence import JSONTranscoder, Transcoding
+
+from core.accounts import AccountEmail, AccountName, User
+from core.jobs import Job
+from core.labels import AttributeSpec, LabelSpec
+from core.projects import Project
+from core.storage import StorageSpec
+from core.task_data import FrameMeta, TaskData
+from core.tasks import Task
+
+EVENT_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
+    AttributeSpec,
+    LabelSpec,
+    StorageSpec,
+    FrameMeta,
+    TaskData,
+)
+
+
+class StructAsDict(Transcoding):
+    """Stores a msgspec Struct as its builtins; reads it back typed."""
+
+    def __init__(self, struct_type: type[msgspec.Struct]) -> None:
+        self.type = struct_type
+        self.name = struct_type.__name__
+
+    def encode(self, obj: Any) -> Any:
+        return msgspec.to_builtins(obj)
+
+    def decode(self, data: Any) -> Any:
+        return msgspec.convert(data, self.type)
+
+
+class Palimpsest(Application):
+    """All aggregates in one application: one events table, one notification log."""
+
+    name = "Palimpsest"
+    snapshotting_intervals = {Job: 500, Task: 200, Project: 200}  # type: ignore[dict-item]
+    aggregate_types = (User, AccountName, AccountEmail, Project, Task, Job)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for struct_type in EVENT_VALUE_TYPES:
+            transcoder.register(StructAsDict(struct_type))
+
+
+def store_environment(database_url: str) -> dict[str, str]:
+    """The eventsourcing settings for a libpq URL (TCP or a unix-socket `host=` query)."""
+    parts = urlsplit(database_url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    host = query.get("host") or parts.hostname or "127.0.0.1"
+    port = query.get("port") or (str(parts.port) if parts.port else "5432")
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
+        "POSTGRES_HOST": host,
+        "POSTGRES_PORT": port,
+        "POSTGRES_USER": unquote(parts.username or query.get("user", "postgres")),
+        "POSTGRES_PASSWORD": unquote(parts.password or query.get("password", "")),
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "8",
+        "AGGREGATE_CACHE_MAXSIZE": "2000",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
+    }
+
+
+def open_store(database_url: str) -> Palimpsest:
+    return Palimpsest(env=store_environment(database_url))

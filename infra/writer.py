@@ -1,0 +1,217 @@
+"""The one writer thread of a process: runs commands on warm aggregates, saves them in groups.
+
+Handlers hand a command (a function of a `Unit`) to `CommandWriter.submit`. The thread drains
+every command waiting, runs them one after another against the same loaded aggregates, and
+saves all of their events in one transaction: one writer per aggregate in this process, and
+group commit. A command that fails leaves nothing behind; if it failed after changing an
+aggregate, the rest of its batch is run again, each command on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError, Recording
+
+from core.aggregate import Entity
+from core.commands import SYSTEM, CommandContext, acting_as
+from core.errors import Conflict, DomainError, NotFound
+from infra.database import IdSequences
+from infra.store import Palimpsest
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Entity)
+Command = Callable[[Any], T]
+AfterCommit = Callable[[Sequence[Recording]], None]
+
+MAX_BATCH = 256
+SAVE_ATTEMPTS = 3
+
+
+@dataclass
+class Written(Generic[T]):
+    """A command's result and the last log position its save reached (None: nothing written)."""
+
+    value: T
+    position: int | None
+
+
+@dataclass
+class _Pending:
+    command: Command[Any]
+    context: CommandContext
+    future: concurrent.futures.Future[Written[Any]] = field(
+        default_factory=concurrent.futures.Future
+    )
+
+
+class _BatchUnit:
+    """The `Unit` a batch of commands shares: copies of aggregates loaded for this batch."""
+
+    def __init__(self, app: Palimpsest, ids: IdSequences) -> None:
+        self._app = app
+        self._ids = ids
+        self.loaded: dict[uuid.UUID, Entity | None] = {}
+        self.new: dict[uuid.UUID, Entity] = {}
+
+    def find(self, kind: type[E], key: int | str) -> E | None:
+        stream = kind.stream_id(key)
+        if stream in self.new:
+            found: Entity | None = self.new[stream]
+        elif stream in self.loaded:
+            found = self.loaded[stream]
+        else:
+            try:
+                found = self._app.repository.get(stream)
+            except AggregateNotFoundError:
+                found = None
+            self.loaded[stream] = found
+        if found is not None and not isinstance(found, kind):
+            return None
+        return found
+
+    def get(self, kind: type[E], key: int | str) -> E:
+        found = self.find(kind, key)
+        if found is None or found.deleted:
+            raise NotFound(kind.KIND, key)
+        return found
+
+    def add(self, aggregate: Entity) -> None:
+        if aggregate.id in self.new or self.loaded.get(aggregate.id) is not None:
+            raise Conflict(f"{type(aggregate).KIND} {aggregate.id} exists already")
+        self.new[aggregate.id] = aggregate
+
+    def next_id(self, sequence: str) -> int:
+        return self._ids.next(sequence)
+
+    def aggregates(self) -> list[Entity]:
+        touched = [a for a in self.loaded.values() if a is not None and a.pending_events]
+        return touched + list(self.new.values())
+
+    def mark(self) -> tuple[int, ...]:
+        """A fingerprint of what is pending, to tell whether a failed command changed anything."""
+        return (len(self.new), *(len(a.pending_events) for a in self.loaded.values() if a))
+
+
+class CommandWriter:
+    def __init__(
+        self, app: Palimpsest, ids: IdSequences, after_commit: AfterCommit | None = None
+    ) -> None:
+        self._app = app
+        self._ids = ids
+        self._after_commit = after_commit
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="command-writer", daemon=True)
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._started:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._started = False
+
+    async def submit(self, command: Command[T], context: CommandContext = SYSTEM) -> Written[T]:
+        pending = _Pending(command, context)
+        self._queue.put(pending)
+        return await asyncio.wrap_future(pending.future)
+
+    def submit_sync(self, command: Command[T], context: CommandContext = SYSTEM) -> Written[T]:
+        pending = _Pending(command, context)
+        self._queue.put(pending)
+        return pending.future.result()
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            try:
+                self._run_batch(batch)
+            except Exception as error:  # the thread must survive anything
+                log.exception("writer batch failed", size=len(batch))
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
+
+    def _run_batch(self, batch: list[_Pending], attempt: int = 1) -> None:
+        unit = _BatchUnit(self._app, self._ids)
+        outcomes: list[tuple[_Pending, Any]] = []
+        for index, pending in enumerate(batch):
+            before = unit.mark()
+            try:
+                with acting_as(pending.context):
+                    value = pending.command(unit)
+            except Exception as error:
+                if unit.mark() != before and len(batch) > 1:
+                    # It changed aggregates before failing: its batch-mates share them.
+                    self._run_alone(batch[:index] + batch[index + 1 :], attempt)
+                    self._run_alone([pending], attempt)
+                    return
+                pending.future.set_exception(error)
+                continue
+            outcomes.append((pending, value))
+        if not outcomes:
+            return
+        try:
+            recordings = self._app.save(*unit.aggregates())
+        except IntegrityError:
+            self._retry_after_race(batch, outcomes, attempt)
+            return
+        position = max((r.notification.id for r in recordings), default=None)
+        if recordings and self._after_commit is not None:
+            try:
+                self._after_commit(recordings)
+            except Exception:
+                log.exception("after-commit hook failed; the events are saved")
+        for pending, value in outcomes:
+            pending.future.set_result(Written(value, position))
+
+    def _run_alone(self, batch: list[_Pending], attempt: int) -> None:
+        for pending in batch:
+            self._run_batch([pending], attempt)
+
+    def _retry_after_race(
+        self, batch: list[_Pending], outcomes: list[tuple[_Pending, Any]], attempt: int
+    ) -> None:
+        """Another process wrote to one of these streams first: run again on fresh state."""
+        retry = [pending for pending, _ in outcomes]
+        if attempt >= SAVE_ATTEMPTS:
+            for pending in retry:
+                pending.future.set_exception(
+                    Conflict("the data changed while this was saved; try again")
+                )
+            return
+        if len(retry) == 1:
+            self._run_batch(retry, attempt + 1)
+        else:
+            self._run_alone(retry, attempt + 1)
+
+
+def is_domain_error(error: BaseException) -> bool:
+    return isinstance(error, DomainError)

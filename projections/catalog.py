@@ -1,0 +1,521 @@
+"""The catalog read model: users, projects, tasks, jobs and labels as CVAT read documents.
+
+Documents hold everything of CVAT's read JSON but the request-dependent urls, which the web
+layer adds. Names of related things (owner, project and task names) are copied in, and kept
+current here when they change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import psycopg
+from eventsourcing.persistence import Notification
+from psycopg.types.json import Jsonb
+
+from core.accounts import User
+from core.jobs import Job, job_status
+from core.labels import LabelSpec
+from core.projects import Project
+from core.storage import StorageSpec
+from core.tasks import Task
+
+Cursor = psycopg.Cursor[Any]
+Doc = dict[str, Any]
+
+
+def iso(moment: datetime) -> str:
+    """CVAT's datetime form: 2026-05-11T17:25:43.375000Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def basic_user(cur: Cursor, user_id: int | None) -> Doc | None:
+    if user_id is None:
+        return None
+    cur.execute("SELECT doc FROM catalog_users WHERE id = %s", (user_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    doc = row[0]
+    return {
+        "id": doc["id"],
+        "username": doc["username"],
+        "first_name": doc["first_name"],
+        "last_name": doc["last_name"],
+    }
+
+
+def storage_doc(storage: StorageSpec | dict[str, Any] | None) -> Doc | None:
+    if storage is None:
+        return None
+    return msgspec.to_builtins(storage) if isinstance(storage, StorageSpec) else dict(storage)
+
+
+class CatalogProjection:
+    name = "catalog"
+
+    def __init__(self) -> None:
+        self._handlers: dict[type, Callable[[Cursor, Any], None]] = {
+            User.Created: self._user_created,
+            User.PasswordChanged: self._password_changed,
+            User.ProfileUpdated: self._profile_updated,
+            Project.Created: self._project_created,
+            Project.Updated: self._project_updated,
+            Project.LabelsChanged: self._project_labels_changed,
+            Project.TaskAdded: self._project_task_count,
+            Project.TaskRemoved: self._project_task_count,
+            Project.Deleted: self._project_deleted,
+            Task.Created: self._task_created,
+            Task.Updated: self._task_updated,
+            Task.LabelsChanged: self._task_labels_changed,
+            Task.DataAttached: self._task_data_attached,
+            Task.Deleted: self._task_deleted,
+            Job.Created: self._job_created,
+            Job.Updated: self._job_updated,
+            Job.Deleted: self._job_deleted,
+        }
+
+    def apply(self, cur: Cursor, event: Any, notification: Notification) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(cur, event)
+
+    def reset(self, cur: Cursor) -> None:
+        cur.execute(
+            "TRUNCATE catalog_users, catalog_projects, catalog_tasks, catalog_jobs, catalog_labels"
+        )
+
+    # Users
+
+    def _user_created(self, cur: Cursor, event: User.Created) -> None:
+        doc = {
+            "id": event.user_id,
+            "username": event.username,
+            "first_name": event.first_name,
+            "last_name": event.last_name,
+            "email": event.email,
+            "groups": ["admin"] if event.is_superuser else ["user"],
+            "is_staff": event.is_superuser,
+            "is_superuser": event.is_superuser,
+            "is_active": True,
+            "last_login": None,
+            "date_joined": iso(event.timestamp),
+            "has_analytics_access": event.is_superuser,
+        }
+        cur.execute(
+            "INSERT INTO catalog_users"
+            " (id, uuid, username, email, password_hash, is_superuser, doc)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (
+                event.user_id,
+                event.originator_id,
+                event.username,
+                event.email,
+                event.password_hash,
+                event.is_superuser,
+                Jsonb(doc),
+            ),
+        )
+
+    def _password_changed(self, cur: Cursor, event: User.PasswordChanged) -> None:
+        cur.execute(
+            "UPDATE catalog_users SET password_hash = %s WHERE uuid = %s",
+            (event.password_hash, event.originator_id),
+        )
+
+    def _profile_updated(self, cur: Cursor, event: User.ProfileUpdated) -> None:
+        cur.execute(
+            "UPDATE catalog_users SET doc = doc || %s WHERE uuid = %s",
+            (Jsonb(event.changes), event.originator_id),
+        )
+
+    # Projects
+
+    def _project_created(self, cur: Cursor, event: Project.Created) -> None:
+        stamp = iso(event.timestamp)
+        doc = {
+            "id": event.project_id,
+            "name": event.name,
+            "owner": basic_user(cur, event.owner_id),
+            "assignee": basic_user(cur, event.assignee_id),
+            "guide_id": None,
+            "bug_tracker": event.bug_tracker,
+            "task_subsets": [],
+            "created_date": stamp,
+            "updated_date": stamp,
+            "status": "annotation",
+            "dimension": None,
+            "organization": event.organization_id,
+            "organization_id": event.organization_id,
+            "target_storage": storage_doc(event.target_storage),
+            "source_storage": storage_doc(event.source_storage),
+            "assignee_updated_date": None,
+            "tasks": {"count": 0},
+        }
+        cur.execute(
+            "INSERT INTO catalog_projects (id, uuid, owner_id, doc) VALUES (%s, %s, %s, %s)",
+            (event.project_id, event.originator_id, event.owner_id, Jsonb(doc)),
+        )
+        write_labels(cur, event.labels, project_id=event.project_id)
+
+    def _project_updated(self, cur: Cursor, event: Project.Updated) -> None:
+        row = _load(cur, "catalog_projects", event.originator_id)
+        if row is None:
+            return
+        project_id, doc = row
+        _apply_common_changes(cur, doc, event)
+        cur.execute(
+            "UPDATE catalog_projects SET doc = %s, owner_id = %s WHERE id = %s",
+            (Jsonb(doc), (doc["owner"] or {}).get("id"), project_id),
+        )
+        if "name" in event.changes:
+            cur.execute(
+                "UPDATE catalog_tasks SET doc = jsonb_set(doc, '{project_name}',"
+                " to_jsonb(%s::text)) WHERE project_id = %s",
+                (event.changes["name"], project_id),
+            )
+            cur.execute(
+                "UPDATE catalog_jobs SET doc = jsonb_set(doc, '{project_name}',"
+                " to_jsonb(%s::text)) WHERE (doc->>'project_id')::int = %s",
+                (event.changes["name"], project_id),
+            )
+
+    def _project_labels_changed(self, cur: Cursor, event: Project.LabelsChanged) -> None:
+        row = _load(cur, "catalog_projects", event.originator_id)
+        if row is None:
+            return
+        write_labels(cur, event.labels, project_id=row[0])
+        _touch(cur, "catalog_projects", row[0], row[1], event.timestamp)
+
+    def _project_task_count(self, cur: Cursor, event: Project.Event) -> None:
+        row = _load(cur, "catalog_projects", event.originator_id)
+        if row is None:
+            return
+        project_id, doc = row
+        delta = 1 if isinstance(event, Project.TaskAdded) else -1
+        doc["tasks"]["count"] = max(0, doc["tasks"]["count"] + delta)
+        _touch(cur, "catalog_projects", project_id, doc, event.timestamp)
+
+    def _project_deleted(self, cur: Cursor, event: Project.Deleted) -> None:
+        row = _load(cur, "catalog_projects", event.originator_id)
+        if row is None:
+            return
+        cur.execute("DELETE FROM catalog_labels WHERE project_id = %s", (row[0],))
+        cur.execute("DELETE FROM catalog_projects WHERE id = %s", (row[0],))
+
+    # Tasks
+
+    def _task_created(self, cur: Cursor, event: Task.Created) -> None:
+        stamp = iso(event.timestamp)
+        doc = {
+            "id": event.task_id,
+            "name": event.name,
+            "project_id": event.project_id,
+            "project_name": _project_name(cur, event.project_id),
+            "owner": basic_user(cur, event.owner_id),
+            "assignee": basic_user(cur, event.assignee_id),
+            "bug_tracker": event.bug_tracker,
+            "created_date": stamp,
+            "updated_date": stamp,
+            "overlap": event.overlap,
+            "segment_size": event.segment_size,
+            "status": "annotation",
+            "data_cloud_storage_id": None,
+            "guide_id": None,
+            "data": None,
+            "dimension": "2d",
+            "mode": "",
+            "media_type": "image",
+            "subset": event.subset,
+            "organization": event.organization_id,
+            "organization_id": event.organization_id,
+            "target_storage": storage_doc(event.target_storage),
+            "source_storage": storage_doc(event.source_storage),
+            "assignee_updated_date": None,
+            "validation_mode": None,
+            "consensus_enabled": False,
+            "jobs": {"count": 0, "completed": 0, "validation": 0},
+        }
+        cur.execute(
+            "INSERT INTO catalog_tasks (id, uuid, project_id, owner_id, doc)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (event.task_id, event.originator_id, event.project_id, event.owner_id, Jsonb(doc)),
+        )
+        if event.project_id is None:
+            write_labels(cur, event.labels, task_id=event.task_id)
+        else:
+            _refresh_project_subsets(cur, event.project_id)
+
+    def _task_updated(self, cur: Cursor, event: Task.Updated) -> None:
+        row = _load(cur, "catalog_tasks", event.originator_id)
+        if row is None:
+            return
+        task_id, doc = row
+        _apply_common_changes(cur, doc, event)
+        if "subset" in event.changes:
+            doc["subset"] = event.changes["subset"]
+        cur.execute(
+            "UPDATE catalog_tasks SET doc = %s, owner_id = %s WHERE id = %s",
+            (Jsonb(doc), (doc["owner"] or {}).get("id"), task_id),
+        )
+        if "name" in event.changes:
+            cur.execute(
+                "UPDATE catalog_jobs SET doc = jsonb_set(doc, '{task_name}', to_jsonb(%s::text))"
+                " WHERE task_id = %s",
+                (event.changes["name"], task_id),
+            )
+        if "subset" in event.changes and doc["project_id"] is not None:
+            _refresh_project_subsets(cur, doc["project_id"])
+
+    def _task_labels_changed(self, cur: Cursor, event: Task.LabelsChanged) -> None:
+        row = _load(cur, "catalog_tasks", event.originator_id)
+        if row is None:
+            return
+        write_labels(cur, event.labels, task_id=row[0])
+        _touch(cur, "catalog_tasks", row[0], row[1], event.timestamp)
+
+    def _task_data_attached(self, cur: Cursor, event: Task.DataAttached) -> None:
+        row = _load(cur, "catalog_tasks", event.originator_id)
+        if row is None:
+            return
+        task_id, doc = row
+        data = event.data
+        doc.update(
+            {
+                "size": data.size,
+                "image_quality": data.image_quality,
+                "data_chunk_size": data.chunk_size,
+                "data_original_chunk_type": data.chunk_type,
+                "data_compressed_chunk_type": data.chunk_type,
+                "data": data.data_id,
+                "mode": data.mode,
+                "media_type": data.media_type,
+                "segment_size": event.segment_size,
+                "overlap": event.overlap,
+                "updated_date": iso(event.timestamp),
+            }
+        )
+        cur.execute(
+            "UPDATE catalog_tasks SET doc = %s, data = %s WHERE id = %s",
+            (Jsonb(doc), Jsonb(msgspec.to_builtins(data)), task_id),
+        )
+        cur.execute(
+            "UPDATE catalog_jobs SET doc = doc || %s WHERE task_id = %s",
+            (Jsonb(_job_data_fields(doc)), task_id),
+        )
+
+    def _task_deleted(self, cur: Cursor, event: Task.Deleted) -> None:
+        row = _load(cur, "catalog_tasks", event.originator_id)
+        if row is None:
+            return
+        task_id, doc = row
+        cur.execute("DELETE FROM catalog_labels WHERE task_id = %s", (task_id,))
+        cur.execute("DELETE FROM catalog_jobs WHERE task_id = %s", (task_id,))
+        cur.execute("DELETE FROM catalog_tasks WHERE id = %s", (task_id,))
+        if doc["project_id"] is not None:
+            _refresh_project_subsets(cur, doc["project_id"])
+
+    # Jobs
+
+    def _job_created(self, cur: Cursor, event: Job.Created) -> None:
+        cur.execute("SELECT doc FROM catalog_tasks WHERE id = %s", (event.task_id,))
+        task_row = cur.fetchone()
+        task: Doc = task_row[0] if task_row else {}
+        stamp = iso(event.timestamp)
+        doc = {
+            "id": event.job_id,
+            "task_id": event.task_id,
+            "task_name": task.get("name"),
+            "project_id": task.get("project_id"),
+            "project_name": task.get("project_name"),
+            "assignee": None,
+            "guide_id": None,
+            "dimension": "2d",
+            "bug_tracker": task.get("bug_tracker") or None,
+            "status": "annotation",
+            "stage": "annotation",
+            "state": "new",
+            "frame_count": event.stop_frame - event.start_frame + 1,
+            "start_frame": event.start_frame,
+            "stop_frame": event.stop_frame,
+            "created_date": stamp,
+            "updated_date": stamp,
+            "type": event.job_type,
+            "organization": task.get("organization_id"),
+            "target_storage": task.get("target_storage"),
+            "source_storage": task.get("source_storage"),
+            "assignee_updated_date": None,
+            "parent_job_id": None,
+            "replicas_count": 0,
+            "consensus_replicas": 0,
+            "issues": {"count": 0},
+            **_job_data_fields(task),
+        }
+        cur.execute(
+            "INSERT INTO catalog_jobs (id, uuid, task_id, doc) VALUES (%s, %s, %s, %s)",
+            (event.job_id, event.originator_id, event.task_id, Jsonb(doc)),
+        )
+        _refresh_task_jobs(cur, event.task_id)
+
+    def _job_updated(self, cur: Cursor, event: Job.Updated) -> None:
+        row = _load(cur, "catalog_jobs", event.originator_id)
+        if row is None:
+            return
+        job_id, doc = row
+        stamp = iso(event.timestamp)
+        changes = event.changes
+        if "assignee_id" in changes:
+            doc["assignee"] = basic_user(cur, changes["assignee_id"])  # type: ignore[arg-type]
+            doc["assignee_updated_date"] = stamp
+        for field in ("stage", "state"):
+            if field in changes:
+                doc[field] = changes[field]
+        doc["status"] = job_status(doc["stage"], doc["state"])
+        doc["updated_date"] = stamp
+        cur.execute("UPDATE catalog_jobs SET doc = %s WHERE id = %s", (Jsonb(doc), job_id))
+        _refresh_task_jobs(cur, doc["task_id"])
+
+    def _job_deleted(self, cur: Cursor, event: Job.Deleted) -> None:
+        cur.execute("DELETE FROM catalog_jobs WHERE uuid = %s", (event.originator_id,))
+
+
+def write_labels(
+    cur: Cursor,
+    labels: list[LabelSpec],
+    *,
+    project_id: int | None = None,
+    task_id: int | None = None,
+) -> None:
+    """Replaces the label rows of a project or a task."""
+    if project_id is not None:
+        cur.execute("DELETE FROM catalog_labels WHERE project_id = %s", (project_id,))
+    else:
+        cur.execute("DELETE FROM catalog_labels WHERE task_id = %s", (task_id,))
+    for position, label in enumerate(labels):
+        doc = label_doc(label, project_id=project_id, task_id=task_id)
+        cur.execute(
+            "INSERT INTO catalog_labels (id, project_id, task_id, position, doc)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (label.id, project_id, task_id, position, Jsonb(doc)),
+        )
+
+
+def label_doc(label: LabelSpec, *, project_id: int | None, task_id: int | None) -> Doc:
+    return {
+        "id": label.id,
+        "name": label.name,
+        "color": label.color,
+        "attributes": [msgspec.to_builtins(a) for a in label.attributes],
+        "type": label.type,
+        "svg": label.svg,
+        "sublabels": [
+            {
+                "id": sub.id,
+                "name": sub.name,
+                "color": sub.color,
+                "attributes": [msgspec.to_builtins(a) for a in sub.attributes],
+                "type": sub.type,
+                "has_parent": True,
+            }
+            for sub in label.sublabels
+        ],
+        "project_id": project_id,
+        "task_id": task_id,
+        "parent_id": None,
+        "has_parent": False,
+    }
+
+
+def _load(cur: Cursor, table: str, uuid: Any) -> tuple[int, Doc] | None:
+    cur.execute(
+        psycopg.sql.SQL("SELECT id, doc FROM {} WHERE uuid = %s").format(
+            psycopg.sql.Identifier(table)
+        ),
+        (uuid,),
+    )
+    row = cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _touch(cur: Cursor, table: str, ident: int, doc: Doc, moment: datetime) -> None:
+    doc["updated_date"] = iso(moment)
+    cur.execute(
+        psycopg.sql.SQL("UPDATE {} SET doc = %s WHERE id = %s").format(
+            psycopg.sql.Identifier(table)
+        ),
+        (Jsonb(doc), ident),
+    )
+
+
+def _apply_common_changes(cur: Cursor, doc: Doc, event: Project.Updated | Task.Updated) -> None:
+    stamp = iso(event.timestamp)
+    for field, value in event.changes.items():
+        if field == "owner_id":
+            doc["owner"] = basic_user(cur, value)  # type: ignore[arg-type]
+        elif field == "assignee_id":
+            doc["assignee"] = basic_user(cur, value)  # type: ignore[arg-type]
+            doc["assignee_updated_date"] = stamp
+        elif field in ("name", "bug_tracker"):
+            doc[field] = value
+        elif field.endswith("_storage"):
+            doc[field] = storage_doc(value)  # type: ignore[arg-type]
+    doc["updated_date"] = stamp
+
+
+def _project_name(cur: Cursor, project_id: int | None) -> str | None:
+    if project_id is None:
+        return None
+    cur.execute("SELECT doc->>'name' FROM catalog_projects WHERE id = %s", (project_id,))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def _job_data_fields(task: Doc) -> Doc:
+    return {
+        "mode": task.get("mode") or "annotation",
+        "media_type": task.get("media_type", "image"),
+        "data_chunk_size": task.get("data_chunk_size"),
+        "data_compressed_chunk_type": task.get("data_compressed_chunk_type", "imageset"),
+        "data_original_chunk_type": task.get("data_original_chunk_type", "imageset"),
+    }
+
+
+def _refresh_task_jobs(cur: Cursor, task_id: int) -> None:
+    cur.execute("SELECT doc->>'status' FROM catalog_jobs WHERE task_id = %s", (task_id,))
+    statuses = [row[0] for row in cur.fetchall()]
+    cur.execute("SELECT doc FROM catalog_tasks WHERE id = %s", (task_id,))
+    row = cur.fetchone()
+    if row is None:
+        return
+    doc = row[0]
+    doc["jobs"] = {
+        "count": len(statuses),
+        "completed": statuses.count("completed"),
+        "validation": statuses.count("validation"),
+    }
+    doc["status"] = _task_status(statuses)
+    cur.execute("UPDATE catalog_tasks SET doc = %s WHERE id = %s", (Jsonb(doc), task_id))
+
+
+def _task_status(job_statuses: list[str]) -> str:
+    if not job_statuses or "annotation" in job_statuses:
+        return "annotation"
+    if "validation" in job_statuses:
+        return "validation"
+    return "completed"
+
+
+def _refresh_project_subsets(cur: Cursor, project_id: int) -> None:
+    cur.execute(
+        "SELECT DISTINCT doc->>'subset' FROM catalog_tasks"
+        " WHERE project_id = %s AND doc->>'subset' <> '' ORDER BY 1",
+        (project_id,),
+    )
+    subsets = [row[0] for row in cur.fetchall()]
+    cur.execute(
+        "UPDATE catalog_projects SET doc = jsonb_set(doc, '{task_subsets}', %s) WHERE id = %s",
+        (Jsonb(subsets), project_id),
+    )

@@ -1,0 +1,65 @@
+"""A Palimpsest server on a free port in a thread, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from infra.cli import ensure_admin
+from infra.logs import configure_logging
+from infra.runtime import Runtime
+from infra.settings import Settings
+from web.app import create_app
+
+ADMIN_PASSWORD = "admin-password-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    database_url: str
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    runtime: Runtime | None = None
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        configure_logging("console")
+        settings = Settings(data_dir=self.data_dir, port=self.port, admin_password=ADMIN_PASSWORD)
+        self.runtime = Runtime.open(settings, self.database_url)
+        ensure_admin(self.runtime, ADMIN_PASSWORD)
+        config = uvicorn.Config(
+            create_app(self.runtime), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=20)
+        if self.runtime is not None:
+            self.runtime.close()

@@ -1,0 +1,60 @@
+"""The Starlette application: CVAT's REST API over the Palimpsest runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from infra.background import RequestLog
+from infra.runtime import Runtime
+from web import accounts, background_requests, jobs, media, projects, tasks
+from web.errors import EXCEPTION_HANDLERS
+from web.middleware import AuthenticationMiddleware, RequestLogMiddleware
+from web.sessions import Authenticator
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    """The app serving `runtime`; the caller opens and closes the runtime."""
+    authenticator = Authenticator(runtime.pool)
+    request_log = RequestLog(runtime.pool)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        request_log.fail_interrupted()
+        yield
+        for job in list(app.state.background):
+            job.cancel()
+        await asyncio.gather(*app.state.background, return_exceptions=True)
+
+    routes = [
+        *accounts.ROUTES,
+        *projects.ROUTES,
+        *tasks.ROUTES,
+        *media.ROUTES,
+        *jobs.ROUTES,
+        *background_requests.ROUTES,
+        Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(RequestLogMiddleware),
+            Middleware(AuthenticationMiddleware, authenticator=authenticator),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.authenticator = authenticator
+    app.state.requests = request_log
+    app.state.background = set()
+    return app

@@ -1,0 +1,66 @@
+"""What a handler needs from the request: the runtime, the caller, the server's base url."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+
+from core.permissions import Principal
+from infra.runtime import Runtime
+from infra.writer import Written
+from web.errors import BadRequest, Unauthorized
+
+T = TypeVar("T")
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def principal(request: Request) -> Principal:
+    credentials = request.scope.get("state", {}).get("credentials")
+    if credentials is None:
+        raise Unauthorized()
+    return credentials.principal
+
+
+def base_url(request: Request) -> str:
+    public = runtime(request).settings.public_url
+    if public:
+        return public.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def path_id(request: Request, name: str = "id") -> int:
+    return int(request.path_params[name])
+
+
+def query_int(request: Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest({name: [f"{raw!r} is not a whole number"]}) from None
+
+
+def query_flag(request: Request, name: str, default: bool = False) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadRequest({name: [f"{raw!r} is not true or false"]})
+
+
+async def execute(request: Request, command: Any) -> Written[Any]:
+    """Runs a command as the caller, under the request's Idempotency-Key if it sent one."""
+    caller = principal(request)
+    command_id = request.headers.get("idempotency-key") or f"rest-{uuid.uuid4()}"
+    return await runtime(request).execute(command, caller, command_id)

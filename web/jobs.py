@@ -1,0 +1,138 @@
+"""/api/jobs and /api/labels: list, retrieve, update."""
+
+from __future__ import annotations
+
+from psycopg import sql
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.jobs import JobPatch, update_job
+from projections.list_query import Field, ListSpec
+from web.context import base_url, execute, path_id, principal, query_int
+from web.errors import BadRequest
+from web.pagination import Listing, list_response, unpaged
+from web.reads import fetch_all, fetch_doc
+from web.representations import job_json, label_json
+from web.responses import json_response, read_body
+
+JOBS = Listing(
+    table="catalog_jobs",
+    spec=ListSpec(
+        fields={
+            "id": Field(sql.Identifier("id"), "int", cast=False),
+            "task_id": Field(sql.Identifier("task_id"), "int", cast=False),
+            "project_id": Field(sql.SQL("doc->>'project_id'"), "int"),
+            "task_name": Field(sql.SQL("doc->>'task_name'"), "text"),
+            "project_name": Field(sql.SQL("doc->>'project_name'"), "text"),
+            "assignee": Field(sql.SQL("doc->'assignee'->>'username'"), "text"),
+            "stage": Field(sql.SQL("doc->>'stage'"), "text"),
+            "state": Field(sql.SQL("doc->>'state'"), "text"),
+            "type": Field(sql.SQL("doc->>'type'"), "text"),
+            "dimension": Field(sql.SQL("doc->>'dimension'"), "text"),
+            "mode": Field(sql.SQL("doc->>'mode'"), "text"),
+            "media_type": Field(sql.SQL("doc->>'media_type'"), "text"),
+            "parent_job_id": Field(sql.SQL("doc->>'parent_job_id'"), "int"),
+            "frame_count": Field(sql.SQL("doc->>'frame_count'"), "int"),
+            "updated_date": Field(sql.SQL("doc->>'updated_date'"), "datetime"),
+        },
+        search_fields=("task_name", "project_name", "assignee", "state", "stage"),
+        simple_filters=(
+            "task_id",
+            "project_id",
+            "task_name",
+            "project_name",
+            "assignee",
+            "stage",
+            "state",
+            "type",
+            "dimension",
+            "mode",
+            "media_type",
+            "parent_job_id",
+        ),
+        ordering_fields=(
+            "id",
+            "task_id",
+            "project_id",
+            "task_name",
+            "project_name",
+            "assignee",
+            "stage",
+            "state",
+            "type",
+            "frame_count",
+            "updated_date",
+        ),
+        default_order="-id",
+    ),
+    render=job_json,
+)
+
+
+async def jobs_list(request: Request) -> Response:
+    principal(request)
+    return await list_response(request, JOBS)
+
+
+async def job_detail(request: Request) -> Response:
+    principal(request)
+    return await job_response(request, path_id(request))
+
+
+async def job_update(request: Request) -> Response:
+    caller = principal(request)
+    job_id = path_id(request)
+    body = await read_body(request, JobPatch)
+    await execute(request, lambda unit: update_job(unit, caller, job_id, body))
+    return await job_response(request, job_id)
+
+
+async def job_response(request: Request, job_id: int) -> Response:
+    doc = await fetch_doc(request, "catalog_jobs", job_id, "job")
+    return json_response(job_json(doc, base_url(request)))
+
+
+async def labels_list(request: Request) -> Response:
+    """Top-level labels of a project, a task (its project's if it has one) or a job's task."""
+    principal(request)
+    project_id = query_int(request, "project_id")
+    task_id = query_int(request, "task_id")
+    job_id = query_int(request, "job_id")
+    if job_id is not None:
+        task_id = (await fetch_doc(request, "catalog_jobs", job_id, "job"))["task_id"]
+    if task_id is not None:
+        task = await fetch_doc(request, "catalog_tasks", task_id, "task")
+        project_id = task["project_id"]
+        if project_id is None:
+            return await _labels_page(request, "task_id", task_id)
+    if project_id is not None:
+        await fetch_doc(request, "catalog_projects", project_id, "project")
+        return await _labels_page(request, "project_id", project_id)
+    raise BadRequest({"detail": "give one of project_id, task_id or job_id"})
+
+
+async def _labels_page(request: Request, owner_column: str, owner_id: int) -> Response:
+    query = sql.SQL("SELECT doc FROM catalog_labels WHERE {} = %s ORDER BY position").format(
+        sql.Identifier(owner_column)
+    )
+    rows = await fetch_all(request, query, (owner_id,))
+    base = base_url(request)
+    name = request.query_params.get("name")
+    results = [label_json(row[0], base) for row in rows if name is None or row[0]["name"] == name]
+    return json_response(unpaged(results))
+
+
+async def label_detail(request: Request) -> Response:
+    principal(request)
+    doc = await fetch_doc(request, "catalog_labels", path_id(request), "label")
+    return json_response(label_json(doc, base_url(request)))
+
+
+ROUTES = [
+    Route("/api/jobs", jobs_list, methods=["GET"]),
+    Route("/api/jobs/{id:int}", job_detail, methods=["GET"]),
+    Route("/api/jobs/{id:int}", job_update, methods=["PATCH"]),
+    Route("/api/labels", labels_list, methods=["GET"]),
+    Route("/api/labels/{id:int}", label_detail, methods=["GET"]),
+]

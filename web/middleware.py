@@ -1,0 +1,114 @@
+"""ASGI middleware: who is asking (with CSRF for cookie sessions), and one log line a request."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.responses import json_response
+from web.sessions import Authenticator, Credentials
+
+log = structlog.get_logger("palimpsest.http")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+CSRF_EXEMPT = frozenset({"/api/auth/login", "/api/auth/register"})
+
+
+class AuthenticationMiddleware:
+    """Resolves Token, Bearer, Basic or session-cookie credentials into scope state."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        scope.setdefault("state", {})
+        try:
+            credentials = await self._credentials(request)
+        except _Refused as refusal:
+            await json_response({"detail": refusal.detail}, status=refusal.status)(
+                scope, receive, send
+            )
+            return
+        scope["state"]["credentials"] = credentials
+        await self.app(scope, receive, send)
+
+    async def _credentials(self, request: Request) -> Credentials | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        scheme = scheme.lower()
+        value = value.strip()
+        if scheme in ("token", "bearer") and value:
+            session = await run_in_threadpool(self.authenticator.by_token, value)
+            if session is None:
+                raise _Refused(401, "Invalid token.")
+            return Credentials(session.principal, via_cookie=False, session=session)
+        if scheme == "basic" and value:
+            principal = await run_in_threadpool(self.authenticator.check_basic, value)
+            if principal is None:
+                raise _Refused(401, "Invalid username/password.")
+            return Credentials(principal, via_cookie=False)
+        session_id = request.cookies.get("sessionid")
+        if not session_id:
+            return None
+        session = await run_in_threadpool(self.authenticator.by_session_id, session_id)
+        if session is None:
+            return None
+        if request.method not in SAFE_METHODS and request.url.path not in CSRF_EXEMPT:
+            sent = request.headers.get("x-csrftoken", "")
+            if not hmac.compare_digest(sent, session.csrf_token):
+                raise _Refused(403, "CSRF Failed: CSRF token missing or incorrect.")
+        return Credentials(session.principal, via_cookie=True, session=session)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class RequestLogMiddleware:
+    """One structured line per request: method, path, status, user, duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_and_note(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status["code"],
+                user=_username(scope),
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+
+def _username(scope: Scope) -> Any:
+    credentials = scope.get("state", {}).get("credentials")
+    return credentials.principal.username if credentials else None

@@ -1,0 +1,31 @@
+"""Reading catalog rows off the event loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from core.errors import NotFound
+from web.context import runtime
+
+
+async def fetch_all(request: Request, query: Any, params: tuple[Any, ...] = ()) -> list[Any]:
+    pool = runtime(request).pool
+
+    def run() -> list[Any]:
+        with pool.connection() as conn:
+            return conn.execute(query, params).fetchall()
+
+    return await run_in_threadpool(run)
+
+
+async def fetch_doc(request: Request, table: str, ident: int, kind: str) -> dict[str, Any]:
+    """The catalog document of `kind` `ident`, or NotFound."""
+    query = sql.SQL("SELECT doc FROM {} WHERE id = %s").format(sql.Identifier(table))
+    rows = await fetch_all(request, query, (ident,))
+    if not rows:
+        raise NotFound(kind, ident)
+    return rows[0][0]

@@ -1,0 +1,125 @@
+"""Who is asking: sessions, tokens and HTTP Basic, resolved to a Principal per request."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from psycopg_pool import ConnectionPool
+
+from core.passwords import verify_password
+from core.permissions import Principal
+
+SESSION_DAYS = 14
+BASIC_CACHE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Session:
+    key: str
+    session_id: str
+    csrf_token: str
+    principal: Principal
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a request presented; `via_cookie` decides whether CSRF is checked."""
+
+    principal: Principal
+    via_cookie: bool
+    session: Session | None = None
+
+
+class Authenticator:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._basic_cache: dict[tuple[str, str], tuple[float, Principal, str]] = {}
+        self._lock = threading.Lock()
+
+    def check_password(self, login: str, password: str) -> Principal | None:
+        """The user whose username or email is `login`, if `password` is theirs."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT id, username, is_superuser, password_hash FROM catalog_users"
+                " WHERE lower(username) = lower(%s) OR (email <> '' AND lower(email) = lower(%s))"
+                " ORDER BY (lower(username) = lower(%s)) DESC LIMIT 1",
+                (login, login, login),
+            ).fetchone()
+        if row is None or not verify_password(password, row[3]):
+            return None
+        return Principal(id=row[0], username=row[1], is_superuser=row[2])
+
+    def check_basic(self, header_value: str) -> Principal | None:
+        try:
+            decoded = base64.b64decode(header_value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        username, _, password = decoded.partition(":")
+        cache_key = (username, hashlib.sha256(password.encode()).hexdigest())
+        now = time.monotonic()
+        with self._lock:
+            cached = self._basic_cache.get(cache_key)
+        if cached and cached[0] > now and self._password_unchanged(cached[1].id, cached[2]):
+            return cached[1]
+        principal = self.check_password(username, password)
+        if principal is not None:
+            with self._lock:
+                self._basic_cache[cache_key] = (
+                    now + BASIC_CACHE_SECONDS,
+                    principal,
+                    self._password_hash(principal.id),
+                )
+        return principal
+
+    def _password_hash(self, user_id: int) -> str:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT password_hash FROM catalog_users WHERE id = %s", (user_id,)
+            ).fetchone()
+        return row[0] if row else ""
+
+    def _password_unchanged(self, user_id: int, known_hash: str) -> bool:
+        return self._password_hash(user_id) == known_hash
+
+    def open_session(self, principal: Principal) -> Session:
+        session = Session(
+            key=secrets.token_hex(20),
+            session_id=secrets.token_hex(16),
+            csrf_token=secrets.token_hex(16),
+            principal=principal,
+        )
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO auth_sessions (key, session_id, csrf_token, user_id, expires)"
+                " VALUES (%s, %s, %s, %s, now() + make_interval(days => %s))",
+                (session.key, session.session_id, session.csrf_token, principal.id, SESSION_DAYS),
+            )
+        return session
+
+    def close_session(self, session: Session) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("DELETE FROM auth_sessions WHERE key = %s", (session.key,))
+
+    def by_token(self, key: str) -> Session | None:
+        return self._find_session("s.key = %s", key)
+
+    def by_session_id(self, session_id: str) -> Session | None:
+        return self._find_session("s.session_id = %s", session_id)
+
+    def _find_session(self, condition: str, value: str) -> Session | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT s.key, s.session_id, s.csrf_token, u.id, u.username, u.is_superuser"
+                " FROM auth_sessions s JOIN catalog_users u ON u.id = s.user_id"
+                f" WHERE {condition} AND s.expires > now()",
+                (value,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Session(row[0], row[1], row[2], Principal(row[3], row[4], row[5]))

@@ -1,0 +1,201 @@
+"""CVAT's data upload protocol on /api/tasks/{id}/data/: Upload-Start, -Multiple, -Finish."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+import msgspec
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core.errors import ValidationFailed
+from core.permissions import Principal, check_owner_or_admin
+from core.task_data import DataRequest, check_data_request
+from core.tasks import attach_data
+from infra.background import Operation, RequestLog
+from infra.runtime import Runtime
+from web.context import path_id, principal, runtime
+from web.errors import BadRequest
+from web.reads import fetch_doc
+from web.responses import json_response
+from workers.images import MediaError
+from workers.ingest import ingest_images, record_upload, upload_order
+
+log = structlog.get_logger(__name__)
+
+MAX_FILES_PER_REQUEST = 10_000
+MAX_FIELD_SIZE = 1024 * 1024
+
+
+def upload_dir(rt: Runtime, task_id: int) -> Path:
+    return rt.settings.data_dir / "uploads" / f"task_{task_id}"
+
+
+def task_media_dir(rt: Runtime, task_id: int) -> Path:
+    return rt.media_dir / "tasks" / str(task_id)
+
+
+async def task_data_upload(request: Request) -> Response:
+    caller = principal(request)
+    task_id = path_id(request)
+    await _check_can_attach(request, caller, task_id)
+    headers = request.headers
+    if "tus-resumable" in headers:
+        raise BadRequest(
+            "Resumable (TUS) uploads are not supported yet; send files of up to 100 MB "
+            "with Upload-Multiple"
+        )
+    starting = "upload-start" in headers
+    finishing = "upload-finish" in headers
+    if "upload-multiple" in headers:
+        await _receive_files(request, task_id)
+        return json_response({}, status=200)
+    if starting and not finishing:
+        await run_in_threadpool(_reset_upload_dir, upload_dir(runtime(request), task_id))
+        return json_response({}, status=202)
+    if not finishing:  # a one-shot request carries its files and parameters together
+        await run_in_threadpool(_reset_upload_dir, upload_dir(runtime(request), task_id))
+    data_request = await _data_request(request, task_id, receive_files=not finishing)
+    rq_id = await _start_ingest(request, caller, task_id, data_request)
+    return json_response({"rq_id": rq_id}, status=202)
+
+
+async def _check_can_attach(request: Request, caller: Principal, task_id: int) -> None:
+    task = await fetch_doc(request, "catalog_tasks", task_id, "task")
+    check_owner_or_admin(caller, (task["owner"] or {}).get("id"), "task")
+    if task.get("data") is not None:
+        raise ValidationFailed.one("data", "Adding more data is not supported")
+
+
+def _reset_upload_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+
+
+async def _receive_files(request: Request, task_id: int) -> FormData:
+    target = upload_dir(runtime(request), task_id)
+    form = await request.form(max_files=MAX_FILES_PER_REQUEST, max_part_size=MAX_FIELD_SIZE)
+    files = [(key, value) for key, value in form.multi_items() if isinstance(value, UploadFile)]
+    await run_in_threadpool(_store_files, target, files)
+    return form
+
+
+def _store_files(target: Path, files: list[tuple[str, UploadFile]]) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    existing = set(upload_order(target))
+    for key, upload in files:
+        if not key.startswith("client_files"):
+            continue
+        name = safe_file_name(upload.filename or "", key)
+        if name in existing:
+            raise BadRequest({key: [f"a file named {name} was uploaded already"]})
+        with (target / name).open("wb") as out:
+            upload.file.seek(0)
+            shutil.copyfileobj(upload.file, out, 1024 * 1024)
+        record_upload(target, name)
+        existing.add(name)
+
+
+def safe_file_name(client_name: str, field: str) -> str:
+    """The base name of a client path (POSIX or Windows), refusing anything that escapes."""
+    name = PureWindowsPath(PurePosixPath(client_name).name).name
+    if name in ("", ".", "..") or "\x00" in name or name.startswith("."):
+        raise BadRequest({field: [f"{client_name!r} is not a usable file name"]})
+    return name
+
+
+async def _data_request(request: Request, task_id: int, *, receive_files: bool) -> DataRequest:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await (
+            _receive_files(request, task_id)
+            if receive_files
+            else request.form(max_files=0, max_part_size=MAX_FIELD_SIZE)
+        )
+        fields: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                _add_form_field(fields, key, value)
+        data_request = msgspec.convert(fields, DataRequest, strict=False)
+    else:
+        raw = await request.body()
+        data_request = msgspec.json.decode(raw or b"{}", type=DataRequest)
+    check_data_request(data_request)
+    return data_request
+
+
+def _add_form_field(fields: dict[str, Any], key: str, value: str) -> None:
+    base = key.split("[", 1)[0]
+    if base in ("upload_file_order", "server_files", "remote_files", "server_files_exclude"):
+        fields.setdefault(base, []).append(value)
+    elif base in ("use_zip_chunks", "use_cache", "copy_data"):
+        fields[base] = value.lower() in ("true", "1")
+    else:
+        fields[base] = value
+
+
+async def _start_ingest(
+    request: Request, caller: Principal, task_id: int, data_request: DataRequest
+) -> str:
+    rt = runtime(request)
+    requests: RequestLog = request.app.state.requests
+    operation = Operation(type="create:task", target="task", task_id=task_id)
+    if await run_in_threadpool(requests.is_running, operation, caller.id):
+        raise BadRequest("this task's data is being attached already")
+    rq_id = await run_in_threadpool(requests.open, operation, caller.id)
+    job = asyncio.create_task(_ingest(rt, requests, rq_id, caller, task_id, data_request))
+    request.app.state.background.add(job)
+    job.add_done_callback(request.app.state.background.discard)
+    return rq_id
+
+
+async def _ingest(
+    rt: Runtime,
+    requests: RequestLog,
+    rq_id: str,
+    caller: Principal,
+    task_id: int,
+    data_request: DataRequest,
+) -> None:
+    staging = rt.media_dir / "tasks" / f".{task_id}-{secrets.token_hex(4)}"
+    final = task_media_dir(rt, task_id)
+    try:
+        data_id = await run_in_threadpool(rt.ids.next, "data")
+        data = await run_in_threadpool(
+            lambda: ingest_images(
+                upload_dir(rt, task_id),
+                staging,
+                data_request,
+                data_id=data_id,
+                seed=secrets.randbits(32),
+                progress=lambda fraction, text: requests.progress(rq_id, fraction, text),
+            )
+        )
+        await run_in_threadpool(_publish_media, staging, final)
+        try:
+            await rt.execute(lambda unit: attach_data(unit, caller, task_id, data), caller)
+        except Exception:
+            shutil.rmtree(final, ignore_errors=True)
+            raise
+        await run_in_threadpool(requests.finish, rq_id, task_id)
+        shutil.rmtree(upload_dir(rt, task_id), ignore_errors=True)
+    except (MediaError, ValueError, ValidationFailed) as error:
+        await run_in_threadpool(requests.fail, rq_id, str(error))
+    except Exception as error:
+        log.exception("ingest failed", task_id=task_id)
+        await run_in_threadpool(requests.fail, rq_id, f"Internal error: {error}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish_media(staging: Path, final: Path) -> None:
+    shutil.rmtree(final, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(final)

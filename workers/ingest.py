@@ -1,0 +1,98 @@
+"""Turns uploaded images into a task's media: order, filter, compressed frames, metadata.
+
+Runs in the server process for now (a thread); the media issue moves it to the workers.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from core.segments import default_chunk_size, frame_range, order_files, parse_frame_filter
+from core.task_data import DataRequest, FrameMeta, TaskData
+from workers.images import IMAGE_EXTENSIONS, MediaError, probe_image, write_compressed
+
+ORDER_FILE = ".order"
+Progress = Callable[[float, str], None]
+
+
+def upload_order(upload_dir: Path) -> list[str]:
+    """The uploaded file names in the order they arrived."""
+    order_file = upload_dir / ORDER_FILE
+    if not order_file.exists():
+        return []
+    return [line for line in order_file.read_text().splitlines() if line]
+
+
+def record_upload(upload_dir: Path, name: str) -> None:
+    with (upload_dir / ORDER_FILE).open("a") as order_file:
+        order_file.write(name + "\n")
+
+
+def ingest_images(
+    upload_dir: Path,
+    media_dir: Path,
+    request: DataRequest,
+    *,
+    data_id: int,
+    seed: int,
+    progress: Progress,
+) -> TaskData:
+    """Writes originals and compressed frames under media_dir; returns the task's data."""
+    names = upload_order(upload_dir)
+    if not names:
+        raise MediaError("no files were uploaded")
+    _check_extensions(names)
+    ordered = order_files(
+        names,
+        request.sorting_method,
+        upload_order=request.upload_file_order or None,
+        seed=seed,
+    )
+    step = parse_frame_filter(request.frame_filter)
+    kept = frame_range(len(ordered), request.start_frame, request.stop_frame, step)
+    (media_dir / "original").mkdir(parents=True, exist_ok=True)
+    (media_dir / "compressed").mkdir(parents=True, exist_ok=True)
+    frames: list[FrameMeta] = []
+    for frame, index in enumerate(kept):
+        frames.append(_ingest_frame(upload_dir / ordered[index], media_dir, frame, request))
+        progress(frame / len(kept), f"Processed {frame + 1} of {len(kept)} images")
+    first = frames[0]
+    return TaskData(
+        data_id=data_id,
+        image_quality=request.image_quality,
+        chunk_size=request.chunk_size or default_chunk_size(first.width, first.height),
+        size=len(frames),
+        start_frame=request.start_frame,
+        stop_frame=kept[-1],
+        frame_filter=request.frame_filter,
+        sorting_method=request.sorting_method,
+        frames=frames,
+        random_seed=seed if request.sorting_method == "random" else None,
+        use_zip_chunks=request.use_zip_chunks,
+        storage_method=request.storage_method,
+    )
+
+
+def _check_extensions(names: list[str]) -> None:
+    for name in names:
+        if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+            raise MediaError(
+                f"{name} is not a supported image; archives and videos are not supported yet"
+            )
+
+
+def _ingest_frame(source: Path, media_dir: Path, frame: int, request: DataRequest) -> FrameMeta:
+    info = probe_image(source)
+    write_compressed(source, compressed_path(media_dir, frame), request.image_quality)
+    shutil.copyfile(source, original_path(media_dir, frame, source.name))
+    return FrameMeta(name=info.name, width=info.width, height=info.height)
+
+
+def compressed_path(media_dir: Path, frame: int) -> Path:
+    return media_dir / "compressed" / f"{frame:06d}.jpg"
+
+
+def original_path(media_dir: Path, frame: int, name: str) -> Path:
+    return media_dir / "original" / f"{frame:06d}{Path(name).suffix.lower()}"
