@@ -63,15 +63,19 @@ def database_url(
     module = re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])
     name = f"plm_{worker_name}_{module}"[:60]
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            psycopg.sql.Identifier(name)
-        ))
+        conn.execute(
+            psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                psycopg.sql.Identifier(name)
+            )
+        )
     ensure_database(postgres_server_url, name)
     yield with_database(postgres_server_url, name)
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            psycopg.sql.Identifier(name)
-        ))
+        conn.execute(
+            psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                psycopg.sql.Identifier(name)
+            )
+        )
 
 
 @pytest.fixture(scope="module")

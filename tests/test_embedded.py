@@ -44,8 +44,8 @@ def _wait_gone(pid: int, timeout: float = 5.0) -> None:
 def _postmaster_pid(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    return psutil.Process(row[0]).ppid()
+        assert row is not None
+        return psutil.Process(row[0]).ppid()  # while the backend still lives
 
 
 def _insert(url: str, value: str) -> None:

@@ -16,6 +16,7 @@ from infra.background import RequestLog
 from infra.runtime import Runtime
 from web import accounts, background_requests, jobs, media, projects, tasks
 from web.errors import EXCEPTION_HANDLERS
+from web.idempotency import IdempotencyMiddleware
 from web.middleware import AuthenticationMiddleware, RequestLogMiddleware
 from web.sessions import Authenticator
 
@@ -49,6 +50,7 @@ def create_app(runtime: Runtime) -> Starlette:
         middleware=[
             Middleware(RequestLogMiddleware),
             Middleware(AuthenticationMiddleware, authenticator=authenticator),
+            Middleware(IdempotencyMiddleware, pool=runtime.pool),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,

@@ -1,0 +1,141 @@
+"""The official cvat-cli and cvat-sdk (2.80, from PyPI) against a live Palimpsest, unchanged."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cvat_sdk import make_client, models
+from cvat_sdk.core.proxies.tasks import ResourceType
+from PIL import Image
+
+from tests.images import write_images
+from tests.live_server import ADMIN_PASSWORD, LiveServer
+
+CLI = str(Path(sys.executable).parent / "cvat-cli")
+
+
+def run_cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, "--server-host", server.url, "--auth", f"admin:{ADMIN_PASSWORD}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_creates_a_task_from_local_images_and_lists_it(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    images = write_images(tmp_path, ["img1.jpg", "img2.jpg"])
+    labels = json.dumps([{"name": "car"}, {"name": "person"}])
+    created = run_cli(
+        server,
+        "task", "create", "demo", "local", *map(str, images),
+        "--labels", labels, "--completion_verification_period", "0.1",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    task_id = int(created.stdout.strip().splitlines()[-1])
+
+    listed = run_cli(server, "task", "ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    tasks = {task["id"]: task for task in json.loads(listed.stdout)}
+    assert tasks[task_id]["name"] == "demo"
+    assert tasks[task_id]["size"] == 2
+    assert "not compatible" not in listed.stderr
+
+    frames_dir = tmp_path / "frames"
+    frames = run_cli(server, "task", "frames", str(task_id), "0", "1", "--outdir", str(frames_dir))
+    assert frames.returncode == 0, frames.stderr
+    assert len(list(frames_dir.iterdir())) == 2
+
+
+def test_sdk_project_with_labels_task_jobs_frames_and_meta(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    images = write_images(tmp_path, [f"frame_{i}.png" for i in (10, 2, 1, 3, 20)], size=(80, 60))
+    with make_client(
+        "http://127.0.0.1", port=server.port, credentials=("admin", ADMIN_PASSWORD)
+    ) as c:
+        c.config.status_check_period = 0.1
+        project = c.projects.create(
+            models.ProjectWriteRequest(
+                name="streets",
+                labels=[
+                    models.PatchedLabelRequest(
+                        name="car",
+                        attributes=[
+                            models.AttributeRequest(
+                                name="model",
+                                mutable=False,
+                                input_type="select",
+                                values=["sedan", "truck"],
+                                default_value="truck",
+                            ),
+                            models.AttributeRequest(
+                                name="speed",
+                                mutable=True,
+                                input_type="number",
+                                values=["0", "200", "1"],
+                            ),
+                        ],
+                    ),
+                    models.PatchedLabelRequest(name="sign", type="rectangle"),
+                ],
+            )
+        )
+        task = c.tasks.create_from_data(
+            spec=models.TaskWriteRequest(name="street task", project_id=project.id, segment_size=2),
+            resource_type=ResourceType.LOCAL,
+            resources=[str(p) for p in images],
+            data_params={"sorting_method": "natural", "image_quality": 50},
+        )
+        assert task.size == 5
+        assert task.project_id == project.id
+        jobs = task.get_jobs()
+        assert sorted((j.start_frame, j.stop_frame) for j in jobs) == [(0, 1), (2, 3), (4, 4)]
+        meta = task.get_meta()
+        assert [f.name for f in meta.frames] == [
+            "frame_1.png", "frame_2.png", "frame_3.png", "frame_10.png", "frame_20.png",
+        ]  # fmt: skip
+        assert (meta.frames[0].width, meta.frames[0].height) == (80, 60)
+        labels = task.get_labels()
+        assert sorted(label.name for label in labels) == ["car", "sign"]
+        car = next(label for label in labels if label.name == "car")
+        assert {a.name: a.default_value for a in car.attributes} == {"model": "truck", "speed": "0"}
+
+        compressed = Image.open(task.get_frame(3, quality="compressed"))
+        original = Image.open(task.get_frame(3, quality="original"))
+        assert compressed.format == "JPEG" and original.format == "PNG"
+        assert compressed.size == original.size == (80, 60)
+
+        job = sorted(jobs, key=lambda j: j.start_frame)[1]
+        job_frame = Image.open(job.get_frame(2, quality="compressed"))
+        assert job_frame.size == (80, 60)
+        assert [f.name for f in job.get_meta().frames] == ["frame_3.png", "frame_10.png"]
+        assert Image.open(io.BytesIO(task.get_preview().read())).size[0] <= 256
+
+        fetched = c.projects.retrieve(project.id)
+        assert fetched.tasks.count == 1
+        assert [t.id for t in fetched.get_tasks()] == [task.id]
+
+
+def test_sdk_reports_a_failed_ingest(server: LiveServer, tmp_path: Path) -> None:
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not an image")
+    from cvat_sdk.core.exceptions import BackgroundRequestException
+
+    with make_client(
+        "http://127.0.0.1", port=server.port, credentials=("admin", ADMIN_PASSWORD)
+    ) as c:
+        c.config.status_check_period = 0.1
+        with pytest.raises(BackgroundRequestException, match="notes.jpg"):
+            c.tasks.create_from_data(
+                spec=models.TaskWriteRequest(name="bad", labels=[{"name": "x"}]),
+                resource_type=ResourceType.LOCAL,
+                resources=[str(bad)],
+            )
