@@ -26,6 +26,14 @@ class NotFound(DomainError):
         self.ident = ident
 
 
+class NotAuthenticated(DomainError):
+    """No (valid) credentials came with the request."""
+
+    def __init__(self, detail: str = "Authentication credentials were not provided.") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 class PermissionDenied(DomainError):
     """The acting user's role does not allow this."""
 

@@ -1,15 +1,16 @@
-"""Who may do what. Every request passes through one of these checks.
+"""Who may do what: every request and every command passes through `authorize`.
 
 The full role matrix (organizations, memberships) arrives with the permissions issue; until
-then: any signed-in user may read and annotate any job, and only a resource's owner or an
-admin may change or delete a project or task.
+then: any signed-in user may list, view, create and annotate; only a resource's owner or an
+admin may change or delete a project or task; users change only their own account.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-from core.errors import PermissionDenied
+from core.errors import NotAuthenticated, PermissionDenied
 
 
 @dataclass(frozen=True)
@@ -19,12 +20,33 @@ class Principal:
     is_superuser: bool = False
 
 
-def check_owner_or_admin(principal: Principal, owner_id: int | None, what: str) -> None:
-    if principal.is_superuser or (owner_id is not None and owner_id == principal.id):
-        return
-    raise PermissionDenied(f"only the owner of this {what} or an admin may change it")
+class Action(StrEnum):
+    LIST = "list"
+    VIEW = "view"
+    CREATE = "create"
+    CHANGE = "change"
+    DELETE = "delete"
+    ANNOTATE = "annotate"
 
 
-def check_admin(principal: Principal, what: str) -> None:
-    if not principal.is_superuser:
-        raise PermissionDenied(f"only an admin may {what}")
+@dataclass(frozen=True)
+class Resource:
+    kind: str  # "project", "task", "job", "label", "user", "request", "server"
+    owner_id: int | None = None
+
+
+OWNED_KINDS = frozenset({"project", "task", "user"})
+
+
+def authorize(principal: Principal | None, action: Action, resource: Resource) -> Principal:
+    """Returns the principal if the action is allowed; raises otherwise."""
+    if principal is None:
+        raise NotAuthenticated()
+    if principal.is_superuser:
+        return principal
+    if action in (Action.CHANGE, Action.DELETE) and resource.kind in OWNED_KINDS:
+        if resource.owner_id is None or resource.owner_id != principal.id:
+            raise PermissionDenied(
+                f"only the owner of this {resource.kind} or an admin may {action} it"
+            )
+    return principal

@@ -8,7 +8,7 @@ from core.accounts import User
 from core.aggregate import Entity
 from core.errors import ValidationFailed
 from core.labels import LabelInput, LabelSpec, build_labels
-from core.permissions import Principal, check_owner_or_admin
+from core.permissions import Action, Principal, Resource, authorize
 from core.storage import StorageInput, StorageSpec, apply_changes, build_storage
 from core.units import Unit
 
@@ -136,7 +136,7 @@ def update_project(
     unit: Unit, principal: Principal, project_id: int, body: ProjectPatch
 ) -> Project:
     project = unit.get(Project, project_id)
-    check_owner_or_admin(principal, project.owner_id, "project")
+    authorize(principal, Action.CHANGE, Resource("project", project.owner_id))
     changes: dict[str, object] = {}
     if body.name is not UNSET:
         changes["name"] = check_name(body.name)

@@ -8,7 +8,7 @@ from core.aggregate import Entity
 from core.errors import ErrorCollector, NotFound, ValidationFailed
 from core.jobs import Job
 from core.labels import LabelInput, LabelSpec, build_labels
-from core.permissions import Principal, check_owner_or_admin
+from core.permissions import Action, Principal, Resource, authorize
 from core.projects import Project, check_name, check_user_exists
 from core.segments import segment_ranges
 from core.storage import StorageInput, StorageSpec, apply_changes, build_storage
@@ -174,7 +174,7 @@ def _project_for_task(unit: Unit, project_id: int | None) -> Project | None:
 
 def update_task(unit: Unit, principal: Principal, task_id: int, body: TaskPatch) -> Task:
     task = unit.get(Task, task_id)
-    check_owner_or_admin(principal, task.owner_id, "task")
+    authorize(principal, Action.CHANGE, Resource("task", task.owner_id))
     changes: dict[str, object] = {}
     if body.name is not UNSET:
         changes["name"] = check_name(body.name)
@@ -212,7 +212,7 @@ def update_task(unit: Unit, principal: Principal, task_id: int, body: TaskPatch)
 def attach_data(unit: Unit, principal: Principal, task_id: int, data: TaskData) -> Task:
     """Records the task's media and cuts it into jobs, as CVAT's segmenting does."""
     task = unit.get(Task, task_id)
-    check_owner_or_admin(principal, task.owner_id, "task")
+    authorize(principal, Action.CHANGE, Resource("task", task.owner_id))
     if task.data is not None:
         raise ValidationFailed.one("data", "Adding more data is not supported")
     if data.size < 1:
@@ -249,7 +249,7 @@ def _effective_overlap(ranges: list[tuple[int, int]]) -> int:
 
 def delete_task(unit: Unit, principal: Principal, task_id: int) -> None:
     task = unit.get(Task, task_id)
-    check_owner_or_admin(principal, task.owner_id, "task")
+    authorize(principal, Action.DELETE, Resource("task", task.owner_id))
     _delete_task_tree(unit, task)
     if task.project_id is not None:
         project = unit.find(Project, task.project_id)
@@ -259,7 +259,7 @@ def delete_task(unit: Unit, principal: Principal, task_id: int) -> None:
 
 def delete_project(unit: Unit, principal: Principal, project_id: int) -> None:
     project = unit.get(Project, project_id)
-    check_owner_or_admin(principal, project.owner_id, "project")
+    authorize(principal, Action.DELETE, Resource("project", project.owner_id))
     for task_id in project.task_ids:
         task = unit.find(Task, task_id)
         if task is not None and not task.deleted:

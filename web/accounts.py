@@ -11,8 +11,9 @@ from starlette.routing import Route
 
 from core.accounts import Registration, change_password, register_user
 from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.permissions import Action, Resource, authorize
 from projections.list_query import Field, ListSpec
-from web.context import base_url, execute, path_id, principal, runtime
+from web.context import allowed, base_url, execute, path_id, runtime
 from web.pagination import Listing, list_response
 from web.representations import user_json
 from web.responses import json_response, read_body
@@ -101,7 +102,8 @@ async def logout(request: Request) -> Response:
 
 
 async def password_change(request: Request) -> Response:
-    caller = principal(request)
+    caller = allowed(request, Action.VIEW, "user")
+    authorize(caller, Action.CHANGE, Resource("user", owner_id=caller.id))
     form = await read_body(request, PasswordChangeForm)
     authenticator = request.app.state.authenticator
     old_ok = await run_in_threadpool(
@@ -136,16 +138,16 @@ USERS = Listing(
 
 
 async def users_list(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.LIST, "user")
     return await list_response(request, USERS)
 
 
 async def user_self(request: Request) -> Response:
-    return await _user_response(request, principal(request).id)
+    return await _user_response(request, allowed(request, Action.VIEW, "user").id)
 
 
 async def user_detail(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "user")
     return await _user_response(request, path_id(request))
 
 

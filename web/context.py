@@ -7,10 +7,11 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
-from core.permissions import Principal
+from core.errors import NotAuthenticated
+from core.permissions import Action, Principal, Resource, authorize
 from infra.runtime import Runtime
 from infra.writer import Written
-from web.errors import BadRequest, Unauthorized
+from web.errors import BadRequest
 
 T = TypeVar("T")
 
@@ -19,11 +20,14 @@ def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def principal(request: Request) -> Principal:
+def principal(request: Request) -> Principal | None:
     credentials = request.scope.get("state", {}).get("credentials")
-    if credentials is None:
-        raise Unauthorized()
-    return credentials.principal
+    return credentials.principal if credentials is not None else None
+
+
+def allowed(request: Request, action: Action, kind: str) -> Principal:
+    """The caller, if `action` on this kind of resource is allowed to them at all."""
+    return authorize(principal(request), action, Resource(kind))
 
 
 def base_url(request: Request) -> str:
@@ -62,5 +66,7 @@ def query_flag(request: Request, name: str, default: bool = False) -> bool:
 async def execute(request: Request, command: Any) -> Written[Any]:
     """Runs a command as the caller, under the request's Idempotency-Key if it sent one."""
     caller = principal(request)
+    if caller is None:
+        raise NotAuthenticated()
     command_id = request.headers.get("idempotency-key") or f"rest-{uuid.uuid4()}"
     return await runtime(request).execute(command, caller, command_id)

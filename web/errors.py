@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from core.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
 from web.responses import json_response
 
 log = structlog.get_logger(__name__)
@@ -25,12 +25,6 @@ class BadRequest(Exception):
     def __init__(self, errors: dict[str, list[str]] | str) -> None:
         super().__init__(str(errors))
         self.errors = errors
-
-
-class Unauthorized(Exception):
-    def __init__(self, detail: str = "Authentication credentials were not provided.") -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 def msgspec_errors(error: msgspec.ValidationError | msgspec.DecodeError) -> dict[str, list[str]]:
@@ -76,7 +70,7 @@ async def conflict(request: Request, error: Exception) -> Response:
 
 
 async def unauthorized(request: Request, error: Exception) -> Response:
-    assert isinstance(error, Unauthorized)
+    assert isinstance(error, NotAuthenticated)
     return json_response({"detail": error.detail}, status=401)
 
 
@@ -98,7 +92,7 @@ EXCEPTION_HANDLERS = {
     NotFound: not_found,
     PermissionDenied: permission_denied,
     Conflict: conflict,
-    Unauthorized: unauthorized,
+    NotAuthenticated: unauthorized,
     HTTPException: http_error,
     Exception: server_error,
 }

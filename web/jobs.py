@@ -8,8 +8,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.jobs import JobPatch, update_job
+from core.permissions import Action
 from projections.list_query import Field, ListSpec
-from web.context import base_url, execute, path_id, principal, query_int
+from web.context import allowed, base_url, execute, path_id, query_int
 from web.errors import BadRequest
 from web.pagination import Listing, list_response, unpaged
 from web.reads import fetch_all, fetch_doc
@@ -71,17 +72,17 @@ JOBS = Listing(
 
 
 async def jobs_list(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.LIST, "job")
     return await list_response(request, JOBS)
 
 
 async def job_detail(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "job")
     return await job_response(request, path_id(request))
 
 
 async def job_update(request: Request) -> Response:
-    caller = principal(request)
+    caller = allowed(request, Action.ANNOTATE, "job")
     job_id = path_id(request)
     body = await read_body(request, JobPatch)
     await execute(request, lambda unit: update_job(unit, caller, job_id, body))
@@ -95,7 +96,7 @@ async def job_response(request: Request, job_id: int) -> Response:
 
 async def labels_list(request: Request) -> Response:
     """Top-level labels of a project, a task (its project's if it has one) or a job's task."""
-    principal(request)
+    allowed(request, Action.LIST, "label")
     project_id = query_int(request, "project_id")
     task_id = query_int(request, "task_id")
     job_id = query_int(request, "job_id")
@@ -124,7 +125,7 @@ async def _labels_page(request: Request, owner_column: str, owner_id: int) -> Re
 
 
 async def label_detail(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "label")
     doc = await fetch_doc(request, "catalog_labels", path_id(request), "label")
     return json_response(label_json(doc, base_url(request)))
 

@@ -12,8 +12,9 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from core.errors import NotFound
+from core.permissions import Action
 from core.segments import parse_frame_filter
-from web.context import path_id, principal, query_int, runtime
+from web.context import allowed, path_id, query_int, runtime
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
@@ -47,14 +48,14 @@ def _frame_file(media: Path, data: dict[str, Any], frame: int, quality: str) -> 
 
 
 async def task_data_read(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "task")
     task_id = path_id(request)
     data = await _task_data(request, task_id)
     return await _media_response(request, task_id, data, range(data["size"]))
 
 
 async def job_data_read(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "job")
     job = await fetch_doc(request, "catalog_jobs", path_id(request), "job")
     data = await _task_data(request, job["task_id"])
     frames = range(job["start_frame"], job["stop_frame"] + 1)
@@ -139,14 +140,14 @@ def _image_type(path: Path) -> str:
 
 
 async def task_meta(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "task")
     task_id = path_id(request)
     data = await _task_data(request, task_id)
     return json_response(_meta(data, range(data["size"])))
 
 
 async def job_meta(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "job")
     job = await fetch_doc(request, "catalog_jobs", path_id(request), "job")
     data = await _task_data(request, job["task_id"])
     return json_response(_meta(data, range(job["start_frame"], job["stop_frame"] + 1)))
@@ -181,7 +182,7 @@ def _meta(data: dict[str, Any], frames: range) -> dict[str, Any]:
 
 
 async def task_preview(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "task")
     task_id = path_id(request)
     task = await fetch_doc(request, "catalog_tasks", task_id, "task")
     if task.get("data") is None:
@@ -192,7 +193,7 @@ async def task_preview(request: Request) -> Response:
 
 
 async def job_preview(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "job")
     job = await fetch_doc(request, "catalog_jobs", path_id(request), "job")
     media = task_media_dir(runtime(request), job["task_id"])
     return await _preview_response(media, job["start_frame"])

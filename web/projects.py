@@ -7,10 +7,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.permissions import Action
 from core.projects import ProjectPatch, ProjectWrite, create_project, update_project
 from core.tasks import delete_project
 from projections.list_query import Field, ListSpec
-from web.context import base_url, execute, path_id, principal
+from web.context import allowed, base_url, execute, path_id
 from web.pagination import Listing, list_response
 from web.reads import fetch_doc
 from web.representations import project_json
@@ -38,24 +39,24 @@ PROJECTS = Listing(
 
 
 async def projects_list(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.LIST, "project")
     return await list_response(request, PROJECTS)
 
 
 async def project_create(request: Request) -> Response:
-    caller = principal(request)
+    caller = allowed(request, Action.CREATE, "project")
     body = await read_body(request, ProjectWrite)
     written = await execute(request, lambda unit: create_project(unit, caller, body))
     return await _project_response(request, written.value.project_id, status=201)
 
 
 async def project_detail(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "project")
     return await _project_response(request, path_id(request))
 
 
 async def project_update(request: Request) -> Response:
-    caller = principal(request)
+    caller = allowed(request, Action.CHANGE, "project")
     project_id = path_id(request)
     body = await read_body(request, ProjectPatch)
     await execute(request, lambda unit: update_project(unit, caller, project_id, body))
@@ -63,7 +64,7 @@ async def project_update(request: Request) -> Response:
 
 
 async def project_delete(request: Request) -> Response:
-    caller = principal(request)
+    caller = allowed(request, Action.DELETE, "project")
     project_id = path_id(request)
     await execute(request, lambda unit: delete_project(unit, caller, project_id))
     return Response(status_code=204)

@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.permissions import Action
 from core.tasks import TaskPatch, TaskWrite, create_task, delete_task, update_task
 from projections.list_query import Field, ListSpec
-from web.context import base_url, execute, path_id, principal, runtime
+from web.context import allowed, base_url, execute, path_id, runtime
 from web.pagination import Listing, list_response
 from web.reads import fetch_doc
 from web.representations import task_json
@@ -70,24 +71,24 @@ TASKS = Listing(
 
 
 async def tasks_list(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.LIST, "task")
     return await list_response(request, TASKS)
 
 
 async def task_create(request: Request) -> Response:
-    caller = principal(request)
+    caller = allowed(request, Action.CREATE, "task")
     body = await read_body(request, TaskWrite)
     written = await execute(request, lambda unit: create_task(unit, caller, body))
     return await task_response(request, written.value.task_id, status=201)
 
 
 async def task_detail(request: Request) -> Response:
-    principal(request)
+    allowed(request, Action.VIEW, "task")
     return await task_response(request, path_id(request))
 
 
 async def task_update(request: Request) -> Response:
-    caller = principal(request)
+    caller = allowed(request, Action.CHANGE, "task")
     task_id = path_id(request)
     body = await read_body(request, TaskPatch)
     await execute(request, lambda unit: update_task(unit, caller, task_id, body))
@@ -95,7 +96,7 @@ async def task_update(request: Request) -> Response:
 
 
 async def task_delete(request: Request) -> Response:
-    caller = principal(request)
+    caller = allowed(request, Action.DELETE, "task")
     task_id = path_id(request)
     await execute(request, lambda unit: delete_task(unit, caller, task_id))
     # The events keep the history; the media of a deleted task is not needed to read it.
