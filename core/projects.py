@@ -68,13 +68,13 @@ class Project(Entity):
         task_id: int
 
         def apply(self, project: Project) -> None:
-            project.task_ids.append(self.task_id)
+            project.task_ids = [*project.task_ids, self.task_id]
 
     class TaskRemoved(Entity.Event):
         task_id: int
 
         def apply(self, project: Project) -> None:
-            project.task_ids.remove(self.task_id)
+            project.task_ids = [t for t in project.task_ids if t != self.task_id]
 
 
 class ProjectWrite(msgspec.Struct):

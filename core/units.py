@@ -25,3 +25,7 @@ class Unit(Protocol):
     def next_id(self, sequence: str) -> int:
         """A new integer id from the named sequence (user, project, task, job, label, ...)."""
         ...
+
+    def next_ids(self, sequence: str, count: int) -> list[int]:
+        """`count` new ids from the named sequence, ascending."""
+        ...

@@ -42,6 +42,18 @@ class IdSequences:
         assert row is not None
         return int(row[0])
 
+    def take(self, kind: str, count: int) -> list[int]:
+        """`count` new ids in one round trip."""
+        if kind not in SEQUENCES:
+            raise ValueError(f"no id sequence for {kind!r}")
+        if count <= 0:
+            return []
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT nextval('palimpsest_{kind}_id') FROM generate_series(1, %s)", (count,)
+            ).fetchall()
+        return sorted(int(row[0]) for row in rows)
+
 
 def ensure_database(server_url: str, name: str, *, template: str | None = None) -> None:
     """Creates database `name` on the server if it does not exist yet."""

@@ -15,6 +15,7 @@ from core.commands import CommandContext
 from core.permissions import Principal
 from infra.database import IdSequences, create_schema, open_pool
 from infra.settings import Settings
+from infra.snapshots import SnapshotTaker
 from infra.store import Palimpsest, open_store
 from infra.writer import CommandWriter, Written
 from projections.catalog import CatalogProjection
@@ -33,6 +34,7 @@ class Runtime:
     ids: IdSequences
     writer: CommandWriter
     catalog: ProjectionRunner
+    snapshots: SnapshotTaker
 
     @classmethod
     def open(cls, settings: Settings, database_url: str) -> Runtime:
@@ -41,8 +43,9 @@ class Runtime:
         store = open_store(database_url)
         ids = IdSequences(pool)
         catalog = ProjectionRunner(store, pool, CatalogProjection())
-        writer = CommandWriter(store, ids, after_commit=_catch_up(catalog))
-        runtime = cls(settings, database_url, store, pool, ids, writer, catalog)
+        snapshots = SnapshotTaker(store)
+        writer = CommandWriter(store, ids, after_commit=_catch_up(catalog), snapshots=snapshots)
+        runtime = cls(settings, database_url, store, pool, ids, writer, catalog, snapshots)
         catalog.catch_up()
         writer.start()
         return runtime
@@ -62,6 +65,7 @@ class Runtime:
 
     def close(self) -> None:
         self.writer.stop()
+        self.snapshots.stop()
         self.store.close()
         self.pool.close()
 

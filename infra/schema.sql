@@ -9,6 +9,7 @@ CREATE SEQUENCE IF NOT EXISTS palimpsest_label_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_attribute_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_storage_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_data_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_annotation_id;
 
 -- How far each projection has read the notification log.
 CREATE TABLE IF NOT EXISTS projection_tracking (

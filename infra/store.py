@@ -44,7 +44,6 @@ class Palimpsest(Application):
     """All aggregates in one application: one events table, one notification log."""
 
     name = "Palimpsest"
-    snapshotting_intervals = {Job: 500, Task: 200, Project: 200}  # type: ignore[dict-item]
     aggregate_types = (User, AccountName, AccountEmail, Project, Task, Job)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -68,9 +67,7 @@ def store_environment(database_url: str) -> dict[str, str]:
         "POSTGRES_PASSWORD": unquote(parts.password or query.get("password", "")),
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "8",
-        "AGGREGATE_CACHE_MAXSIZE": "2000",
-        "AGGREGATE_CACHE_FASTFORWARD": "y",
-        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
+        "IS_SNAPSHOTTING_ENABLED": "y",
     }
 
 

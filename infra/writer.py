@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, Recording
 
 from core.aggregate import Entity
 from core.commands import SYSTEM, CommandContext, acting_as
-from core.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, NotFound
 from infra.database import IdSequences
+from infra.snapshots import SnapshotTaker
 from infra.store import Palimpsest
+from infra.warm import CommittedViews, WarmAggregates
 
 log = structlog.get_logger(__name__)
 
@@ -57,10 +58,10 @@ class _Pending:
 
 
 class _BatchUnit:
-    """The `Unit` a batch of commands shares: copies of aggregates loaded for this batch."""
+    """The `Unit` a batch of commands shares: the warm aggregates, plus new ones."""
 
-    def __init__(self, app: Palimpsest, ids: IdSequences) -> None:
-        self._app = app
+    def __init__(self, warm: WarmAggregates, ids: IdSequences) -> None:
+        self._warm = warm
         self._ids = ids
         self.loaded: dict[uuid.UUID, Entity | None] = {}
         self.new: dict[uuid.UUID, Entity] = {}
@@ -72,14 +73,11 @@ class _BatchUnit:
         elif stream in self.loaded:
             found = self.loaded[stream]
         else:
-            try:
-                found = self._app.repository.get(stream)
-            except AggregateNotFoundError:
-                found = None
+            found = self._warm.load(stream)
             self.loaded[stream] = found
         if found is not None and not isinstance(found, kind):
             return None
-        return found
+        return found  # type: ignore[return-value]
 
     def get(self, kind: type[E], key: int | str) -> E:
         found = self.find(kind, key)
@@ -95,9 +93,15 @@ class _BatchUnit:
     def next_id(self, sequence: str) -> int:
         return self._ids.next(sequence)
 
+    def next_ids(self, sequence: str, count: int) -> list[int]:
+        return self._ids.take(sequence, count)
+
     def aggregates(self) -> list[Entity]:
         touched = [a for a in self.loaded.values() if a is not None and a.pending_events]
         return touched + list(self.new.values())
+
+    def streams(self) -> list[uuid.UUID]:
+        return [*self.loaded, *self.new]
 
     def mark(self) -> tuple[int, ...]:
         """A fingerprint of what is pending, to tell whether a failed command changed anything."""
@@ -106,11 +110,19 @@ class _BatchUnit:
 
 class CommandWriter:
     def __init__(
-        self, app: Palimpsest, ids: IdSequences, after_commit: AfterCommit | None = None
+        self,
+        app: Palimpsest,
+        ids: IdSequences,
+        after_commit: AfterCommit | None = None,
+        views: CommittedViews | None = None,
+        snapshots: SnapshotTaker | None = None,
     ) -> None:
         self._app = app
         self._ids = ids
         self._after_commit = after_commit
+        self._warm = WarmAggregates(app)
+        self.views = views or CommittedViews()
+        self._snapshots = snapshots
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="command-writer", daemon=True)
         self._started = False
@@ -160,7 +172,7 @@ class CommandWriter:
                         pending.future.set_exception(error)
 
     def _run_batch(self, batch: list[_Pending], attempt: int = 1) -> None:
-        unit = _BatchUnit(self._app, self._ids)
+        unit = _BatchUnit(self._warm, self._ids)
         outcomes: list[tuple[_Pending, Any]] = []
         for index, pending in enumerate(batch):
             before = unit.mark()
@@ -168,21 +180,29 @@ class CommandWriter:
                 with acting_as(pending.context):
                     value = pending.command(unit)
             except Exception as error:
-                if unit.mark() != before and len(batch) > 1:
-                    # It changed aggregates before failing: its batch-mates share them.
+                if unit.mark() != before:
+                    # It changed aggregates before failing: drop them, and run its
+                    # batch-mates again on fresh copies.
+                    self._warm.evict(unit.streams())
+                    pending.future.set_exception(error)
                     self._run_alone(batch[:index] + batch[index + 1 :], attempt)
-                    self._run_alone([pending], attempt)
                     return
                 pending.future.set_exception(error)
                 continue
             outcomes.append((pending, value))
         if not outcomes:
             return
+        saved = unit.aggregates()
         try:
-            recordings = self._app.save(*unit.aggregates())
+            recordings = self._app.save(*saved)
         except IntegrityError:
+            self._warm.evict(unit.streams())
             self._retry_after_race(batch, outcomes, attempt)
             return
+        except Exception:
+            self._warm.evict(unit.streams())
+            raise
+        self._after_save(unit, saved, recordings)
         position = max((r.notification.id for r in recordings), default=None)
         if recordings and self._after_commit is not None:
             try:
@@ -191,6 +211,21 @@ class CommandWriter:
                 log.exception("after-commit hook failed; the events are saved")
         for pending, value in outcomes:
             pending.future.set_result(Written(value, position))
+
+    def _after_save(
+        self, unit: _BatchUnit, saved: list[Entity], recordings: Sequence[Recording]
+    ) -> None:
+        for aggregate in unit.new.values():
+            self._warm.adopt(aggregate)
+        for aggregate in saved:
+            self.views.publish(aggregate)
+        if self._snapshots is not None:
+            written: dict[uuid.UUID, int] = {}
+            for recording in recordings:
+                stream = recording.domain_event.originator_id
+                written[stream] = written.get(stream, 0) + 1
+            for aggregate in saved:
+                self._snapshots.consider(aggregate, written.get(aggregate.id, 0))
 
     def _run_alone(self, batch: list[_Pending], attempt: int) -> None:
         for pending in batch:
@@ -211,7 +246,3 @@ class CommandWriter:
             self._run_batch(retry, attempt + 1)
         else:
             self._run_alone(retry, attempt + 1)
-
-
-def is_domain_error(error: BaseException) -> bool:
-    return isinstance(error, DomainError)
