@@ -1,10 +1,10 @@
 """Task-creation throughput of a real `palimpsest serve` process.
 
-What it measures: a fresh server (embedded PostgreSQL and NATS in a temp data dir, unless
-`--database-url` is given) is started as its own process; a separate load-generator process
-(multiprocessing, spawn) runs `--concurrency` threads, each with its own httpx client and HTTP
-Basic admin auth, that create `--tasks` tasks of `--images` small real images each, the way
-CVAT clients do:
+What it measures: a fresh server (embedded NATS, and embedded PostgreSQL unless
+`--database-url` is given, in a temp data dir under /tmp) is started as its own process; a
+separate load-generator process (multiprocessing, spawn) runs `--concurrency` threads, each
+with its own httpx client and HTTP Basic admin auth, that create `--tasks` tasks of `--images`
+small real images each, the way CVAT clients do:
 
     POST /api/tasks                      {"name": ..., "labels": [car, person]}
     POST /api/tasks/{id}/data            one-shot multipart client_files[i] -> 202 {"rq_id"}
@@ -14,7 +14,7 @@ Per task it records the latency from sending POST /api/tasks to seeing "finished
 the wall time, tasks/s, latency percentiles (and per-phase medians), the events written to the
 `palimpsest_events` table and events/s, and the CPU time (user+sys) spent during the load by
 the server process, by PostgreSQL (every process of the cluster, plus the postmaster's reaped
-children), by NATS (embedded only) and by the load generator itself. Finally it checks that
+children), by the embedded NATS and by the load generator itself. Finally it checks that
 GET /api/tasks reports every task created and spot-checks that tasks have `size == --images`.
 
 Run it from the project root:
@@ -56,6 +56,9 @@ import httpx
 import numpy as np
 import psutil
 import psycopg
+
+from infra.embedded import EmbeddedNats, EmbeddedPostgres, postgres_home
+from infra.services import DATABASE_NAME, with_database
 
 ADMIN_PASSWORD = "bench-admin-password"
 LABELS = [{"name": "car"}, {"name": "person"}]
@@ -218,8 +221,6 @@ class Server:
 
     def _stop_embedded_leftovers(self) -> None:
         """If the server died without stopping its embedded services, stop them here."""
-        from infra.embedded import EmbeddedNats, EmbeddedPostgres, postgres_home
-
         services: list[EmbeddedPostgres | EmbeddedNats] = [
             EmbeddedPostgres(postgres_home(self.data_dir)),
             EmbeddedNats(self.data_dir / "nats"),
@@ -232,9 +233,6 @@ class Server:
 
 
 def embedded_database_url(data_dir: Path) -> str:
-    from infra.embedded import EmbeddedPostgres, postgres_home
-    from infra.services import DATABASE_NAME, with_database
-
     return with_database(EmbeddedPostgres(postgres_home(data_dir)).url, DATABASE_NAME)
 
 
@@ -244,14 +242,13 @@ def embedded_database_url(data_dir: Path) -> str:
 class CpuMeter:
     """User+sys CPU seconds of the server, of the PostgreSQL cluster and of NATS."""
 
-    def __init__(self, server: Server, db: psycopg.Connection[Any], embedded: bool) -> None:
+    def __init__(self, server: Server, db: psycopg.Connection[Any]) -> None:
         self.server = server.ps
         self.postmaster, self.pgdata = _find_postmaster(db)
-        self.nats: psutil.Process | None = None
-        if embedded:
-            with contextlib.suppress(OSError, ValueError, psutil.Error):
-                pid = int((server.data_dir / "nats" / "nats.pid").read_text().strip())
-                self.nats = psutil.Process(pid)
+        self.nats: psutil.Process | None = None  # always embedded: no PALIMPSEST_NATS_URL
+        with contextlib.suppress(OSError, ValueError, psutil.Error):
+            pid = int((server.data_dir / "nats" / "nats.pid").read_text().strip())
+            self.nats = psutil.Process(pid)
 
     def sample(self) -> CpuSample:
         return CpuSample(
@@ -546,9 +543,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.stop()
 
 
-def run_benchmark(args: argparse.Namespace, server: Server, images: list[Any]) -> int:
-    embedded = args.database_url is None
-    database_url = embedded_database_url(server.data_dir) if embedded else args.database_url
+def run_benchmark(
+    args: argparse.Namespace, server: Server, images: list[tuple[str, bytes, str]]
+) -> int:
+    database_url = args.database_url or embedded_database_url(server.data_dir)
     config = LoadConfig(
         base_url=server.url,
         tasks=args.tasks,
@@ -558,7 +556,7 @@ def run_benchmark(args: argparse.Namespace, server: Server, images: list[Any]) -
     )
     tasks_before = task_count(server)
     with psycopg.connect(database_url, autocommit=True) as db:
-        meter = CpuMeter(server, db, embedded)
+        meter = CpuMeter(server, db)
         marks: dict[str, Any] = {}
 
         def before_go() -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from core.aggregate import Entity
+from core.annotations import AnnotationState, LabeledData, ObjectIds
 from core.errors import ValidationFailed
 from core.permissions import Principal
 from core.projects import check_user_exists
@@ -39,12 +40,35 @@ class Job(Entity):
         self.assignee_id: int | None = None
         self.stage = "annotation"
         self.state = "new"
+        self.annotations = AnnotationState()
 
     class Updated(Entity.Event):
         changes: dict[str, object]
 
         def apply(self, job: Job) -> None:
             apply_changes(job, self.changes)
+
+    class AnnotationsCreated(Entity.Event):
+        data: LabeledData
+
+        def apply(self, job: Job) -> None:
+            job.annotations = job.annotations.with_objects(self.data)
+
+    class AnnotationsUpdated(Entity.Event):
+        data: LabeledData
+
+        def apply(self, job: Job) -> None:
+            job.annotations = job.annotations.with_objects(self.data)
+
+    class AnnotationsDeleted(Entity.Event):
+        ids: ObjectIds
+
+        def apply(self, job: Job) -> None:
+            job.annotations = job.annotations.without(self.ids)
+
+    @property
+    def frames(self) -> range:
+        return range(self.start_frame, self.stop_frame + 1)
 
     @property
     def status(self) -> str:

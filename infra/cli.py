@@ -69,8 +69,9 @@ def replay(settings: Settings) -> int:
     services = Services.start(settings)
     runtime = Runtime.open(settings, services.database_url)
     try:
-        position = runtime.catalog.rebuild()
-        print(f"catalog rebuilt from the log up to position {position}")
+        for runner in (runtime.catalog, runtime.history):
+            position = runner.rebuild()
+            print(f"{runner.projection.name} rebuilt from the log up to position {position}")
     finally:
         runtime.close()
         services.stop()

@@ -7,7 +7,9 @@ from importlib import resources
 import psycopg
 from psycopg_pool import ConnectionPool
 
-SEQUENCES = frozenset({"user", "project", "task", "job", "label", "attribute", "storage", "data"})
+SEQUENCES = frozenset(
+    {"user", "project", "task", "job", "label", "attribute", "storage", "data", "annotation"}
+)
 
 
 def open_pool(database_url: str, *, max_size: int = 8) -> ConnectionPool:

@@ -19,6 +19,7 @@ from infra.snapshots import SnapshotTaker
 from infra.store import Palimpsest, open_store
 from infra.writer import CommandWriter, Written
 from projections.catalog import CatalogProjection
+from projections.history import HistoryProjection
 from projections.runner import ProjectionRunner
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,7 @@ class Runtime:
     writer: CommandWriter
     catalog: ProjectionRunner
     snapshots: SnapshotTaker
+    history: ProjectionRunner
 
     @classmethod
     def open(cls, settings: Settings, database_url: str) -> Runtime:
@@ -43,10 +45,14 @@ class Runtime:
         store = open_store(database_url)
         ids = IdSequences(pool)
         catalog = ProjectionRunner(store, pool, CatalogProjection())
+        history = ProjectionRunner(store, pool, HistoryProjection())
         snapshots = SnapshotTaker(store)
-        writer = CommandWriter(store, ids, after_commit=_catch_up(catalog), snapshots=snapshots)
-        runtime = cls(settings, database_url, store, pool, ids, writer, catalog, snapshots)
-        catalog.catch_up()
+        writer = CommandWriter(
+            store, ids, after_commit=_catch_up(catalog, history), snapshots=snapshots
+        )
+        runtime = cls(settings, database_url, store, pool, ids, writer, catalog, snapshots, history)
+        for runner in (catalog, history):
+            runner.catch_up()
         writer.start()
         return runtime
 
@@ -70,8 +76,12 @@ class Runtime:
         self.pool.close()
 
 
-def _catch_up(runner: ProjectionRunner) -> Callable[[Sequence[Recording]], None]:
+def _catch_up(*runners: ProjectionRunner) -> Callable[[Sequence[Recording]], None]:
+    """Brings the read models up to a commit before it is acknowledged: read your write."""
+
     def after_commit(recordings: Sequence[Recording]) -> None:
-        runner.catch_up(until=max(r.notification.id for r in recordings))
+        position = max(r.notification.id for r in recordings)
+        for runner in runners:
+            runner.catch_up(until=position)
 
     return after_commit

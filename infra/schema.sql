@@ -101,3 +101,17 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     created timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, key)
 );
+
+-- The history projection: one row per event of a job's stream.
+CREATE TABLE IF NOT EXISTS job_history (
+    stream uuid NOT NULL,
+    version integer NOT NULL,
+    event_type text NOT NULL,
+    actor integer,
+    command_id text,
+    recorded_at timestamptz NOT NULL,
+    objects jsonb NOT NULL,
+    details jsonb,
+    PRIMARY KEY (stream, version)
+);
+CREATE INDEX IF NOT EXISTS job_history_time ON job_history (stream, recorded_at);

@@ -10,6 +10,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from core.accounts import AccountEmail, AccountName, User
+from core.annotations import AnnotationState, LabeledData, ObjectIds
 from core.jobs import Job
 from core.labels import AttributeSpec, LabelSpec
 from core.projects import Project
@@ -18,6 +19,8 @@ from core.task_data import FrameMeta, TaskData
 from core.tasks import Task
 
 EVENT_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
+    LabeledData,
+    ObjectIds,
     AttributeSpec,
     LabelSpec,
     StorageSpec,
@@ -40,6 +43,19 @@ class StructAsDict(Transcoding):
         return msgspec.convert(data, self.type)
 
 
+class AnnotationStateAsLists(Transcoding):
+    """A job's annotations in snapshots: three lists (JSON objects cannot have int keys)."""
+
+    type = AnnotationState
+    name = "AnnotationState"
+
+    def encode(self, obj: AnnotationState) -> Any:
+        return msgspec.to_builtins(obj.as_data(0))
+
+    def decode(self, data: Any) -> AnnotationState:
+        return AnnotationState().with_objects(msgspec.convert(data, LabeledData))
+
+
 class Palimpsest(Application):
     """All aggregates in one application: one events table, one notification log."""
 
@@ -50,6 +66,7 @@ class Palimpsest(Application):
         super().register_transcodings(transcoder)
         for struct_type in EVENT_VALUE_TYPES:
             transcoder.register(StructAsDict(struct_type))
+        transcoder.register(AnnotationStateAsLists())
 
 
 def store_environment(database_url: str) -> dict[str, str]:

@@ -3,46 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import register
-from tests.images import write_images
 from tests.live_server import LiveServer
-
-
-def wait_for_request(client: httpx.Client, rq_id: str) -> dict[str, object]:
-    from urllib.parse import quote
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = client.get(f"/api/requests/{quote(rq_id, safe='')}").json()
-        if status["status"] in ("finished", "failed"):
-            return status
-        time.sleep(0.05)
-    raise AssertionError("the request did not finish")
-
-
-def upload_task(
-    client: httpx.Client, folder: Path, names: list[str], task: dict[str, object], **params: object
-) -> dict[str, object]:
-    created = client.post("/api/tasks", json=task)
-    assert created.status_code == 201, created.text
-    task_id = created.json()["id"]
-    files = [
-        (f"client_files[{i}]", (str(path), path.read_bytes(), "image/png"))
-        for i, path in enumerate(write_images(folder, names))
-    ]
-    data = {key: str(value) for key, value in params.items()}
-    response = client.post(f"/api/tasks/{task_id}/data", files=files, data=data)
-    assert response.status_code == 202, response.text
-    status = wait_for_request(client, response.json()["rq_id"])
-    assert status["status"] == "finished", status
-    assert status["result_id"] == task_id
-    return client.get(f"/api/tasks/{task_id}").json()
+from tests.task_setup import upload_task
 
 
 def test_one_shot_upload_with_segments_and_overlap(admin: httpx.Client, tmp_path: Path) -> None:

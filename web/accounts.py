@@ -115,6 +115,7 @@ async def password_change(request: Request) -> Response:
             unit, caller.id, old_ok is not None, form.new_password1, form.new_password2
         ),
     )
+    authenticator.forget(caller.id)
     return json_response({"detail": "New password has been saved."})
 
 

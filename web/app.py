@@ -13,8 +13,9 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from infra.background import RequestLog
+from infra.job_reads import JobReader
 from infra.runtime import Runtime
-from web import accounts, background_requests, jobs, media, projects, tasks
+from web import accounts, annotations, background_requests, jobs, media, projects, tasks
 from web.errors import EXCEPTION_HANDLERS
 from web.idempotency import IdempotencyMiddleware
 from web.middleware import AuthenticationMiddleware, RequestLogMiddleware
@@ -42,6 +43,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *tasks.ROUTES,
         *media.ROUTES,
         *jobs.ROUTES,
+        *annotations.ROUTES,
         *background_requests.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
@@ -58,5 +60,6 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.runtime = runtime
     app.state.authenticator = authenticator
     app.state.requests = request_log
+    app.state.jobs = JobReader(runtime.store, runtime.pool, runtime.writer.views)
     app.state.background = set()
     return app

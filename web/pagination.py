@@ -37,7 +37,7 @@ async def list_response(
     extra_where: sql.Composable | None = None,
     extra_params: tuple[Any, ...] = (),
 ) -> Response:
-    page, page_size = _page(request)
+    page, page_size = page_params(request)
     params = {k: v for k, v in request.query_params.items() if k not in IGNORED_PARAMS}
     try:
         where, values = build_where(listing.spec, params)
@@ -58,10 +58,11 @@ async def list_response(
         rows = conn.execute(page_query, [*values, limit, (page - 1) * limit]).fetchall()
     base = base_url(request)
     results = [listing.render(row[0], base) for row in rows]
-    return json_response(_page_body(request, results, count, page, limit, page_size is None))
+    return json_response(page_links(request, results, count, page, limit, page_size is None))
 
 
-def _page(request: Request) -> tuple[int, int | None]:
+def page_params(request: Request) -> tuple[int, int | None]:
+    """(page, page_size) from the query; page_size None means `all`."""
     raw_page = request.query_params.get("page") or "1"
     raw_size = request.query_params.get("page_size") or str(DEFAULT_PAGE_SIZE)
     if not raw_page.isdigit() or int(raw_page) < 1:
@@ -73,7 +74,7 @@ def _page(request: Request) -> tuple[int, int | None]:
     return int(raw_page), min(int(raw_size), MAX_PAGE_SIZE)
 
 
-def _page_body(
+def page_links(
     request: Request, results: list[Any], count: int, page: int, limit: int, everything: bool
 ) -> Mapping[str, Any]:
     def link(number: int) -> str:

@@ -16,7 +16,7 @@ from core.passwords import verify_password
 from core.permissions import Principal
 
 SESSION_DAYS = 14
-BASIC_CACHE_SECONDS = 300
+BASIC_CACHE_SECONDS = 60  # how long another process may accept a just-changed password
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Credentials:
 class Authenticator:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
-        self._basic_cache: dict[tuple[str, str], tuple[float, Principal, str]] = {}
+        self._basic_cache: dict[tuple[str, str], tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
     def check_password(self, login: str, password: str) -> Principal | None:
@@ -65,27 +65,20 @@ class Authenticator:
         now = time.monotonic()
         with self._lock:
             cached = self._basic_cache.get(cache_key)
-        if cached and cached[0] > now and self._password_unchanged(cached[1].id, cached[2]):
+        if cached and cached[0] > now:
             return cached[1]
         principal = self.check_password(username, password)
         if principal is not None:
             with self._lock:
-                self._basic_cache[cache_key] = (
-                    now + BASIC_CACHE_SECONDS,
-                    principal,
-                    self._password_hash(principal.id),
-                )
+                self._basic_cache[cache_key] = (now + BASIC_CACHE_SECONDS, principal)
         return principal
 
-    def _password_hash(self, user_id: int) -> str:
-        with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT password_hash FROM catalog_users WHERE id = %s", (user_id,)
-            ).fetchone()
-        return row[0] if row else ""
-
-    def _password_unchanged(self, user_id: int, known_hash: str) -> bool:
-        return self._password_hash(user_id) == known_hash
+    def forget(self, user_id: int) -> None:
+        """Drops cached credentials of a user whose password just changed."""
+        with self._lock:
+            for key, (_, principal) in list(self._basic_cache.items()):
+                if principal.id == user_id:
+                    del self._basic_cache[key]
 
     def open_session(self, principal: Principal) -> Session:
         session = Session(

@@ -5,7 +5,8 @@ Runs in the server process for now (a thread); the media issue moves it to the w
 
 from __future__ import annotations
 
-import shutil
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from core.task_data import DataRequest, FrameMeta, TaskData
 from workers.images import IMAGE_EXTENSIONS, MediaError, probe_image, write_compressed
 
 ORDER_FILE = ".order"
+PROGRESS_INTERVAL = 0.5  # seconds between progress reports
 Progress = Callable[[float, str], None]
 
 
@@ -55,9 +57,12 @@ def ingest_images(
     (media_dir / "original").mkdir(parents=True, exist_ok=True)
     (media_dir / "compressed").mkdir(parents=True, exist_ok=True)
     frames: list[FrameMeta] = []
+    reported = time.monotonic()
     for frame, index in enumerate(kept):
         frames.append(_ingest_frame(upload_dir / ordered[index], media_dir, frame, request))
-        progress(frame / len(kept), f"Processed {frame + 1} of {len(kept)} images")
+        if time.monotonic() - reported > PROGRESS_INTERVAL:
+            progress(frame / len(kept), f"Processed {frame + 1} of {len(kept)} images")
+            reported = time.monotonic()
     first = frames[0]
     return TaskData(
         data_id=data_id,
@@ -86,7 +91,8 @@ def _check_extensions(names: list[str]) -> None:
 def _ingest_frame(source: Path, media_dir: Path, frame: int, request: DataRequest) -> FrameMeta:
     info = probe_image(source)
     write_compressed(source, compressed_path(media_dir, frame), request.image_quality)
-    shutil.copyfile(source, original_path(media_dir, frame, source.name))
+    # The upload folder is removed afterwards, so the original moves rather than copies.
+    os.replace(source, original_path(media_dir, frame, source.name))
     return FrameMeta(name=info.name, width=info.width, height=info.height)
 
 
