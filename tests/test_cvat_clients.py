@@ -139,3 +139,65 @@ def test_sdk_reports_a_failed_ingest(server: LiveServer, tmp_path: Path) -> None
                 resource_type=ResourceType.LOCAL,
                 resources=[str(bad)],
             )
+
+
+def test_sdk_annotations_on_tasks_and_jobs(server: LiveServer, tmp_path: Path) -> None:
+    from cvat_sdk.core.proxies.annotations import AnnotationUpdateAction
+
+    images = write_images(tmp_path, [f"{i}.png" for i in range(4)])
+    with make_client(
+        "http://127.0.0.1", port=server.port, credentials=("admin", ADMIN_PASSWORD)
+    ) as c:
+        c.config.status_check_period = 0.1
+        task = c.tasks.create_from_data(
+            spec=models.TaskWriteRequest(name="sdk anns", labels=[{"name": "car"}], segment_size=2),
+            resource_type=ResourceType.LOCAL,
+            resources=[str(p) for p in images],
+        )
+        car = task.get_labels()[0].id
+
+        def box(frame: int, x: float) -> models.LabeledShapeRequest:
+            return models.LabeledShapeRequest(
+                type="rectangle", label_id=car, frame=frame, points=[x, x, x + 10.5, x + 10.25]
+            )
+
+        task.update_annotations(
+            models.PatchedLabeledDataRequest(shapes=[box(0, 1), box(3, 2)]),
+            action=AnnotationUpdateAction.CREATE,
+        )
+        shapes = task.get_annotations().shapes
+        assert sorted((s.frame, s.points) for s in shapes) == [
+            (0, [1.0, 1.0, 11.5, 11.25]),
+            (3, [2.0, 2.0, 12.5, 12.25]),
+        ]
+        jobs = sorted(task.get_jobs(), key=lambda j: j.start_frame)
+        second = jobs[1]
+        assert [s.frame for s in second.get_annotations().shapes] == [3]
+        second.update_annotations(
+            models.PatchedLabeledDataRequest(
+                tracks=[
+                    models.LabeledTrackRequest(
+                        label_id=car,
+                        frame=2,
+                        shapes=[
+                            models.TrackedShapeRequest(
+                                type="rectangle", frame=2, points=[0, 0, 4, 4]
+                            ),
+                            models.TrackedShapeRequest(
+                                type="rectangle", frame=3, points=[2, 2, 6, 6], outside=True
+                            ),
+                        ],
+                    )
+                ]
+            ),
+        )
+        job_anns = second.get_annotations()
+        assert len(job_anns.tracks) == 1 and len(job_anns.tracks[0].shapes) == 2
+        first_shape = next(s for s in shapes if s.frame == 0)
+        task.remove_annotations(ids=[first_shape.id])
+        assert [s.frame for s in task.get_annotations().shapes] == [3]
+        second.remove_annotations()
+        assert second.get_annotations().tracks == []
+        task.set_annotations(models.LabeledDataRequest(shapes=[box(1, 5)]))
+        assert [s.frame for s in task.get_annotations().shapes] == [1]
+        assert jobs[0].get_annotations().shapes[0].points == [5.0, 5.0, 15.5, 15.25]
