@@ -192,9 +192,34 @@ def _build_label(
         type=label_type,
         attributes=attributes,
         sublabels=sublabels,
-        svg=svg,
+        svg=svg_with_node_ids(svg, sublabels),
         has_parent=is_sublabel,
     )
+
+
+_NODE_NAME = re.compile(r'data-label-name="([^"]*)"')
+
+
+def svg_with_node_ids(svg: str, sublabels: Sequence[LabelSpec]) -> str:
+    """CVAT stores skeleton nodes by sublabel id: data-label-name="x" becomes data-label-id."""
+    ids = {sub.name: sub.id for sub in sublabels}
+
+    def by_id(match: re.Match[str]) -> str:
+        ident = ids.get(match.group(1))
+        return f'data-label-id="{ident}"' if ident is not None else match.group(0)
+
+    return _NODE_NAME.sub(by_id, svg)
+
+
+def svg_with_node_names(svg: str, sublabels: Sequence[LabelSpec]) -> str:
+    """The reverse, for backups and exports, which name nodes."""
+    names = {str(sub.id): sub.name for sub in sublabels}
+
+    def by_name(match: re.Match[str]) -> str:
+        name = names.get(match.group(1))
+        return f'data-label-name="{name}"' if name is not None else match.group(0)
+
+    return re.sub(r'data-label-id="([^"]*)"', by_name, svg)
 
 
 def _build_sublabels(

@@ -394,3 +394,33 @@ def test_copy_is_unchanged_by_later_edits(admin: httpx.Client, ctx: dict[str, An
 def test_unknown_job_is_404(admin: httpx.Client, tmp_path: Path) -> None:
     assert admin.get("/api/jobs/987654/annotations/").status_code == 404
     assert admin.put("/api/jobs/987654/annotations/", json={}).status_code == 404
+
+
+def test_label_patch_and_delete_take_annotations_along(admin: httpx.Client, tmp_path: Path) -> None:
+    task = upload_task(
+        admin, tmp_path, ["a.png", "b.png"],
+        {"name": "labels", "labels": [{"name": "keep"}, {"name": "drop"}]},
+    )  # fmt: skip
+    labels = {
+        label["name"]: label["id"]
+        for label in admin.get("/api/labels", params={"task_id": task["id"]}).json()["results"]
+    }
+    job = admin.get("/api/jobs", params={"task_id": task["id"]}).json()["results"][0]["id"]
+    boxes = [
+        {"type": "rectangle", "label_id": labels[name], "frame": 0, "points": [0, 0, 1, 1]}
+        for name in ("keep", "drop")
+    ]
+    admin.put(f"/api/jobs/{job}/annotations/", json={"shapes": boxes})
+    renamed = admin.patch(
+        f"/api/labels/{labels['keep']}", json={"name": "kept", "color": "#112233"}
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert (renamed.json()["name"], renamed.json()["color"]) == ("kept", "#112233")
+    assert admin.delete(f"/api/labels/{labels['drop']}").status_code == 204
+    remaining = admin.get("/api/labels", params={"task_id": task["id"]}).json()["results"]
+    assert [label["name"] for label in remaining] == ["kept"]
+    shapes = admin.get(f"/api/jobs/{job}/annotations/").json()["shapes"]
+    assert [s["label_id"] for s in shapes] == [labels["keep"]]
+    history = admin.get(f"/api/jobs/{job}/history", params={"page_size": "all"}).json()
+    assert history["results"][-1]["type"] == "AnnotationsDeleted"
+    assert admin.delete(f"/api/labels/{labels['drop']}").status_code == 404

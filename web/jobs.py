@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import msgspec
 from psycopg import sql
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.errors import NotFound
 from core.jobs import JobPatch, update_job
+from core.label_changes import change_label
+from core.labels import LabelInput
 from core.permissions import Action
 from projections.list_query import Field, ListSpec
 from web.context import allowed, base_url, execute, path_id, query_int
@@ -124,6 +128,36 @@ async def _labels_page(request: Request, owner_column: str, owner_id: int) -> Re
     return json_response(unpaged(results))
 
 
+async def label_update(request: Request) -> Response:
+    caller = allowed(request, Action.CHANGE, "label")
+    label_id = path_id(request)
+    change = await read_body(request, LabelInput)
+    change = msgspec.structs.replace(change, id=label_id, deleted=False)
+    owner = await _label_owner(request, label_id)
+    await execute(request, lambda unit: change_label(unit, caller, owner, change))
+    doc = await fetch_doc(request, "catalog_labels", label_id, "label")
+    return json_response(label_json(doc, base_url(request)))
+
+
+async def label_delete(request: Request) -> Response:
+    caller = allowed(request, Action.DELETE, "label")
+    label_id = path_id(request)
+    owner = await _label_owner(request, label_id)
+    change = LabelInput(id=label_id, deleted=True)
+    await execute(request, lambda unit: change_label(unit, caller, owner, change))
+    return Response(status_code=204)
+
+
+async def _label_owner(request: Request, label_id: int) -> tuple[str, int]:
+    rows = await fetch_all(
+        request, "SELECT project_id, task_id FROM catalog_labels WHERE id = %s", (label_id,)
+    )
+    if not rows:
+        raise NotFound("label", label_id)
+    project_id, task_id = rows[0]
+    return ("project", project_id) if project_id is not None else ("task", task_id)
+
+
 async def label_detail(request: Request) -> Response:
     allowed(request, Action.VIEW, "label")
     doc = await fetch_doc(request, "catalog_labels", path_id(request), "label")
@@ -136,4 +170,6 @@ ROUTES = [
     Route("/api/jobs/{id:int}", job_update, methods=["PATCH"]),
     Route("/api/labels", labels_list, methods=["GET"]),
     Route("/api/labels/{id:int}", label_detail, methods=["GET"]),
+    Route("/api/labels/{id:int}", label_update, methods=["PATCH"]),
+    Route("/api/labels/{id:int}", label_delete, methods=["DELETE"]),
 ]

@@ -7,8 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.label_changes import change_project
 from core.permissions import Action
-from core.projects import ProjectPatch, ProjectWrite, create_project, update_project
+from core.projects import ProjectPatch, ProjectWrite, create_project
 from core.tasks import delete_project
 from projections.list_query import Field, ListSpec
 from web.context import allowed, base_url, execute, path_id
@@ -59,7 +60,7 @@ async def project_update(request: Request) -> Response:
     caller = allowed(request, Action.CHANGE, "project")
     project_id = path_id(request)
     body = await read_body(request, ProjectPatch)
-    await execute(request, lambda unit: update_project(unit, caller, project_id, body))
+    await execute(request, lambda unit: change_project(unit, caller, project_id, body))
     return await _project_response(request, project_id)
 
 

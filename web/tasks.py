@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.label_changes import change_task
 from core.permissions import Action
-from core.tasks import TaskPatch, TaskWrite, create_task, delete_task, update_task
+from core.tasks import TaskPatch, TaskWrite, create_task, delete_task
 from projections.list_query import Field, ListSpec
 from web.context import allowed, base_url, execute, path_id, runtime
 from web.pagination import Listing, list_response
@@ -91,7 +92,7 @@ async def task_update(request: Request) -> Response:
     caller = allowed(request, Action.CHANGE, "task")
     task_id = path_id(request)
     body = await read_body(request, TaskPatch)
-    await execute(request, lambda unit: update_task(unit, caller, task_id, body))
+    await execute(request, lambda unit: change_task(unit, caller, task_id, body))
     return await task_response(request, task_id)
 
 
