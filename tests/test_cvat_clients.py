@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from cvat_sdk import make_client, models
 from cvat_sdk.core.proxies.tasks import ResourceType
@@ -201,3 +203,31 @@ def test_sdk_annotations_on_tasks_and_jobs(server: LiveServer, tmp_path: Path) -
         task.set_annotations(models.LabeledDataRequest(shapes=[box(1, 5)]))
         assert [s.frame for s in task.get_annotations().shapes] == [1]
         assert jobs[0].get_annotations().shapes[0].points == [5.0, 5.0, 15.5, 15.25]
+
+
+def test_sdk_sends_big_files_through_tus(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files over the SDK's request size go through TUS in chunks; shrink both to test it."""
+    from cvat_sdk.core import uploading
+
+    monkeypatch.setattr(uploading, "TUS_CHUNK_SIZE", 4096)
+    monkeypatch.setattr(uploading.DataUploader.__init__, "__defaults__", (2048,))
+    rng = np.random.default_rng(7)
+    images = []
+    for name in ("big_a.png", "big_b.png", "small.png"):
+        path = tmp_path / name
+        cv2.imwrite(str(path), rng.integers(0, 255, (150, 200, 3), dtype=np.uint8))
+        images.append(path)
+    assert all(p.stat().st_size > 4 * 4096 for p in images)
+    with make_client("http://127.0.0.1", port=server.port, credentials=("admin", ADMIN_PASSWORD)) as c:
+        c.config.status_check_period = 0.1
+        task = c.tasks.create_from_data(
+            spec=models.TaskWriteRequest(name="tus", labels=[{"name": "car"}]),
+            resource_type=ResourceType.LOCAL,
+            resources=[str(p) for p in images],
+        )
+        assert task.size == 3
+        assert sorted(f.name for f in task.get_meta().frames) == ["big_a.png", "big_b.png", "small.png"]
+        original = Image.open(task.get_frame(0, quality="original"))
+        assert original.size == (200, 150)

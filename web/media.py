@@ -14,11 +14,12 @@ from starlette.routing import Route
 from core.errors import NotFound
 from core.permissions import Action
 from core.segments import parse_frame_filter
+from web import tus
 from web.context import allowed, path_id, query_int, runtime
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
-from web.uploads import task_data_upload, task_media_dir
+from web.uploads import take_tus_file, task_data_upload, task_media_dir
 from workers.images import build_chunk_zip, make_preview
 from workers.ingest import compressed_path, original_path
 
@@ -210,4 +211,5 @@ ROUTES = [
     Route("/api/jobs/{id:int}/data/", job_data_read, methods=["GET"]),
     Route("/api/jobs/{id:int}/data/meta", job_meta, methods=["GET"]),
     Route("/api/jobs/{id:int}/preview", job_preview, methods=["GET"]),
+    *tus.file_routes("/api/tasks/{id:int}/data", on_complete=take_tus_file),
 ]

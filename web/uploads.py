@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import shutil
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -21,6 +22,7 @@ from core.task_data import DataRequest, check_data_request
 from core.tasks import attach_data
 from infra.background import Operation, RequestLog
 from infra.runtime import Runtime
+from web import tus
 from web.context import allowed, path_id, runtime
 from web.errors import BadRequest
 from web.reads import fetch_doc
@@ -48,10 +50,8 @@ async def task_data_upload(request: Request) -> Response:
     await _check_can_attach(request, caller, task_id)
     headers = request.headers
     if "tus-resumable" in headers:
-        raise BadRequest(
-            "Resumable (TUS) uploads are not supported yet; send files of up to 100 MB "
-            "with Upload-Multiple"
-        )
+        upload_dir(runtime(request), task_id).mkdir(parents=True, exist_ok=True)
+        return await tus.create(request, caller.id, echo_name=True)
     starting = "upload-start" in headers
     finishing = "upload-finish" in headers
     if "upload-multiple" in headers:
@@ -101,6 +101,19 @@ def _store_files(target: Path, files: list[tuple[str, UploadFile]]) -> None:
             shutil.copyfileobj(upload.file, out, 1024 * 1024)
         record_upload(target, name)
         existing.add(name)
+
+
+def take_tus_file(request: Request, upload: tus.TusFile) -> None:
+    """A finished resumable upload joins the task's uploaded files, in arrival order."""
+    target = upload_dir(runtime(request), int(request.path_params["id"]))
+    target.mkdir(parents=True, exist_ok=True)
+    name = safe_file_name(upload.filename, "filename")
+    if name in set(upload_order(target)):
+        tus.remove(upload)
+        raise BadRequest({"filename": [f"a file named {name} was uploaded already"]})
+    os.replace(upload.path, target / name)
+    upload.path.with_suffix(".json").unlink(missing_ok=True)
+    record_upload(target, name)
 
 
 def safe_file_name(client_name: str, field: str) -> str:

@@ -1,0 +1,869 @@
+"""Annotation reads and writes of a real `palimpsest serve` process: PUT, PATCH, GET, time travel.
+
+What it measures: a fresh server (embedded PostgreSQL and NATS in a temp data dir under /tmp,
+JSON request log) is started as its own process, like bench/tasks.py does; the HTTP clients
+run in a separate spawned process. One task with label "car" and 10 small images (one job)
+is created through the REST API, then, each phase printed on its own line:
+
+    PUT    10,000 rectangles into the empty job                       goal < 1 s
+    PUT    10,000 different rectangles (no ids) over those 10,000     goal < 1 s
+    PATCH  ?action=update x 1,000, one after another, each moving one of the 10,000 shapes:
+           round-trip p50/p95/p99/max                                 goal p99 < 20 ms
+    GET    the job, warm, 20 times: median/p95 round trip and the median server handler
+           time (the request log's duration_ms)                       goal < 50 ms round trip
+    build  a second job with a 20,000-event history (single-shape PATCH create/update/delete
+           from 8 client threads; checked with GET /api/jobs/{id}/history)
+    GET    ?at_version=10,000 (the middle) first, then 5 more; ?at=<time of event 10,000>
+                                                                      goal < 300 ms
+    GET    the first job cold: the server is stopped (SIGINT) and started again on the same
+           data dir and port; first and second GET (after one warm-up request that only
+           authenticates), and the time-travel GET once more on the restarted server.
+
+Each line shows the server's own handler time, the CPU seconds (user+sys) the server process
+and PostgreSQL spent in the phase, and the events the phase wrote. At the end: the size of the
+events and snapshots tables. Note the embedded PostgreSQL restarts with the server, so "cold"
+also means PostgreSQL's shared buffers are empty (the OS page cache is not).
+
+Run it from the project root:
+
+    .venv/bin/python bench/annotations.py --quick    # everything 10x smaller, a fast check
+    .venv/bin/python bench/annotations.py            # the full benchmark
+    .venv/bin/python bench/annotations.py --py-spy /tmp/prof   # also record each phase
+
+With `--py-spy DIR`, `py-spy record --pid` samples the server during every phase and writes
+collapsed stacks (DIR/NN-phase.txt, one stack per line with its sample count) for
+flamegraph.pl, speedscope or grep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import cv2
+import httpx
+import numpy as np
+import psutil
+import psycopg
+
+from infra.embedded import EmbeddedNats, EmbeddedPostgres, postgres_home
+from infra.services import DATABASE_NAME, with_database
+
+ADMIN_PASSWORD = "bench-admin-password"
+AUTH = ("admin", ADMIN_PASSWORD)
+IMAGE_SIZE = (64, 48)  # width, height
+FRAMES = 10
+READY_TIMEOUT = 120.0
+STOP_TIMEOUT = 60.0
+REQUEST_TIMEOUT = 300.0
+LOG_SETTLE = 0.3  # the request log line is written just after the response is sent
+BIN = Path(sys.executable).parent
+MS = 1000.0
+
+
+@dataclass(frozen=True)
+class Scale:
+    shapes: int = 10_000  # per PUT
+    patches: int = 1_000
+    history: int = 20_000  # events in the time-travel job's stream
+    gets: int = 20  # warm GET repetitions
+    travels: int = 5  # time-travel repetitions after the first
+    threads: int = 8  # client threads building the history
+
+    @property
+    def middle(self) -> int:
+        return self.history // 2
+
+
+# ------------------------------------------------------------------------------------ shapes
+
+
+def box_points(rng: random.Random) -> list[float]:
+    width, height = IMAGE_SIZE
+    x, y = rng.uniform(0, width - 12), rng.uniform(0, height - 12)
+    return [
+        round(x, 3),
+        round(y, 3),
+        round(x + rng.uniform(1, 11), 3),
+        round(y + rng.uniform(1, 11), 3),
+    ]
+
+
+def rectangles(rng: random.Random, label_id: int, count: int) -> list[dict[str, Any]]:
+    """`count` rectangles spread over the frames, with varied float points."""
+    return [
+        {
+            "type": "rectangle",
+            "label_id": label_id,
+            "frame": index % FRAMES,
+            "points": box_points(rng),
+            "occluded": rng.random() < 0.1,
+            "z_order": rng.randint(0, 3),
+        }
+        for index in range(count)
+    ]
+
+
+# ------------------------------------------------------------------------- the client process
+
+
+@dataclass
+class Timed:
+    """Round trips of one phase's measured requests."""
+
+    seconds: list[float] = field(default_factory=list)
+    request_bytes: int = 0
+    response_bytes: int = 0
+    version: int | None = None
+    objects: int | None = None
+
+
+@dataclass
+class Built:
+    wall: float
+    created: int
+    updated: int
+    deleted: int
+
+
+class Clients:
+    """The state of the client process: one httpx client per thread."""
+
+    def __init__(self, base_url: str, threads: int) -> None:
+        self.base_url = base_url
+        self.threads = threads
+        self.pool: list[httpx.Client] = []
+        self.connect()
+
+    def connect(self) -> None:
+        self.close()
+        self.pool = [
+            httpx.Client(base_url=self.base_url, auth=AUTH, timeout=REQUEST_TIMEOUT)
+            for _ in range(self.threads)
+        ]
+        for client in self.pool:  # a connection each, and the server's Basic-auth cache
+            client.get("/api/users/self").raise_for_status()
+
+    def close(self) -> None:
+        for client in self.pool:
+            client.close()
+        self.pool = []
+
+    @property
+    def main(self) -> httpx.Client:
+        return self.pool[0]
+
+    def put(self, job_id: int, label_id: int, count: int, seed: int) -> Timed:
+        body = json.dumps({"shapes": rectangles(random.Random(seed), label_id, count)}).encode()
+        started = time.perf_counter()
+        response = self.main.put(
+            annotations_path(job_id),
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        elapsed = time.perf_counter() - started
+        expect(response, 200)
+        data = response.json()
+        if len(data["shapes"]) != count:
+            raise RuntimeError(f"PUT answered {len(data['shapes'])} shapes, expected {count}")
+        return Timed([elapsed], len(body), len(response.content), data["version"], count)
+
+    def patch_moves(self, job_id: int, count: int, seed: int) -> Timed:
+        """`count` sequential PATCH ?action=update, each moving one existing shape."""
+        rng = random.Random(seed)
+        shapes = self.main.get(annotations_path(job_id)).json()["shapes"]
+        timed = Timed()
+        for _ in range(count):
+            index = rng.randrange(len(shapes))
+            moved = {**shapes[index], "points": box_points(rng)}
+            body = json.dumps({"shapes": [moved]}).encode()
+            started = time.perf_counter()
+            response = self.main.patch(
+                annotations_path(job_id),
+                params={"action": "update"},
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+            timed.seconds.append(time.perf_counter() - started)
+            expect(response, 200)
+            shapes[index] = moved
+            timed.request_bytes += len(body)
+            timed.response_bytes += len(response.content)
+        timed.version = int(self.main.get(annotations_path(job_id)).json()["version"])
+        return timed
+
+    def gets(self, job_id: int, repeats: int, params: dict[str, str]) -> Timed:
+        timed = Timed()
+        for _ in range(repeats):
+            started = time.perf_counter()
+            response = self.main.get(annotations_path(job_id), params=params)
+            timed.seconds.append(time.perf_counter() - started)
+            expect(response, 200)
+            timed.response_bytes = len(response.content)
+        data = response.json()
+        timed.version = int(data["version"])
+        timed.objects = len(data["shapes"]) + len(data["tags"]) + len(data["tracks"])
+        return timed
+
+    def build_history(self, job_id: int, label_id: int, edits: int, seed: int) -> Built:
+        """`edits` single-event PATCHes from every thread: create 1-3 shapes, move, delete."""
+        remaining = [edits]
+        counts = {"create": 0, "update": 0, "delete": 0}
+        lock = threading.Lock()
+        errors: list[str] = []
+
+        def take() -> bool:
+            with lock:
+                if remaining[0] <= 0 or errors:
+                    return False
+                remaining[0] -= 1
+                return True
+
+        def worker(client: httpx.Client, rng: random.Random) -> None:
+            own: list[dict[str, Any]] = []  # the shapes this thread created: no conflicts
+            path = annotations_path(job_id)
+            while take():
+                choice = rng.random()
+                if not own or choice < 0.3:
+                    action = "create"
+                    body: dict[str, Any] = {
+                        "shapes": rectangles(rng, label_id, rng.randint(1, 3)),
+                    }
+                elif choice < 0.95:
+                    action = "update"
+                    index = rng.randrange(len(own))
+                    own[index] = {**own[index], "points": box_points(rng)}
+                    body = {"shapes": [own[index]]}
+                else:
+                    action = "delete"
+                    body = {"shapes": [own.pop(rng.randrange(len(own)))]}
+                try:
+                    response = client.patch(path, params={"action": action}, json=body)
+                    expect(response, 200)
+                except Exception as error:
+                    with lock:
+                        errors.append(f"{action}: {type(error).__name__}: {error}")
+                    return
+                if action == "create":
+                    own.extend(response.json()["shapes"])
+                with lock:
+                    counts[action] += 1
+
+        threads = [
+            threading.Thread(target=worker, args=(client, random.Random(seed + index)))
+            for index, client in enumerate(self.pool)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise RuntimeError("; ".join(errors[:3]))
+        return Built(
+            time.perf_counter() - started, counts["create"], counts["update"], counts["delete"]
+        )
+
+
+def annotations_path(job_id: int) -> str:
+    return f"/api/jobs/{job_id}/annotations/"
+
+
+def expect(response: httpx.Response, status: int) -> None:
+    if response.status_code != status:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url} -> {response.status_code}: "
+            f"{response.text[:300]}"
+        )
+
+
+def client_process(connection: Connection, base_url: str, threads: int) -> None:
+    """The spawned client process: runs the operations the benchmark sends, one at a time."""
+    clients: Clients | None = None
+    try:
+        clients = Clients(base_url, threads)
+        connection.send(("ok", None))
+        while True:
+            message = connection.recv()
+            if message is None:
+                return
+            name, kwargs = message
+            try:
+                connection.send(("ok", getattr(clients, name)(**kwargs)))
+            except Exception as error:
+                connection.send(("error", f"{name}: {type(error).__name__}: {error}"))
+    except Exception as error:
+        connection.send(("error", f"client process: {type(error).__name__}: {error}"))
+    finally:
+        if clients is not None:
+            clients.close()
+
+
+class ClientProcess:
+    """The benchmark's handle on the client process."""
+
+    def __init__(self, base_url: str, threads: int) -> None:
+        context = mp.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(
+            target=client_process, args=(child, base_url, threads), daemon=True
+        )
+        self._process.start()
+        self._wait()
+
+    def call(self, name: str, **kwargs: Any) -> Any:
+        self._connection.send((name, kwargs))
+        return self._wait()
+
+    def _wait(self) -> Any:
+        status, value = self._connection.recv()
+        if status != "ok":
+            raise RuntimeError(value)
+        return value
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._connection.send(None)
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+
+
+# ------------------------------------------------------------------------------------ server
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class Server:
+    """`palimpsest serve` in its own process on `data_dir`; JSON request log in serve.log."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.log_path = data_dir / "serve.log"
+        env = {
+            **os.environ,
+            "PALIMPSEST_DATA_DIR": str(data_dir),
+            "PALIMPSEST_PORT": str(port),
+            "PALIMPSEST_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "PALIMPSEST_LOG_FORMAT": "json",
+        }
+        for name in ("PALIMPSEST_DATABASE_URL", "PALIMPSEST_NATS_URL"):
+            env.pop(name, None)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "palimpsest"), "serve"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.ps = psutil.Process(self.process.pid)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def database_url(self) -> str:
+        return with_database(EmbeddedPostgres(postgres_home(self.data_dir)).url, DATABASE_NAME)
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def durations(self, offset: int, method: str, path: str) -> list[float]:
+        """duration_ms of the request-log lines for method+path written after offset."""
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            lines = log.read().splitlines()
+        found = []
+        for line in lines:
+            if not line.startswith(b"{"):
+                continue
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if entry.get("method") == method and entry.get("path") == path:
+                    found.append(float(entry["duration_ms"]))
+        return found
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/api/server/about", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the server did not answer in {READY_TIMEOUT:.0f} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                print("server ignored SIGINT; killing it", file=sys.stderr)
+                self.process.kill()
+                self.process.wait()
+        services: list[EmbeddedPostgres | EmbeddedNats] = [
+            EmbeddedPostgres(postgres_home(self.data_dir)),
+            EmbeddedNats(self.data_dir / "nats"),
+        ]
+        for service in services:  # idempotent: nothing to do after a clean shutdown
+            try:
+                service.stop()
+            except Exception as error:
+                print(f"cannot stop {type(service).__name__}: {error}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------- cpu, events, py-spy
+
+
+def cpu_seconds(proc: psutil.Process, *, with_children: bool = False) -> float:
+    try:
+        times = proc.cpu_times()
+    except psutil.Error:
+        return 0.0
+    total = times.user + times.system
+    if with_children:
+        total += times.children_user + times.children_system
+    return total
+
+
+class Meter:
+    """CPU seconds of the server process and the PostgreSQL cluster; events in the log."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.db = psycopg.connect(server.database_url, autocommit=True)
+        self.postmaster: psutil.Process | None = None
+        self.pgdata = ""
+        row = self.db.execute("SHOW data_directory").fetchone()
+        with contextlib.suppress(OSError, ValueError, IndexError, psutil.Error):
+            self.pgdata = os.path.realpath(str(row[0] if row else ""))
+            pid = int((Path(self.pgdata) / "postmaster.pid").read_text().split()[0])
+            self.postmaster = psutil.Process(pid)
+
+    def cpu(self) -> tuple[float, float | None]:
+        server = cpu_seconds(self.server.ps)
+        if self.postmaster is None:
+            return server, None
+        postgres = cpu_seconds(self.postmaster, with_children=True)
+        with contextlib.suppress(psutil.Error):
+            for proc in self.postmaster.children():
+                with contextlib.suppress(psutil.Error):
+                    if proc.cwd() == self.pgdata:
+                        postgres += cpu_seconds(proc)
+        return server, postgres
+
+    def events(self) -> int:
+        row = self.db.execute("SELECT count(*) FROM palimpsest_events").fetchone()
+        return int(row[0]) if row else 0
+
+    def table_sizes(self) -> list[tuple[str, int, int]]:
+        """(table, rows, total bytes with indexes and TOAST) of the event store's tables."""
+        tables = self.db.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname IN"
+            " ('palimpsest_events', 'palimpsest_snapshots', 'job_history') ORDER BY relname"
+        ).fetchall()
+        sizes = []
+        for (name,) in tables:
+            ident = psycopg.sql.Identifier(name)
+            count = self.db.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(ident))
+            size = self.db.execute("SELECT pg_total_relation_size(%s::regclass)", (name,))
+            rows, total = count.fetchone(), size.fetchone()
+            sizes.append((str(name), int(rows[0]) if rows else 0, int(total[0]) if total else 0))
+        return sizes
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class Profiler:
+    """`py-spy record --pid` of the server during one phase (collapsed stacks)."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.count = 0
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def record(self, pid: int, name: str) -> Iterator[None]:
+        if self.directory is None:
+            yield
+            return
+        self.count += 1
+        slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+        output = self.directory / f"{self.count:02d}-{slug}.txt"
+        command = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--rate", "250"]
+        command += ["--format", "raw", "--nonblocking", "--output", str(output)]
+        spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # attached
+        try:
+            yield
+        finally:
+            spy.send_signal(signal.SIGINT)
+            try:
+                spy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(np.ceil(fraction * len(ordered)))))
+    return ordered[rank - 1]
+
+
+def goal(value_ms: float, limit_ms: float) -> str:
+    verdict = "met" if value_ms < limit_ms else "MISSED"
+    return f"goal < {limit_ms:.0f} ms: {verdict}"
+
+
+def size(count: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return str(count)
+
+
+@dataclass
+class Cost:
+    """What the server spent in one phase."""
+
+    handler_ms: list[float] = field(default_factory=list)
+    server_cpu: float = 0.0
+    postgres_cpu: float | None = None
+    events: int = 0
+
+    def line(self) -> str:
+        postgres = "n/a" if self.postgres_cpu is None else f"{self.postgres_cpu:.2f} s"
+        return (
+            f"    server cpu {self.server_cpu:.2f} s, postgres cpu {postgres}, "
+            f"events written {self.events}"
+        )
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * MS:.1f} ms"
+
+
+def spread(values: Sequence[float], scale: float = 1.0) -> str:
+    """p50/p95/p99/max of values (seconds * scale = ms)."""
+    return (
+        f"p50 {percentile(values, 0.5) * scale:.1f}  p95 {percentile(values, 0.95) * scale:.1f}"
+        f"  p99 {percentile(values, 0.99) * scale:.1f}  max {max(values) * scale:.1f} ms"
+    )
+
+
+# ------------------------------------------------------------------------------------ phases
+
+
+class Benchmark:
+    def __init__(self, scale: Scale, data_dir: Path, profiler: Profiler) -> None:
+        self.scale = scale
+        self.data_dir = data_dir
+        self.profiler = profiler
+        self.port = free_port()
+        self.server = Server(data_dir, self.port)
+        self.server.wait_ready()
+        self.meter = Meter(self.server)
+        self.clients = ClientProcess(self.server.url, scale.threads)
+
+    def close(self) -> None:
+        self.clients.close()
+        self.meter.close()
+        self.server.stop()
+
+    @contextlib.contextmanager
+    def phase(self, name: str, method: str, job_id: int) -> Iterator[Cost]:
+        cost = Cost()
+        offset = self.server.log_size()
+        events = self.meter.events()
+        with self.profiler.record(self.server.process.pid, name):
+            server_cpu, postgres_cpu = self.meter.cpu()
+            yield cost
+            time.sleep(LOG_SETTLE)
+            server_after, postgres_after = self.meter.cpu()
+        cost.server_cpu = server_after - server_cpu
+        if postgres_cpu is not None and postgres_after is not None:
+            cost.postgres_cpu = postgres_after - postgres_cpu
+        cost.events = self.meter.events() - events
+        cost.handler_ms = self.server.durations(offset, method, annotations_path(job_id))
+
+    def restart(self) -> None:
+        self.clients.close()
+        self.meter.close()
+        self.server.stop()
+        self.server = Server(self.data_dir, self.port)
+        self.server.wait_ready()
+        self.meter = Meter(self.server)
+        self.clients = ClientProcess(self.server.url, self.scale.threads)
+
+    # set-up
+
+    def make_job(self, name: str) -> tuple[int, int]:
+        """A task with label car and FRAMES images in one job: (job id, label id)."""
+        with httpx.Client(base_url=self.server.url, auth=AUTH, timeout=REQUEST_TIMEOUT) as admin:
+            created = admin.post(
+                "/api/tasks", json={"name": name, "labels": [{"name": "car"}], "segment_size": 0}
+            )
+            expect(created, 201)
+            task_id = int(created.json()["id"])
+            files = [
+                (f"client_files[{i}]", (file_name, content, "image/png"))
+                for i, (file_name, content) in enumerate(make_images(FRAMES))
+            ]
+            sent = admin.post(f"/api/tasks/{task_id}/data", files=files, data={"image_quality": 70})
+            expect(sent, 202)
+            wait_for_request(admin, sent.json()["rq_id"])
+            jobs = admin.get("/api/jobs", params={"task_id": task_id}).json()["results"]
+            labels = admin.get("/api/labels", params={"task_id": task_id}).json()["results"]
+        if len(jobs) != 1:
+            raise RuntimeError(f"task {task_id} has {len(jobs)} jobs, expected one")
+        return int(jobs[0]["id"]), int(labels[0]["id"])
+
+    def history(self, job_id: int, page: int = 1) -> dict[str, Any]:
+        with httpx.Client(base_url=self.server.url, auth=AUTH, timeout=REQUEST_TIMEOUT) as admin:
+            response = admin.get(
+                f"/api/jobs/{job_id}/history", params={"page_size": 1, "page": page}
+            )
+            expect(response, 200)
+            result: dict[str, Any] = response.json()
+        return result
+
+    # the benchmark
+
+    def run(self) -> int:
+        scale = self.scale
+        job_id, label_id = self.make_job("annotations bench")
+        print(f"job {job_id} (label {label_id}, {FRAMES} frames), {scale.shapes} shapes per PUT")
+
+        for title, seed in (("into an empty job", 1), ("replacing the existing ones", 2)):
+            name = f"PUT {scale.shapes} shapes {title}"
+            with self.phase(name, "PUT", job_id) as cost:
+                timed: Timed = self.clients.call(
+                    "put", job_id=job_id, label_id=label_id, count=scale.shapes, seed=seed
+                )
+            rtt = timed.seconds[0]
+            print(
+                f"{name}: round trip {ms(rtt)}, handler {handler(cost)}"
+                f"  ({size(timed.request_bytes)} sent, {size(timed.response_bytes)} back)"
+                f"  {goal(rtt * MS, 1000)}"
+            )
+            print(cost.line())
+
+        name = f"PATCH ?action=update x {scale.patches}, sequential, job of {scale.shapes}"
+        with self.phase(name, "PATCH", job_id) as cost:
+            timed = self.clients.call("patch_moves", job_id=job_id, count=scale.patches, seed=3)
+        print(f"{name}:")
+        print(f"    round trip  {spread(timed.seconds, MS)}  {goal(p99(timed.seconds), 20)}")
+        if cost.handler_ms:
+            print(f"    handler     {spread(cost.handler_ms)}")
+        print(cost.line())
+
+        name = f"GET warm x {scale.gets}, job of {scale.shapes}"
+        with self.phase(name, "GET", job_id) as cost:
+            timed = self.clients.call("gets", job_id=job_id, repeats=scale.gets, params={})
+        median = statistics.median(timed.seconds)
+        print(
+            f"{name}: round trip median {ms(median)}, "
+            f"p95 {ms(percentile(timed.seconds, 0.95))}; handler median {handler(cost)}"
+            f"  ({size(timed.response_bytes)}, {timed.objects} objects, "
+            f"version {timed.version})  {goal(median * MS, 50)}"
+        )
+        print(cost.line())
+        warm_job = job_id
+
+        travel_job, travel_label = self.make_job("time travel bench")
+        edits = scale.history - int(self.history(travel_job)["count"])
+        name = f"build a {scale.history}-event history ({scale.threads} threads)"
+        with self.phase(name, "PATCH", travel_job) as cost:
+            built: Built = self.clients.call(
+                "build_history", job_id=travel_job, label_id=travel_label, edits=edits, seed=4
+            )
+        count = int(self.history(travel_job)["count"])
+        requests = built.created + built.updated + built.deleted
+        print(
+            f"{name}: {requests} PATCHes ({built.created} create, {built.updated} update, "
+            f"{built.deleted} delete) in {built.wall:.1f} s = {requests / built.wall:.0f}/s;"
+            f" history count {count}"
+        )
+        if cost.handler_ms:
+            print(f"    handler     {spread(cost.handler_ms)}")
+        print(cost.line())
+        if count != scale.history:
+            print(f"CHECK FAILED: the history holds {count} events, not {scale.history}")
+            return 1
+
+        middle = self.history(travel_job, page=scale.middle)["results"][0]
+        if middle["version"] != scale.middle:
+            raise RuntimeError(f"history page {scale.middle} is version {middle['version']}")
+        self.time_travel(travel_job, {"at_version": str(scale.middle)}, "first", 1)
+        self.time_travel(travel_job, {"at_version": str(scale.middle)}, "repeated", scale.travels)
+        self.time_travel(travel_job, {"at": middle["timestamp"]}, "first", 1)
+        self.time_travel(travel_job, {"at": middle["timestamp"]}, "repeated", scale.travels)
+
+        self.restart()
+        print("server restarted on the same data dir (one authenticating request per client)")
+        name = f"GET cold after the restart, job of {scale.shapes}"
+        with self.phase(name, "GET", warm_job) as cost:
+            first: Timed = self.clients.call("gets", job_id=warm_job, repeats=1, params={})
+            second: Timed = self.clients.call("gets", job_id=warm_job, repeats=1, params={})
+        handlers = cost.handler_ms + [float("nan")] * 2
+        print(
+            f"{name}: first round trip {ms(first.seconds[0])} (handler {handlers[0]:.1f} ms),"
+            f" second {ms(second.seconds[0])} (handler {handlers[1]:.1f} ms)"
+        )
+        print(cost.line())
+        self.time_travel(
+            travel_job, {"at_version": str(scale.middle)}, "first after the restart", 1
+        )
+
+        print("tables (rows, size with indexes and TOAST):")
+        for table, rows, total in self.meter.table_sizes():
+            print(f"    {table:<22} {rows:>8} rows  {size(total):>10}")
+        return 0
+
+    def time_travel(self, job_id: int, params: dict[str, str], label: str, repeats: int) -> None:
+        key, value = next(iter(params.items()))
+        name = f"GET ?{key}={value} {label}" + (f" x {repeats}" if repeats > 1 else "")
+        with self.phase(name, "GET", job_id) as cost:
+            timed: Timed = self.clients.call("gets", job_id=job_id, repeats=repeats, params=params)
+        median = statistics.median(timed.seconds)
+        what = "round trip" if repeats == 1 else "round trip median"
+        print(
+            f"{name}: {what} {ms(median)}, handler {handler(cost)}"
+            f"  (version {timed.version}, {timed.objects} objects, {size(timed.response_bytes)})"
+            f"  {goal(median * MS, 300)}"
+        )
+        print(cost.line())
+
+
+def handler(cost: Cost) -> str:
+    if not cost.handler_ms:
+        return "n/a"
+    return f"{statistics.median(cost.handler_ms):.1f} ms"
+
+
+def p99(seconds: Sequence[float]) -> float:
+    return percentile(seconds, 0.99) * MS
+
+
+def make_images(count: int) -> list[tuple[str, bytes]]:
+    """`count` distinct small PNG images, encoded in memory."""
+    width, height = IMAGE_SIZE
+    rng = np.random.default_rng(20240601)
+    images = []
+    for index in range(count):
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        ok, encoded = cv2.imencode(".png", image)
+        if not ok:
+            raise RuntimeError(f"cannot encode image {index}")
+        images.append((f"frame_{index:03d}.png", encoded.tobytes()))
+    return images
+
+
+def wait_for_request(client: httpx.Client, rq_id: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/requests/{quote(rq_id, safe='')}")
+        expect(response, 200)
+        status = response.json()
+        if status["status"] == "finished":
+            return
+        if status["status"] == "failed":
+            raise RuntimeError(f"request {rq_id} failed: {status.get('message')!r}")
+        time.sleep(0.05)
+    raise TimeoutError(f"request {rq_id} not finished after {timeout:.0f} s")
+
+
+# -------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="everything 10x smaller")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record the server with py-spy during every phase, into DIR",
+    )
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def temp_data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="plmb-ann-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    scale = Scale()
+    if args.quick:
+        scale = Scale(shapes=1_000, patches=100, history=2_000)
+    with temp_data_dir() as data_dir:
+        bench: Benchmark | None = None
+        try:
+            bench = Benchmark(scale, data_dir, Profiler(args.py_spy))
+            print(f"server pid {bench.server.process.pid} at {bench.server.url}, dir {data_dir}")
+            return run_guarded(bench.run, bench)
+        finally:
+            if bench is not None:
+                bench.close()
+
+
+def run_guarded(run: Callable[[], int], bench: Benchmark) -> int:
+    try:
+        return run()
+    except Exception as error:
+        print(f"BENCHMARK FAILED: {type(error).__name__}: {error}")
+        print(f"--- server log ---\n{bench.server.log_tail()}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
