@@ -21,6 +21,7 @@ class Operation:
     project_id: int | None = None
     job_id: int | None = None
     format: str | None = None
+    subresource: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -37,9 +38,17 @@ class Operation:
 
 
 def request_id(operation: Operation, user_id: int) -> str:
+    """CVAT-like ids: action=export&target=task&target_id=1&user_id=1&subresource=...&format=..."""
     action, _, _ = operation.type.partition(":")
-    target_id = operation.task_id or operation.project_id or operation.job_id
-    return f"action={action}&target={operation.target}&target_id={target_id}&user_id={user_id}"
+    target_id = {"task": operation.task_id, "job": operation.job_id}.get(
+        operation.target, operation.project_id
+    )
+    ident = f"action={action}&target={operation.target}&target_id={target_id}&user_id={user_id}"
+    if operation.subresource:
+        ident += f"&subresource={operation.subresource}"
+    if operation.format:
+        ident += "&format=" + operation.format.replace(".", "~").replace(" ", "_")
+    return ident
 
 
 class RequestLog:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
@@ -20,14 +19,13 @@ from core.errors import ValidationFailed
 from core.permissions import Action, Principal, Resource, authorize
 from core.task_data import DataRequest, check_data_request
 from core.tasks import attach_data
-from infra.background import Operation, RequestLog
+from infra.background import Operation
 from infra.runtime import Runtime
-from web import tus
+from web import background_work, tus
 from web.context import allowed, path_id, runtime
 from web.errors import BadRequest
 from web.reads import fetch_doc
 from web.responses import json_response
-from workers.images import MediaError
 from workers.ingest import ingest_images, record_upload, upload_order
 
 log = structlog.get_logger(__name__)
@@ -158,25 +156,23 @@ async def _start_ingest(
     request: Request, caller: Principal, task_id: int, data_request: DataRequest
 ) -> str:
     rt = runtime(request)
-    requests: RequestLog = request.app.state.requests
     operation = Operation(type="create:task", target="task", task_id=task_id)
-    if await run_in_threadpool(requests.is_running, operation, caller.id):
-        raise BadRequest("this task's data is being attached already")
-    rq_id = await run_in_threadpool(requests.open, operation, caller.id)
-    job = asyncio.create_task(_ingest(rt, requests, rq_id, caller, task_id, data_request))
-    request.app.state.background.add(job)
-    job.add_done_callback(request.app.state.background.discard)
-    return rq_id
+
+    async def ingest(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
+        await _ingest(rt, caller, task_id, data_request, progress)
+        return background_work.Outcome(result_id=task_id)
+
+    return await background_work.start(request, caller, operation, ingest)
 
 
 async def _ingest(
     rt: Runtime,
-    requests: RequestLog,
-    rq_id: str,
     caller: Principal,
     task_id: int,
     data_request: DataRequest,
+    progress: background_work.Progress,
 ) -> None:
+    """Makes the media in a staging folder, publishes it, then records it on the task."""
     staging = rt.media_dir / "tasks" / f".{task_id}-{secrets.token_hex(4)}"
     final = task_media_dir(rt, task_id)
     try:
@@ -188,7 +184,7 @@ async def _ingest(
                 data_request,
                 data_id=data_id,
                 seed=secrets.randbits(32),
-                progress=lambda fraction, text: requests.progress(rq_id, fraction, text),
+                progress=progress,
             )
         )
         await run_in_threadpool(_publish_media, staging, final)
@@ -197,13 +193,7 @@ async def _ingest(
         except Exception:
             shutil.rmtree(final, ignore_errors=True)
             raise
-        await run_in_threadpool(requests.finish, rq_id, task_id)
         shutil.rmtree(upload_dir(rt, task_id), ignore_errors=True)
-    except (MediaError, ValueError, ValidationFailed) as error:
-        await run_in_threadpool(requests.fail, rq_id, str(error))
-    except Exception as error:
-        log.exception("ingest failed", task_id=task_id)
-        await run_in_threadpool(requests.fail, rq_id, f"Internal error: {error}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
