@@ -45,7 +45,7 @@ def serve(settings: Settings) -> int:
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     services = Services.start(settings)
-    runtime = Runtime.open(settings, services.database_url)
+    runtime = Runtime.open(settings, services.database_url, services.nats_url)
     try:
         password = ensure_admin(runtime, settings.admin_password)
         from web.app import create_app

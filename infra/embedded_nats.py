@@ -44,6 +44,15 @@ def _nats_binary() -> Path:
     return Path(found)
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((NATS_HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((NATS_HOST, 0))
@@ -185,8 +194,12 @@ class EmbeddedNats(StopAtExit):
         return True
 
     def _launch(self) -> None:
-        for _attempt in range(NATS_PORT_ATTEMPTS):
-            port = _free_port()
+        previous = _read_int(self._dir / "nats.last-port")
+        for attempt in range(NATS_PORT_ATTEMPTS):
+            # The last port first, so clients holding the old URL reconnect after a restart.
+            port = (
+                previous if attempt == 0 and previous and _port_is_free(previous) else _free_port()
+            )
             proc = self._spawn(port)
             if self._wait_ready(proc, port):
                 self._proc, self._pid, self._port = proc, proc.pid, port
@@ -216,6 +229,7 @@ class EmbeddedNats(StopAtExit):
             )
         self.pid_file.write_text(f"{proc.pid}\n")
         self.port_file.write_text(f"{port}\n")
+        (self._dir / "nats.last-port").write_text(f"{port}\n")
         return proc
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], port: int) -> bool:

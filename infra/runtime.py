@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,9 +37,11 @@ class Runtime:
     catalog: ProjectionRunner
     snapshots: SnapshotTaker
     history: ProjectionRunner
+    nats_url: str | None = None
+    after_commit_hooks: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
-    def open(cls, settings: Settings, database_url: str) -> Runtime:
+    def open(cls, settings: Settings, database_url: str, nats_url: str | None = None) -> Runtime:
         pool = open_pool(database_url)
         create_schema(pool)
         store = open_store(database_url)
@@ -47,10 +49,14 @@ class Runtime:
         catalog = ProjectionRunner(store, pool, CatalogProjection())
         history = ProjectionRunner(store, pool, HistoryProjection())
         snapshots = SnapshotTaker(store)
+        hooks: list[Callable[[], None]] = []
         writer = CommandWriter(
-            store, ids, after_commit=_catch_up(catalog, history), snapshots=snapshots
+            store, ids, after_commit=_catch_up(hooks, catalog, history), snapshots=snapshots
         )
-        runtime = cls(settings, database_url, store, pool, ids, writer, catalog, snapshots, history)
+        runtime = cls(
+            settings, database_url, store, pool, ids, writer, catalog, snapshots, history,
+            nats_url, hooks,
+        )  # fmt: skip
         for runner in (catalog, history):
             runner.catch_up()
         writer.start()
@@ -76,12 +82,17 @@ class Runtime:
         self.pool.close()
 
 
-def _catch_up(*runners: ProjectionRunner) -> Callable[[Sequence[Recording]], None]:
-    """Brings the read models up to a commit before it is acknowledged: read your write."""
+def _catch_up(
+    hooks: list[Callable[[], None]], *runners: ProjectionRunner
+) -> Callable[[Sequence[Recording]], None]:
+    """Brings the read models up to a commit before it is acknowledged (read your write),
+    then tells whoever follows the log (the relay) that there is more."""
 
     def after_commit(recordings: Sequence[Recording]) -> None:
         position = max(r.notification.id for r in recordings)
         for runner in runners:
             runner.catch_up(until=position)
+        for hook in hooks:
+            hook()
 
     return after_commit

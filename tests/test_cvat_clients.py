@@ -220,7 +220,9 @@ def test_sdk_sends_big_files_through_tus(
         cv2.imwrite(str(path), rng.integers(0, 255, (150, 200, 3), dtype=np.uint8))
         images.append(path)
     assert all(p.stat().st_size > 4 * 4096 for p in images)
-    with make_client("http://127.0.0.1", port=server.port, credentials=("admin", ADMIN_PASSWORD)) as c:
+    with make_client(
+        "http://127.0.0.1", port=server.port, credentials=("admin", ADMIN_PASSWORD)
+    ) as c:
         c.config.status_check_period = 0.1
         task = c.tasks.create_from_data(
             spec=models.TaskWriteRequest(name="tus", labels=[{"name": "car"}]),
@@ -228,6 +230,10 @@ def test_sdk_sends_big_files_through_tus(
             resources=[str(p) for p in images],
         )
         assert task.size == 3
-        assert sorted(f.name for f in task.get_meta().frames) == ["big_a.png", "big_b.png", "small.png"]
+        assert sorted(f.name for f in task.get_meta().frames) == [
+            "big_a.png",
+            "big_b.png",
+            "small.png",
+        ]
         original = Image.open(task.get_frame(0, quality="original"))
         assert original.size == (200, 150)

@@ -218,3 +218,13 @@ def test_two_nats_servers_get_different_ports(tmp_path: Path, servers: list) -> 
     one, two = EmbeddedNats(tmp_path / "one"), EmbeddedNats(tmp_path / "two")
     servers.extend([one, two])
     assert one.start() != two.start()
+
+
+def test_nats_restarts_on_its_previous_port(tmp_path: Path, servers: list) -> None:
+    first = EmbeddedNats(tmp_path / "nats")
+    servers.append(first)
+    url = first.start()
+    first.stop()
+    second = EmbeddedNats(tmp_path / "nats")
+    servers.append(second)
+    assert second.start() == url

@@ -131,3 +131,50 @@ def test_a_bad_setting_names_the_variable(data_dir: Path) -> None:
     output = serve.printed()
     assert serve.process.returncode == 2
     assert "PALIMPSEST_ALLOW_SIGNUP='maybe'" in output
+
+
+def test_serve_relays_every_event_to_jetstream(data_dir: Path) -> None:
+    import asyncio
+
+    import nats
+    import psycopg
+
+    from projections.envelope import decode
+
+    serve = ServeProcess(data_dir, free_port(), PALIMPSEST_ADMIN_PASSWORD="relay-pass-1")
+    try:
+        serve.wait_ready()
+        with httpx.Client(base_url=serve.url, auth=("admin", "relay-pass-1")) as admin:
+            assert admin.post("/api/projects", json={"name": "relayed"}).status_code == 201
+        port = int((data_dir / "nats" / "nats.port").read_text())
+        socket_dir = next((data_dir / "pg").glob(".s.PGSQL.*")).parent
+
+        async def stream_ids() -> list[int]:
+            client = await nats.connect(f"nats://127.0.0.1:{port}")
+            js = client.jetstream()
+            sub = await js.pull_subscribe("palimpsest.events.>", stream="PALIMPSEST_EVENTS")
+            ids: list[int] = []
+            try:
+                while True:
+                    for message in await sub.fetch(100, timeout=1):
+                        ids.append(decode(message.data).notification_id)
+                        await message.ack()
+            except nats.errors.TimeoutError:
+                pass
+            await client.close()
+            return ids
+
+        url = f"postgresql://postgres@/palimpsest?host={socket_dir}"
+        with psycopg.connect(url) as conn:
+            logged = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT notification_id FROM palimpsest_events ORDER BY notification_id"
+                )
+            ]
+        deadline = time.monotonic() + 10
+        while (ids := asyncio.run(stream_ids())) != logged and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ids == logged
+    finally:
+        serve.stop()

@@ -15,7 +15,17 @@ from starlette.staticfiles import StaticFiles
 from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
-from web import accounts, annotations, background_requests, jobs, media, projects, tasks
+from projections.relay import Relay
+from web import (
+    accounts,
+    annotations,
+    background_requests,
+    datasets,
+    jobs,
+    media,
+    projects,
+    tasks,
+)
 from web.errors import EXCEPTION_HANDLERS
 from web.idempotency import IdempotencyMiddleware
 from web.middleware import AuthenticationMiddleware, RequestLogMiddleware
@@ -32,7 +42,14 @@ def create_app(runtime: Runtime) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         request_log.fail_interrupted()
+        relay = None
+        if runtime.nats_url:
+            relay = Relay(runtime.store, runtime.pool, runtime.nats_url)
+            runtime.after_commit_hooks.append(relay.nudge)
+            app.state.background.add(asyncio.create_task(relay.run()))
         yield
+        if relay is not None:
+            await relay.stop()
         for job in list(app.state.background):
             job.cancel()
         await asyncio.gather(*app.state.background, return_exceptions=True)
@@ -44,6 +61,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *media.ROUTES,
         *jobs.ROUTES,
         *annotations.ROUTES,
+        *datasets.ROUTES,
         *background_requests.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]

@@ -1,0 +1,281 @@
+"""Dataset export and annotation import through CVAT's request flow.
+
+Export: POST .../dataset/export?format= → 202 {rq_id} → /api/requests → result_url download.
+Import: POST .../annotations/?format= with Upload-Start, TUS, Upload-Finish (or one multipart
+`annotation_file`) → 202 {rq_id}; the import is written as edits like any other, by the
+importing user, so it shows in history and time travel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+from workers.formats.dataset import TaskDataset
+from workers.formats.registry import find_exporter, find_importer, formats_json
+
+from core.annotations import LabeledData
+from core.errors import NotFound
+from core.job_annotations import patch_annotations, replace_annotations
+from core.labels import LabelSpec
+from core.permissions import Action, Principal
+from core.task_annotations import patch_task_annotations, replace_task_annotations
+from infra.background import Operation
+from web import background_work, tus
+from web.context import allowed, base_url, path_id, query_flag, runtime
+from web.errors import BadRequest
+from web.reads import fetch_all, fetch_doc
+from web.responses import json_response
+from web.uploads import task_media_dir
+from workers.datasets import export_dataset, frames_of, import_annotations
+from workers.ingest import original_path
+
+IMPORT_MODES = ("replace", "append")
+
+
+async def annotation_formats(request: Request) -> Response:
+    allowed(request, Action.VIEW, "server")
+    return json_response(formats_json())
+
+
+# Gathering what the read side knows
+
+
+async def _labels(request: Request, task: dict[str, Any]) -> list[LabelSpec]:
+    column, owner = (
+        ("project_id", task["project_id"])
+        if task["project_id"] is not None
+        else ("task_id", task["id"])
+    )
+    rows = await fetch_all(
+        request,
+        f"SELECT doc FROM catalog_labels WHERE {column} = %s ORDER BY position",
+        (owner,),
+    )
+    return [msgspec.convert(row[0], LabelSpec) for row in rows]
+
+
+async def _dataset(request: Request, target: str, ident: int) -> tuple[TaskDataset, dict]:
+    """The task (or the job's part of it) as a TaskDataset, and the task document."""
+    if target == "job":
+        job = await fetch_doc(request, "catalog_jobs", ident, "job")
+        task = await fetch_doc(request, "catalog_tasks", job["task_id"], "task")
+        job_ids, first, last = [ident], job["start_frame"], job["stop_frame"]
+    else:
+        task = await fetch_doc(request, "catalog_tasks", ident, "task")
+        rows = await fetch_all(
+            request, "SELECT id FROM catalog_jobs WHERE task_id = %s ORDER BY id", (ident,)
+        )
+        job_ids, first, last = [row[0] for row in rows], 0, None
+    data_rows = await fetch_all(
+        request, "SELECT data FROM catalog_tasks WHERE id = %s", (task["id"],)
+    )
+    data = data_rows[0][0]
+    if data is None:
+        raise BadRequest("the task has no data yet")
+    annotations = LabeledData()
+    reader = request.app.state.jobs
+    for job_id in job_ids:
+        _, state = await run_in_threadpool(reader.current, job_id)
+        annotations.tags.extend(state.tags.values())
+        annotations.shapes.extend(state.shapes.values())
+        annotations.tracks.extend(state.tracks.values())
+    dataset = TaskDataset(
+        name=task["name"],
+        labels=await _labels(request, task),
+        frames=frames_of(data, first, last),
+        annotations=annotations,
+        subset=task.get("subset") or "",
+    )
+    return dataset, {**task, "data": data}
+
+
+# Export
+
+
+async def export_start(request: Request) -> Response:
+    target = _target(request)
+    caller = allowed(request, Action.VIEW, target)
+    ident = path_id(request)
+    format_name = request.query_params.get("format") or ""
+    try:
+        find_exporter(format_name)
+    except KeyError:
+        raise BadRequest({"format": [f"Unknown format {format_name!r}"]}) from None
+    if request.query_params.get("location", "local") != "local":
+        raise BadRequest({"location": ["only local exports are supported so far"]})
+    save_images = query_flag(request, "save_images")
+    dataset, task = await _dataset(request, target, ident)
+    subresource = "dataset" if save_images else "annotations"
+    operation = Operation(
+        type=f"export:{subresource}",
+        target=target,
+        task_id=task["id"],
+        job_id=ident if target == "job" else None,
+        project_id=task["project_id"],
+        format=format_name,
+        subresource=subresource,
+    )
+    rt = runtime(request)
+    exports = rt.settings.data_dir / "exports"
+    media = task_media_dir(rt, task["id"])
+    frames = task["data"]["frames"]
+    base = base_url(request)
+
+    def image(index: int) -> tuple[str, bytes]:
+        name = frames[index]["name"]
+        return name, original_path(media, index, name).read_bytes()
+
+    async def work(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
+        stamp = datetime.now(UTC).strftime("%Y_%m_%d_%H_%M_%S")
+        name = f"{target}_{ident}_{subresource}_{stamp}_{format_name}.zip".lower()
+        folder = export_folder(exports, rq_id)
+        await run_in_threadpool(shutil.rmtree, folder, True)
+        await run_in_threadpool(
+            export_dataset, dataset, format_name, folder / name, image if save_images else None
+        )
+        url = f"{base}/api/{target}s/{ident}/dataset/download?rq_id={quote(rq_id, safe='')}"
+        return background_work.Outcome(result_url=url)
+
+    rq_id = await background_work.start(request, caller, operation, work)
+    return json_response({"rq_id": rq_id}, status=202)
+
+
+async def export_download(request: Request) -> Response:
+    caller = allowed(request, Action.VIEW, _target(request))
+    rq_id = request.query_params.get("rq_id") or ""
+    found = await run_in_threadpool(request.app.state.requests.get, rq_id)
+    if found is None or (found["owner"]["id"] != caller.id and not caller.is_superuser):
+        raise NotFound("export", rq_id)
+    if found["status"] != "finished":
+        raise BadRequest(f"the export is {found['status']}")
+    folder = export_folder(runtime(request).settings.data_dir / "exports", rq_id)
+    files = sorted(folder.glob("*.zip")) if folder.exists() else []
+    if not files:
+        raise NotFound("export file", rq_id)
+    return FileResponse(files[0], filename=files[0].name, media_type="application/zip")
+
+
+def export_folder(exports: Path, rq_id: str) -> Path:
+    """Where the export of a request lives; one folder per request id."""
+    return exports / hashlib.sha256(rq_id.encode()).hexdigest()[:24]
+
+
+def _target(request: Request) -> str:
+    return "job" if request.url.path.startswith("/api/jobs/") else "task"
+
+
+# Import
+
+
+async def annotations_upload(request: Request) -> Response:
+    target = _target(request)
+    caller = allowed(request, Action.ANNOTATE, target)
+    ident = path_id(request)
+    headers = request.headers
+    if "tus-resumable" in headers:
+        return await tus.create(request, caller.id, echo_name=False)
+    if "upload-start" in headers and "upload-finish" not in headers:
+        return json_response({}, status=202)
+    format_name = request.query_params.get("format") or ""
+    try:
+        find_importer(format_name)
+    except KeyError:
+        raise BadRequest({"format": [f"Unknown input format {format_name!r}"]}) from None
+    mode = request.query_params.get("import_mode") or "replace"
+    if mode not in IMPORT_MODES:
+        raise BadRequest({"import_mode": [f"must be one of {', '.join(IMPORT_MODES)}"]})
+    source = await _import_source(request, caller)
+    dataset, task = await _dataset(request, target, ident)
+    operation = Operation(
+        type="import:annotations",
+        target=target,
+        task_id=task["id"],
+        job_id=ident if target == "job" else None,
+        project_id=task["project_id"],
+        format=format_name,
+        subresource="annotations",
+    )
+    rt = runtime(request)
+
+    async def work(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
+        try:
+            data = await run_in_threadpool(import_annotations, source, format_name, dataset)
+        finally:
+            shutil.rmtree(source.parent, ignore_errors=True)
+        progress(0.5, "Saving the imported annotations")
+        command = _import_command(target, ident, caller, data, mode)
+        await rt.execute(command, caller)
+        return background_work.Outcome(result_id=ident)
+
+    rq_id = await background_work.start(request, caller, operation, work)
+    return json_response({"rq_id": rq_id}, status=202)
+
+
+def _import_command(
+    target: str, ident: int, caller: Principal, data: LabeledData, mode: str
+) -> Any:
+    if target == "job":
+        if mode == "replace":
+            return lambda unit: replace_annotations(unit, caller, ident, data)
+        return lambda unit: patch_annotations(unit, caller, ident, "create", data)
+    if mode == "replace":
+        return lambda unit: replace_task_annotations(unit, caller, ident, data)
+    return lambda unit: patch_task_annotations(unit, caller, ident, "create", data)
+
+
+async def _import_source(request: Request, caller: Principal) -> Path:
+    """The uploaded file, moved to a private temp folder: a finished TUS upload or multipart."""
+    folder = Path(tempfile.mkdtemp(prefix="import-", dir=_scratch(request)))
+    filename = request.query_params.get("filename") or ""
+    if tus.FILE_ID.match(filename):
+        upload = tus.load(request, filename)
+        if upload.user_id != caller.id or not upload.complete:
+            raise BadRequest({"filename": ["the upload is not complete"]})
+        target = folder / Path(upload.filename).name
+        upload.path.replace(target)
+        tus.remove(upload)
+        return target
+    form = await request.form(max_files=1)
+    upload_file = form.get("annotation_file")
+    if not isinstance(upload_file, UploadFile):
+        shutil.rmtree(folder, ignore_errors=True)
+        raise BadRequest({"annotation_file": ["send the file, or upload it with TUS first"]})
+    target = folder / Path(upload_file.filename or "annotations").name
+    with target.open("wb") as out:
+        shutil.copyfileobj(upload_file.file, out)
+    return target
+
+
+def _scratch(request: Request) -> Path:
+    path = runtime(request).settings.data_dir / "uploads" / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _routes() -> list[Route]:
+    routes = [Route("/api/server/annotation/formats", annotation_formats, methods=["GET"])]
+    for kind in ("tasks", "jobs"):
+        base = f"/api/{kind}/{{id:int}}"
+        routes += [
+            Route(f"{base}/dataset/export", export_start, methods=["POST"]),
+            Route(f"{base}/dataset/download", export_download, methods=["GET"]),
+            Route(f"{base}/annotations", annotations_upload, methods=["POST"]),
+            Route(f"{base}/annotations/", annotations_upload, methods=["POST"]),
+            *tus.file_routes(f"{base}/annotations"),
+        ]
+    return routes
+
+
+ROUTES = _routes()

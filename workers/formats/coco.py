@@ -1,0 +1,518 @@
+"""The "COCO 1.0" format: instances export and import (manual 2.28.6), laid out as CVAT's
+Datumaro-based exporter does.
+
+Export: ``annotations/instances_<subset|default>.json`` (+ ``images/<subset>/`` files).
+Categories are the task's labels (skeleton nodes too, with their skeleton as
+supercategory), ids from 1; images are numbered from 1 in frame order. Rectangles, polygons,
+masks and ellipses are carried, everything else is left out with a warning. Shapes sharing
+a group on a frame become one instance, whose properties come from its largest member
+and whose bbox spans all of them. An instance is a crowd (``iscrowd: 1``, uncompressed RLE
+over the whole image) when its leader has a true ``is_crowd`` attribute, or, without one,
+when it holds a mask of the leader's label; ellipses are rasterized into masks. Otherwise
+its polygons are the segmentation, and a lone rectangle has an empty one. ``attributes``
+holds every attribute of the label (defaults filled, numbers as numbers, checkboxes as
+booleans), ``occluded``, ``rotation`` for rectangles and ellipses, and for track frames
+``track_id`` and ``keyframe``; ``score`` is written when it is not 1.
+
+Import: the ``instances_*.json`` (or ``person_keypoints_*.json``) files of a ZIP, else its
+JSON files, or a bare JSON file. Polygons become polygon shapes (several of one instance
+share a new group), RLE becomes a mask, an empty segmentation a rectangle from ``bbox``.
+Shapes with a ``track_id`` rebuild tracks from their keyframes, a gap in frames meaning the
+track was outside. Images are matched to frames by file name without extension.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.annotations import AttributeValue, LabeledData, Shape, TrackedShape
+from core.labels import LabelSpec, all_labels
+from workers.formats import masks
+from workers.formats.archives import read_annotation_files, write_images
+from workers.formats.dataset import FormatError, FrameInfo, ImageSource, TaskDataset
+from workers.formats.mapping import FrameIndex, LabelIndex, attribute_value
+from workers.formats.tracks import FlatShape, Observation, TrackParts, flatten, rebuild_track
+
+CARRIED = ("rectangle", "polygon", "mask", "ellipse")
+RESERVED = ("occluded", "rotation", "track_id", "keyframe", "outside", "score")
+
+# --- export ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Part:
+    """One shape of an instance, measured."""
+
+    item: FlatShape
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    area: float
+    bitmap: np.ndarray | None = None  # full-image bitmap for masks and ellipses
+
+
+def export_coco(
+    dataset: TaskDataset, out: zipfile.ZipFile, *, images: ImageSource | None = None
+) -> list[str]:
+    """Write annotations/instances_<subset>.json (and the frames under images/<subset>/)."""
+    subset = dataset.subset or "default"
+    labels = LabelIndex(dataset.labels)
+    categories = _categories(dataset.labels)
+    flat, warnings = flatten(dataset.annotations, dataset.stop_frame)
+    carried = _carried(flat, dataset.annotations.tags, warnings)
+    frames = sorted(dataset.frames, key=lambda f: f.index)
+    by_frame: dict[int, list[FlatShape]] = defaultdict(list)
+    for item in carried:
+        by_frame[item.shape.frame].append(item)
+    annotations: list[dict] = []
+    for image_id, frame in enumerate(frames, start=1):
+        for instance in _instances(by_frame.pop(frame.index, [])):
+            entry = _annotation(instance, frame, image_id, labels, categories, warnings)
+            if entry is not None:
+                entry["id"] = len(annotations) + 1
+                annotations.append(entry)
+    if by_frame:
+        warnings.append(f"objects on frames {sorted(by_frame)[:10]} outside the task were left out")
+    document = {
+        "licenses": [{"name": "", "id": 0, "url": ""}],
+        "info": _info(),
+        "categories": [
+            {"id": ident, "name": label.name, "supercategory": parent}
+            for label, ident, parent in categories.values()
+        ],
+        "images": [_image(image_id, frame) for image_id, frame in enumerate(frames, start=1)],
+        "annotations": annotations,
+    }
+    out.writestr(f"annotations/instances_{subset}.json", json.dumps(document))
+    if images is not None:
+        write_images(out, frames, images, f"images/{subset}")
+    return warnings
+
+
+def _info() -> dict:
+    keys = ("contributor", "date_created", "description", "url", "version", "year")
+    return dict.fromkeys(keys, "")
+
+
+def _image(image_id: int, frame: FrameInfo) -> dict:
+    return {
+        "id": image_id,
+        "width": frame.width,
+        "height": frame.height,
+        "file_name": frame.name,
+        "license": 0,
+        "flickr_url": "",
+        "coco_url": "",
+        "date_captured": 0,
+    }
+
+
+def _categories(labels: Sequence[LabelSpec]) -> dict[int, tuple[LabelSpec, int, str]]:
+    """label id -> (label, category id, supercategory)."""
+    parents = {sub.id: label.name for label in labels for sub in label.sublabels}
+    return {
+        label.id: (label, index, parents.get(label.id, ""))
+        for index, label in enumerate(all_labels(labels), start=1)
+    }
+
+
+def _carried(flat: list[FlatShape], tags: Sequence, warnings: list[str]) -> list[FlatShape]:
+    dropped = Counter(item.shape.type for item in flat if item.shape.type not in CARRIED)
+    for shape_type, count in sorted(dropped.items()):
+        warnings.append(f"{count} {shape_type} shapes were left out (COCO does not carry them)")
+    if tags:
+        warnings.append(f"{len(tags)} tags were left out (COCO does not carry them)")
+    return [item for item in flat if item.shape.type in CARRIED]
+
+
+def _instances(items: list[FlatShape]) -> list[list[FlatShape]]:
+    """Shapes of one frame grouped: a nonzero group is one instance, others stand alone."""
+    groups: dict[int, list[FlatShape]] = defaultdict(list)
+    alone: list[list[FlatShape]] = []
+    for item in items:
+        if item.shape.group:
+            groups[item.shape.group].append(item)
+        else:
+            alone.append([item])
+    return [*groups.values(), *alone]
+
+
+def _annotation(
+    instance: list[FlatShape],
+    frame: FrameInfo,
+    image_id: int,
+    labels: LabelIndex,
+    categories: dict[int, tuple[LabelSpec, int, str]],
+    warnings: list[str],
+) -> dict | None:
+    try:
+        parts = [_measure(item, frame) for item in instance]
+    except (IndexError, ValueError, FormatError) as error:
+        warnings.append(f"an object on frame {frame.index} was left out: {error}")
+        return None
+    leader = max(parts, key=lambda part: part.area)
+    category = categories.get(leader.item.shape.label_id)
+    if category is None:
+        warnings.append(f"an object on frame {frame.index} has an unknown label")
+        return None
+    label = category[0]
+    segmentation, area, crowd = _segmentation(parts, leader, label, frame)
+    x0 = min(p.box[0] for p in parts)
+    y0 = min(p.box[1] for p in parts)
+    x1 = max(p.box[2] for p in parts)
+    y1 = max(p.box[3] for p in parts)
+    entry: dict = {
+        "id": 0,
+        "image_id": image_id,
+        "category_id": category[1],
+        "segmentation": segmentation,
+        "area": float(area if segmentation else (x1 - x0) * (y1 - y0)),
+        "bbox": [round(v, 2) for v in (x0, y0, x1 - x0, y1 - y0)],
+        "iscrowd": int(crowd),
+        "attributes": _attributes(leader.item, label, labels),
+    }
+    if leader.item.shape.score != 1.0:
+        entry["score"] = float(leader.item.shape.score)
+    return entry
+
+
+def _measure(item: FlatShape, frame: FrameInfo) -> _Part:
+    shape = item.shape
+    points = [float(v) for v in shape.points]
+    if shape.type in ("rectangle", "polygon"):
+        xs, ys = points[0::2], points[1::2]
+        box = (min(xs), min(ys), max(xs), max(ys))
+        if shape.type == "rectangle":
+            area = (box[2] - box[0]) * (box[3] - box[1])
+        else:
+            area = _shoelace(points)
+        return _Part(item, box, area)
+    bitmap = _shape_bitmap(shape, frame)
+    rows, cols = np.flatnonzero(bitmap.any(axis=1)), np.flatnonzero(bitmap.any(axis=0))
+    if rows.size == 0:
+        raise ValueError(f"the {shape.type} covers no pixel of the frame")
+    box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
+    return _Part(item, box, float(bitmap.sum()), bitmap)
+
+
+def _shape_bitmap(shape: Shape, frame: FrameInfo) -> np.ndarray:
+    if frame.width <= 0 or frame.height <= 0:
+        raise ValueError("the frame has no size")
+    if shape.type == "ellipse":
+        return masks.ellipse_bitmap(shape.points, shape.rotation, frame.height, frame.width)
+    box, left, top = masks.cvat_mask_bitmap(shape.points, frame.width * frame.height)
+    canvas = np.zeros((frame.height, frame.width), dtype=np.uint8)
+    masks.paste(canvas, box.astype(np.uint8), left, top)
+    return canvas
+
+
+def _shoelace(points: Sequence[float]) -> float:
+    xs, ys = points[0::2], points[1::2]
+    total = sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs)))
+    return abs(total) / 2
+
+
+def _segmentation(
+    parts: list[_Part], leader: _Part, label: LabelSpec, frame: FrameInfo
+) -> tuple[list | dict, float, bool]:
+    polygons = [p.item.shape.points for p in parts if p.item.shape.type == "polygon"]
+    bitmaps = [p for p in parts if p.bitmap is not None]
+    if not polygons and not bitmaps:
+        return [], 0.0, False
+    if _is_crowd(leader, label, bitmaps):
+        canvas = masks.polygons_bitmap(polygons, frame.height, frame.width)
+        for part in bitmaps:
+            canvas |= part.bitmap.astype(np.uint8)
+        return masks.coco_rle(canvas), float(canvas.sum()), True
+    for part in bitmaps:
+        polygons.extend(masks.bitmap_polygons(part.bitmap))
+    flat = [[round(float(v), 2) for v in poly] for poly in polygons]
+    return flat, masks.polygons_area(flat, frame.height, frame.width), False
+
+
+def _is_crowd(leader: _Part, label: LabelSpec, bitmaps: list[_Part]) -> bool:
+    spec = next((s for s in label.attributes if s.name == "is_crowd"), None)
+    if spec is not None:
+        given = {v.spec_id: v.value for v in leader.item.shape.attributes}
+        value = given.get(spec.id, spec.default_value)
+        return value.strip().lower() in ("true", "1")
+    return any(p.item.shape.label_id == leader.item.shape.label_id for p in bitmaps)
+
+
+def _attributes(item: FlatShape, label: LabelSpec, labels: LabelIndex) -> dict:
+    shape = item.shape
+    given = {v.spec_id: v.value for v in shape.attributes}
+    result: dict = {}
+    for spec in label.attributes:
+        result[spec.name] = _typed(spec.input_type, given.get(spec.id, spec.default_value))
+    result["occluded"] = bool(shape.occluded)
+    if shape.type in ("rectangle", "ellipse"):
+        result["rotation"] = float(shape.rotation)
+    if item.track_id is not None:
+        result["track_id"] = item.track_id
+        result["keyframe"] = bool(item.keyframe)
+    return result
+
+
+def _typed(input_type: str, value: str) -> object:
+    if input_type == "number":
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    if input_type == "checkbox":
+        return value.strip().lower() == "true"
+    return value
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+def import_coco(source: Path, labels: list[LabelSpec], frames: list[FrameInfo]) -> LabeledData:
+    """Read a COCO instances JSON file, or the instances files of a ZIP, for the given task."""
+    documents = _chosen(read_annotation_files(source, (".json",)))
+    reader = _CocoReader(labels, frames)
+    for name, document in documents:
+        reader.read(name, document)
+    return reader.finish()
+
+
+def _chosen(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    if not files:
+        raise FormatError("the archive holds no .json annotation file")
+    prefixes = ("instances_", "person_keypoints_")
+    tasks = [f for f in files if posixpath.basename(f[0]).startswith(prefixes)]
+    return tasks or files
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite(value: object, what: str) -> float:
+    if not _is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
+        raise FormatError(f"{what} is not a number: {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _whole(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FormatError(f"{what} is not a whole number: {value!r}")
+    return value
+
+
+def _list_of_dicts(document: dict, key: str, name: str) -> list[dict]:
+    value = document.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise FormatError(f"{name}: {key!r} is not a list of objects")
+    return value
+
+
+class _CocoReader:
+    """Collects shapes and track frames from COCO documents for one task."""
+
+    def __init__(self, labels: Sequence[LabelSpec], frames: Sequence[FrameInfo]) -> None:
+        self.labels = LabelIndex(labels)
+        self.frames = FrameIndex(frames)
+        self.data = LabeledData(tags=[], shapes=[], tracks=[])
+        self.tracks: dict[tuple[str, int], TrackParts] = {}
+        self.next_group = 1
+
+    def read(self, name: str, raw: bytes) -> None:
+        document = _parse_json(name, raw)
+        categories = self._categories(name, document)
+        images = self._images(name, document)
+        for index, entry in enumerate(_list_of_dicts(document, "annotations", name)):
+            where = f"{name}: annotation #{index} (id {entry.get('id')!r})"
+            self._annotation(name, entry, categories, images, where)
+
+    def finish(self) -> LabeledData:
+        for parts in self.tracks.values():
+            track = rebuild_track(parts, stop_frame=self.frames.stop_frame, infer_outside=True)
+            if track is not None:
+                self.data.tracks.append(track)
+        return self.data
+
+    def _categories(self, name: str, document: dict) -> dict[int, str]:
+        result = {}
+        for entry in _list_of_dicts(document, "categories", name):
+            ident = _whole(entry.get("id"), f"{name}: a category id")
+            title = entry.get("name")
+            if not isinstance(title, str):
+                raise FormatError(f"{name}: category {ident} has no name")
+            result[ident] = title
+        return result
+
+    def _images(self, name: str, document: dict) -> dict[int, str]:
+        result = {}
+        for entry in _list_of_dicts(document, "images", name):
+            ident = _whole(entry.get("id"), f"{name}: an image id")
+            file_name = entry.get("file_name")
+            if not isinstance(file_name, str):
+                raise FormatError(f"{name}: image {ident} has no file_name")
+            result[ident] = file_name
+        return result
+
+    def _annotation(
+        self,
+        name: str,
+        entry: dict,
+        categories: dict[int, str],
+        images: dict[int, str],
+        where: str,
+    ) -> None:
+        image_id = _whole(entry.get("image_id"), f"{where}: image_id")
+        if image_id not in images:
+            raise FormatError(f"{where}: image {image_id} is not listed")
+        frame = self.frames.require(images[image_id])
+        category_id = _whole(entry.get("category_id"), f"{where}: category_id")
+        if category_id not in categories:
+            raise FormatError(f"{where}: category {category_id} is not listed")
+        label = self.labels.top(categories[category_id])
+        extras = entry.get("attributes", {})
+        if not isinstance(extras, dict):
+            raise FormatError(f"{where}: 'attributes' is not an object")
+        shapes = self._shapes(entry, frame, where)
+        if not shapes:
+            return
+        common = _Common.read(extras, entry, label, where)
+        if common.track_id is not None:
+            self._track_frame(name, label, frame.index, shapes[0], common)
+            return
+        group = 0
+        if len(shapes) > 1:
+            group, self.next_group = self.next_group, self.next_group + 1
+        for shape_type, points in shapes:
+            self.data.shapes.append(common.shape(shape_type, points, label, frame.index, group))
+
+    def _shapes(self, entry: dict, frame: FrameInfo, where: str) -> list[tuple[str, list[float]]]:
+        segmentation = entry.get("segmentation", [])
+        if isinstance(segmentation, dict):
+            bitmap = masks.coco_rle_bitmap(segmentation, frame.height, frame.width)
+            points = masks.bitmap_to_cvat(bitmap)
+            return [("mask", points)] if points is not None else []
+        if not isinstance(segmentation, list):
+            raise FormatError(f"{where}: 'segmentation' is neither polygons nor RLE")
+        polygons = [self._polygon(poly, where) for poly in segmentation]
+        polygons = [poly for poly in polygons if len(poly) >= 6]
+        if polygons:
+            return [("polygon", poly) for poly in polygons]
+        return [("rectangle", _box(entry.get("bbox"), where))]
+
+    @staticmethod
+    def _polygon(poly: object, where: str) -> list[float]:
+        if not isinstance(poly, list) or len(poly) % 2:
+            raise FormatError(f"{where}: a polygon is not a list of x, y numbers")
+        return [_finite(v, f"{where}: a polygon coordinate") for v in poly]
+
+    def _track_frame(
+        self,
+        name: str,
+        label: LabelSpec,
+        frame: int,
+        shape: tuple[str, list[float]],
+        common: _Common,
+    ) -> None:
+        key = (name, common.track_id or 0)
+        parts = self.tracks.get(key)
+        if parts is None:
+            parts = self.tracks[key] = TrackParts(label)
+        elif parts.label.id != label.id:
+            raise FormatError(f"{name}: track {key[1]} changes its label")
+        tracked = TrackedShape(
+            type=shape[0],
+            frame=frame,
+            points=shape[1],
+            occluded=common.occluded,
+            outside=common.outside,
+            rotation=common.rotation,
+            attributes=common.attributes,
+        )
+        parts.observations.append(Observation(tracked, common.keyframe))
+
+
+def _parse_json(name: str, raw: bytes) -> dict:
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise FormatError(f"{name} is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise FormatError(f"{name} is not a COCO document (a JSON object)")
+    return document
+
+
+def _box(bbox: object, where: str) -> list[float]:
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        raise FormatError(f"{where}: has neither a segmentation nor a bbox [x, y, w, h]")
+    x, y, width, height = (_finite(v, f"{where}: a bbox value") for v in bbox)
+    if width < 0 or height < 0:
+        raise FormatError(f"{where}: the bbox has a negative size")
+    return [x, y, x + width, y + height]
+
+
+@dataclass
+class _Common:
+    """What a COCO annotation says besides its geometry."""
+
+    attributes: list[AttributeValue]
+    occluded: bool
+    rotation: float
+    score: float
+    track_id: int | None
+    keyframe: bool
+    outside: bool
+
+    @classmethod
+    def read(cls, extras: dict, entry: dict, label: LabelSpec, where: str) -> _Common:
+        values: list[AttributeValue] = []
+        for key, raw in extras.items():
+            if key in RESERVED:
+                continue
+            value = attribute_value(label, str(key), raw)
+            if value is not None:
+                values.append(value)
+        track_id = extras.get("track_id")
+        score = entry.get("score", extras.get("score", 1.0))
+        return cls(
+            attributes=values,
+            occluded=_flag(extras.get("occluded", False), f"{where}: occluded"),
+            rotation=_finite(extras.get("rotation", 0.0), f"{where}: rotation") % 360,
+            score=_finite(score, f"{where}: score"),
+            track_id=None if track_id is None else _whole(track_id, f"{where}: track_id"),
+            keyframe=_flag(extras.get("keyframe", True), f"{where}: keyframe"),
+            outside=_flag(extras.get("outside", False), f"{where}: outside"),
+        )
+
+    def shape(
+        self, shape_type: str, points: list[float], label: LabelSpec, frame: int, group: int
+    ) -> Shape:
+        return Shape(
+            type=shape_type,
+            label_id=label.id,
+            frame=frame,
+            points=points,
+            occluded=self.occluded,
+            rotation=self.rotation if shape_type == "rectangle" else 0.0,
+            group=group,
+            source="file",
+            score=self.score,
+            attributes=self.attributes,
+        )
+
+
+def _flag(value: object, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if _is_number(value) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "0", "1"):
+        return value.strip().lower() in ("true", "1")
+    raise FormatError(f"{what} is not true or false: {value!r}")

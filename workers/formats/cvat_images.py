@@ -1,0 +1,479 @@
+"""CVAT's native XML formats: "CVAT for images 1.1" and "CVAT for video 1.1" export, and the
+"CVAT 1.1" import that reads both (manual 2.28.1 and 2.29).
+
+Images layout: one ``<image id name width height>`` per frame (empty ones too) holding its
+shapes (ordered by z_order) and tags. Tracks are written as their visible per-frame shapes,
+without track ids, as CVAT does ("track id will be lost").
+
+Video layout: one ``<track id label source>`` per track with one element per frame carrying
+``frame keyframe outside occluded``: the visible frames, interpolated ones with
+``keyframe="0"``, and the outside keyframes. Plain shapes become one-frame tracks ending
+with an outside keyframe on the next frame (unless that is past the last frame). Tags are
+not carried.
+
+Import reads ``<image>`` shapes and tags (frames matched by file name without extension,
+then by id) and ``<track>`` keyframes (frames by number); labels and attributes are matched
+by name, attributes the label lacks are dropped, an unknown label is refused. Imported
+objects have source "file" and no ids, as in CVAT. Unlike CVAT, a mask track stays a track.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from lxml import etree
+
+from core.annotations import (
+    AttributeValue,
+    LabeledData,
+    Shape,
+    Tag,
+    Track,
+    TrackedShape,
+)
+from core.interpolation import interpolate_skeleton, interpolate_track
+from core.labels import LabelSpec
+from workers.formats import cvat_xml as cx
+from workers.formats.archives import read_annotation_files, write_images
+from workers.formats.dataset import FormatError, FrameInfo, ImageSource, TaskDataset
+from workers.formats.mapping import FrameIndex, LabelIndex, attribute_value
+from workers.formats.tracks import Observation, TrackParts, flatten, rebuild_track
+from workers.formats.xml_safe import iter_children
+
+ANNOTATIONS_FILE = "annotations.xml"
+
+
+# --- export: common -------------------------------------------------------------------------
+
+
+def _write_document(
+    out: zipfile.ZipFile, dataset: TaskDataset, body: Iterable[etree._Element]
+) -> None:
+    with out.open(ANNOTATIONS_FILE, "w") as stream, etree.xmlfile(stream, encoding="utf-8") as xf:
+        xf.write_declaration()
+        with xf.element("annotations"):
+            version = etree.Element("version")
+            version.text = "1.1"
+            for element in (version, cx.meta_element(dataset), *body):
+                etree.indent(element, space="  ", level=1)
+                xf.write("\n  ")
+                xf.write(element)
+            xf.write("\n")
+
+
+def _attribute_elements(
+    labels: LabelIndex, label_id: int, values: Sequence[AttributeValue]
+) -> list[etree._Element]:
+    names = labels.attribute_names(label_id)
+    return [cx.attribute_element(names[v.spec_id], v.value) for v in values if v.spec_id in names]
+
+
+# --- export: CVAT for images ----------------------------------------------------------------
+
+
+def export_images(
+    dataset: TaskDataset, out: zipfile.ZipFile, *, images: ImageSource | None = None
+) -> list[str]:
+    """Write annotations.xml in the images layout (and the frames under images/)."""
+    labels = LabelIndex(dataset.labels)
+    flat, warnings = flatten(dataset.annotations, dataset.stop_frame)
+    shapes: dict[int, list[Shape]] = defaultdict(list)
+    for item in flat:
+        shapes[item.shape.frame].append(item.shape)
+    tags: dict[int, list[Tag]] = defaultdict(list)
+    for tag in dataset.annotations.tags:
+        tags[tag.frame].append(tag)
+    known = {frame.index for frame in dataset.frames}
+    _warn_unknown_frames(set(shapes) | set(tags), known, warnings)
+    body = (
+        _image_element(frame, shapes[frame.index], tags[frame.index], labels, warnings)
+        for frame in sorted(dataset.frames, key=lambda f: f.index)
+    )
+    _write_document(out, dataset, body)
+    if images is not None:
+        write_images(out, dataset.frames, images, "images")
+    return warnings
+
+
+def _warn_unknown_frames(used: set[int], known: set[int], warnings: list[str]) -> None:
+    missing = sorted(used - known)
+    if missing:
+        warnings.append(f"objects on frames {missing[:10]} outside the task were left out")
+
+
+def _image_element(
+    frame: FrameInfo,
+    shapes: list[Shape],
+    tags: list[Tag],
+    labels: LabelIndex,
+    warnings: list[str],
+) -> etree._Element:
+    element = etree.Element(
+        "image",
+        {
+            "id": str(frame.index),
+            "name": cx.clean(frame.name),
+            "width": str(frame.width),
+            "height": str(frame.height),
+        },
+    )
+    for shape in sorted(shapes, key=lambda s: s.z_order):
+        child = _shape_element(shape, labels, warnings)
+        if child is not None:
+            element.append(child)
+    for tag in tags:
+        element.append(_tag_element(tag, labels))
+    return element
+
+
+def _shape_element(
+    shape: Shape, labels: LabelIndex, warnings: list[str], *, node: bool = False
+) -> etree._Element | None:
+    name = labels.name(shape.label_id)
+    if name is None or shape.type not in cx.TYPE_TO_TAG:
+        warnings.append(f"shape {shape.id} has an unknown label or type and was left out")
+        return None
+    attrib = {"label": cx.clean(name), "source": shape.source}
+    if node:
+        attrib["outside"] = cx.flag(shape.outside)
+    if shape.type != "skeleton":
+        attrib["occluded"] = cx.flag(shape.occluded)
+    try:
+        attrib.update(cx.geometry_attributes(shape.type, shape.points, shape.rotation))
+    except (IndexError, ValueError) as error:
+        warnings.append(f"shape {shape.id} ({shape.type}) was left out: {error}")
+        return None
+    if not node:
+        attrib["z_order"] = str(shape.z_order)
+    if shape.group:
+        attrib["group_id"] = str(shape.group)
+    element = etree.Element(cx.TYPE_TO_TAG[shape.type], attrib)
+    for part in shape.elements:
+        child = _shape_element(part, labels, warnings, node=True)
+        if child is not None:
+            element.append(child)
+    element.extend(_attribute_elements(labels, shape.label_id, shape.attributes))
+    return element
+
+
+def _tag_element(tag: Tag, labels: LabelIndex) -> etree._Element:
+    attrib = {"label": cx.clean(labels.name(tag.label_id) or ""), "source": tag.source}
+    if tag.group:
+        attrib["group_id"] = str(tag.group)
+    element = etree.Element("tag", attrib)
+    element.extend(_attribute_elements(labels, tag.label_id, tag.attributes))
+    return element
+
+
+# --- export: CVAT for video -----------------------------------------------------------------
+
+
+def export_video(
+    dataset: TaskDataset, out: zipfile.ZipFile, *, images: ImageSource | None = None
+) -> list[str]:
+    """Write annotations.xml in the video layout (and the frames under images/)."""
+    labels = LabelIndex(dataset.labels)
+    stop = dataset.stop_frame
+    warnings: list[str] = []
+    if dataset.annotations.tags:
+        warnings.append(f"{len(dataset.annotations.tags)} tags were left out (not carried)")
+    tracks = [*dataset.annotations.tracks]
+    tracks.extend(shape_as_track(shape, stop) for shape in dataset.annotations.shapes)
+    body = (
+        element
+        for index, track in enumerate(tracks)
+        if (element := _track_element(index, track, stop, labels, warnings)) is not None
+    )
+    _write_document(out, dataset, body)
+    if images is not None:
+        write_images(out, dataset.frames, images, "images")
+    return warnings
+
+
+def shape_as_track(shape: Shape, stop_frame: int) -> Track:
+    """A one-frame track for a shape, ended by an outside keyframe on the next frame."""
+    elements = [
+        Track(
+            label_id=part.label_id,
+            frame=shape.frame,
+            shapes=_one_frame(part, stop_frame),
+            source=part.source,
+        )
+        for part in shape.elements
+    ]
+    return Track(
+        label_id=shape.label_id,
+        frame=shape.frame,
+        shapes=_one_frame(shape, stop_frame),
+        group=shape.group,
+        source=shape.source,
+        elements=elements,
+    )
+
+
+def _one_frame(shape: Shape, stop_frame: int) -> list[TrackedShape]:
+    key = TrackedShape(
+        type=shape.type,
+        frame=shape.frame,
+        points=list(shape.points),
+        occluded=shape.occluded,
+        outside=shape.outside,
+        z_order=shape.z_order,
+        rotation=shape.rotation,
+        attributes=list(shape.attributes),
+    )
+    if shape.frame + 1 > stop_frame:
+        return [key]
+    ending = TrackedShape(
+        type=key.type,
+        frame=shape.frame + 1,
+        points=key.points,
+        occluded=key.occluded,
+        outside=True,
+        z_order=key.z_order,
+        rotation=key.rotation,
+        attributes=key.attributes,
+    )
+    return [key, ending]
+
+
+def _track_element(
+    index: int, track: Track, stop: int, labels: LabelIndex, warnings: list[str]
+) -> etree._Element | None:
+    name = labels.name(track.label_id)
+    if name is None or not track.shapes:
+        warnings.append(f"track {track.id} has an unknown label or no shapes and was left out")
+        return None
+    attrib = {"id": str(index), "label": cx.clean(name), "source": track.source}
+    if track.group:
+        attrib["group_id"] = str(track.group)
+    element = etree.Element("track", attrib)
+    try:
+        if track.shapes[0].type == "skeleton":
+            children = _skeleton_track_children(track, stop, labels)
+        else:
+            children = _track_children(track, stop, labels)
+    except (IndexError, ValueError) as error:
+        warnings.append(f"track {track.id} was left out: {error}")
+        return None
+    element.extend(children)
+    return element
+
+
+def _track_children(track: Track, stop: int, labels: LabelIndex) -> list[etree._Element]:
+    frames = interpolate_track(track.shapes, stop_frame=stop, include_outside=True)
+    children = []
+    for frame in frames:
+        if frame.outside and not frame.keyframe:
+            continue
+        attrib = {
+            "frame": str(frame.frame),
+            "keyframe": cx.flag(frame.keyframe),
+            "outside": cx.flag(frame.outside),
+            "occluded": cx.flag(frame.occluded),
+        }
+        attrib.update(cx.geometry_attributes(frame.type, frame.points, frame.rotation))
+        attrib["z_order"] = str(frame.z_order)
+        child = etree.Element(cx.TYPE_TO_TAG[frame.type], attrib)
+        values = [*frame.attributes, *track.attributes]
+        child.extend(_attribute_elements(labels, track.label_id, values))
+        children.append(child)
+    return children
+
+
+def _skeleton_track_children(track: Track, stop: int, labels: LabelIndex) -> list[etree._Element]:
+    nodes = {element.label_id: element for element in track.elements}
+    children = []
+    for frame in interpolate_skeleton(track, stop_frame=stop, include_outside=True):
+        parent = frame.shape
+        elements = frame.elements
+        keyframe = parent.keyframe or any(e.keyframe for e in elements.values())
+        hidden = parent.outside or all(e.outside for e in elements.values())
+        if not elements or (hidden and not keyframe):
+            continue
+        child = etree.Element(
+            "skeleton",
+            {
+                "frame": str(parent.frame),
+                "keyframe": cx.flag(parent.keyframe),
+                "z_order": str(parent.z_order),
+            },
+        )
+        for label_id, node in elements.items():
+            node_attrib = {
+                "label": cx.clean(labels.name(label_id) or ""),
+                "keyframe": cx.flag(node.keyframe),
+                "outside": cx.flag(node.outside),
+                "occluded": cx.flag(node.occluded),
+                "points": cx.points_text(node.points),
+            }
+            point = etree.SubElement(child, "points", node_attrib)
+            values = [*node.attributes, *nodes[label_id].attributes]
+            point.extend(_attribute_elements(labels, label_id, values))
+        values = [*parent.attributes, *track.attributes]
+        child.extend(_attribute_elements(labels, track.label_id, values))
+        children.append(child)
+    return children
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Collects the objects of one or more CVAT XML documents for one task."""
+
+    def __init__(self, labels: Sequence[LabelSpec], frames: Sequence[FrameInfo]) -> None:
+        self.labels = LabelIndex(labels)
+        self.frames = FrameIndex(frames)
+        self.data = LabeledData(tags=[], shapes=[], tracks=[])
+
+    def read(self, document: bytes) -> None:
+        for element in iter_children(document, "annotations"):
+            if element.tag == "image":
+                self._image(element)
+            elif element.tag == "track":
+                self._track(element)
+
+    # images
+
+    def _image(self, element: etree._Element) -> None:
+        index = _optional_int(element.get("id"))
+        frame = self.frames.require(element.get("name"), index).index
+        for child in element:
+            if child.tag == "tag":
+                self.data.tags.append(self._tag(child, frame))
+            elif child.tag in cx.TAG_TO_TYPE:
+                self.data.shapes.append(self._shape(child, frame))
+
+    def _tag(self, element: etree._Element, frame: int) -> Tag:
+        label = self.labels.top(element.get("label"))
+        return Tag(
+            label_id=label.id,
+            frame=frame,
+            group=cx.integer(element, "group_id", 0),
+            source="file",
+            attributes=self._attributes(element, label),
+        )
+
+    def _shape(self, element: etree._Element, frame: int) -> Shape:
+        label = self.labels.top(element.get("label"))
+        shape_type = cx.TAG_TO_TYPE[element.tag]
+        elements = []
+        if shape_type == "skeleton":
+            elements = [
+                self._node(child, label, frame) for child in element if child.tag in cx.TAG_TO_TYPE
+            ]
+        return Shape(
+            type=shape_type,
+            label_id=label.id,
+            frame=frame,
+            points=self._geometry(element, shape_type, frame),
+            occluded=cx.boolean(element, "occluded"),
+            z_order=cx.integer(element, "z_order", 0),
+            rotation=cx.number(element, "rotation", 0.0),
+            group=cx.integer(element, "group_id", 0),
+            source="file",
+            attributes=self._attributes(element, label),
+            elements=elements,
+        )
+
+    def _node(self, element: etree._Element, skeleton: LabelSpec, frame: int) -> Shape:
+        node = self.labels.node(skeleton, element.get("label"))
+        shape_type = cx.TAG_TO_TYPE[element.tag]
+        return Shape(
+            type=shape_type,
+            label_id=node.id,
+            frame=frame,
+            points=self._geometry(element, shape_type, frame),
+            occluded=cx.boolean(element, "occluded"),
+            outside=cx.boolean(element, "outside"),
+            source="file",
+            attributes=self._attributes(element, node),
+        )
+
+    def _geometry(self, element: etree._Element, shape_type: str, frame: int) -> list[float]:
+        points = cx.read_geometry(element, shape_type)
+        info = self.frames.by_index[frame]
+        if shape_type == "mask" and info.width > 0 and info.height > 0:
+            if points[-2] >= info.width or points[-1] >= info.height:
+                raise FormatError(
+                    f"<mask> on line {element.sourceline} reaches past the frame "
+                    f"({info.width}x{info.height})"
+                )
+        return points
+
+    def _attributes(self, element: etree._Element, label: LabelSpec) -> list[AttributeValue]:
+        values = []
+        for child in element:
+            if child.tag != "attribute":
+                continue
+            value = attribute_value(label, child.get("name") or "", child.text or "")
+            if value is not None and all(v.spec_id != value.spec_id for v in values):
+                values.append(value)
+        return values
+
+    # tracks
+
+    def _track(self, element: etree._Element) -> None:
+        label = self.labels.top(element.get("label"))
+        parts = TrackParts(label, cx.integer(element, "group_id", 0))
+        for child in element:
+            if child.tag in cx.TAG_TO_TYPE:
+                self._track_frame(child, parts)
+        sublabels = {sub.id: sub for sub in label.sublabels}
+        track = rebuild_track(
+            parts, stop_frame=self.frames.stop_frame, infer_outside=False, sublabels=sublabels
+        )
+        if track is not None:
+            self.data.tracks.append(track)
+
+    def _track_frame(self, element: etree._Element, parts: TrackParts) -> None:
+        frame = self.frames.frame_number(cx.integer(element, "frame"))
+        shape_type = cx.TAG_TO_TYPE[element.tag]
+        keyframe = cx.boolean(element, "keyframe", True)
+        shape = self._tracked_shape(element, shape_type, frame, parts.label)
+        parts.observations.append(Observation(shape, keyframe))
+        if shape_type != "skeleton":
+            return
+        for child in element:
+            if child.tag not in cx.TAG_TO_TYPE:
+                continue
+            node = self.labels.node(parts.label, child.get("label"))
+            node_shape = self._tracked_shape(child, cx.TAG_TO_TYPE[child.tag], frame, node)
+            node_key = cx.boolean(child, "keyframe", True)
+            parts.elements.setdefault(node.id, []).append(Observation(node_shape, node_key))
+
+    def _tracked_shape(
+        self, element: etree._Element, shape_type: str, frame: int, label: LabelSpec
+    ) -> TrackedShape:
+        return TrackedShape(
+            type=shape_type,
+            frame=frame,
+            points=self._geometry(element, shape_type, frame),
+            occluded=cx.boolean(element, "occluded"),
+            outside=cx.boolean(element, "outside"),
+            z_order=cx.integer(element, "z_order", 0),
+            rotation=cx.number(element, "rotation", 0.0),
+            attributes=self._attributes(element, label),
+        )
+
+
+def _optional_int(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def import_cvat(source: Path, labels: list[LabelSpec], frames: list[FrameInfo]) -> LabeledData:
+    """Read a CVAT XML file, or every .xml in a ZIP, into objects for the given task."""
+    documents = read_annotation_files(source, (".xml",))
+    if not documents:
+        raise FormatError("the archive holds no .xml annotation file")
+    reader = _Reader(labels, frames)
+    for _name, document in documents:
+        reader.read(document)
+    return reader.data

@@ -1,0 +1,282 @@
+"""CVAT XML 1.1 building blocks: shape geometry as XML attributes and back, and ``<meta>``.
+
+Shared by the "CVAT for images" and "CVAT for video" writers and the "CVAT 1.1" reader in
+`workers.formats.cvat_images`. Coordinates are written with two decimals, as CVAT does.
+Geometry per element (CVAT manual 2.29 and CVAT's ``formats/cvat.py``):
+
+- ``box``: ``xtl ytl xbr ybr`` (+ ``rotation`` when not 0)
+- ``ellipse``: ``cx cy rx ry`` (+ ``rotation``); CVAT's points are ``[cx, cy, cx+rx, cy-ry]``
+- ``polygon``/``polyline``/``points``: ``points="x,y;x,y"``
+- ``cuboid``: ``xtl1 ytl1 xbl1 ybl1 xtr1 ytr1 xbr1 ybr1`` and the same with ``2``
+- ``mask``: ``rle="n, n, ..." left top width height`` (runs over the box, row-major)
+- ``skeleton``: no geometry; its nodes are ``<points label=...>`` children
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from lxml import etree
+
+from core.labels import LabelSpec, svg_with_node_names
+from workers.formats.dataset import FormatError, TaskDataset
+
+TYPE_TO_TAG = {
+    "rectangle": "box",
+    "ellipse": "ellipse",
+    "polygon": "polygon",
+    "polyline": "polyline",
+    "points": "points",
+    "cuboid": "cuboid",
+    "mask": "mask",
+    "skeleton": "skeleton",
+}
+TAG_TO_TYPE = {tag: shape_type for shape_type, tag in TYPE_TO_TAG.items()}
+CUBOID_NAMES = tuple(
+    f"{corner}{side}"
+    for side in ("1", "2")
+    for corner in ("xtl", "ytl", "xbl", "ybl", "xtr", "ytr", "xbr", "ybr")
+)
+
+
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def clean(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold (lxml refuses them)."""
+    return _NOT_XML.sub("", text)
+
+
+def coordinate(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def geometry_attributes(shape_type: str, points: Sequence[float], rotation: float) -> dict:
+    """The XML attributes holding a shape's geometry (may raise IndexError/ValueError)."""
+    if shape_type == "rectangle":
+        names = ("xtl", "ytl", "xbr", "ybr")
+        attrib = {name: coordinate(points[i]) for i, name in enumerate(names)}
+        return _with_rotation(attrib, rotation)
+    if shape_type == "ellipse":
+        cx, cy, right, top = points[0], points[1], points[2], points[3]
+        attrib = {
+            "cx": coordinate(cx),
+            "cy": coordinate(cy),
+            "rx": coordinate(right - cx),
+            "ry": coordinate(cy - top),
+        }
+        return _with_rotation(attrib, rotation)
+    if shape_type == "cuboid":
+        return {name: coordinate(points[i]) for i, name in enumerate(CUBOID_NAMES)}
+    if shape_type == "mask":
+        return _mask_attributes(points)
+    if shape_type == "skeleton":
+        return {}
+    return {"points": points_text(points)}
+
+
+def _with_rotation(attrib: dict, rotation: float) -> dict:
+    if rotation:
+        attrib["rotation"] = coordinate(rotation)
+    return attrib
+
+
+def _mask_attributes(points: Sequence[float]) -> dict:
+    if len(points) < 5:
+        raise ValueError("a mask needs runs and a box")
+    left, top, right, bottom = (int(v) for v in points[-4:])
+    return {
+        "rle": ", ".join(str(int(v)) for v in points[:-4]),
+        "left": str(left),
+        "top": str(top),
+        "width": str(right - left + 1),
+        "height": str(bottom - top + 1),
+    }
+
+
+def points_text(points: Sequence[float]) -> str:
+    if len(points) % 2:
+        raise ValueError("an odd number of coordinates")
+    pairs = zip(points[0::2], points[1::2], strict=True)
+    return ";".join(f"{coordinate(x)},{coordinate(y)}" for x, y in pairs)
+
+
+def attribute_element(name: str, value: str) -> etree._Element:
+    element = etree.Element("attribute", {"name": clean(name)})
+    element.text = clean(value)
+    return element
+
+
+def meta_element(dataset: TaskDataset) -> etree._Element:
+    """``<meta><task>...</task><dumped/></meta>`` with the task's labels."""
+    meta = etree.Element("meta")
+    task = etree.SubElement(meta, "task")
+    stop = dataset.stop_frame
+    start = min((frame.index for frame in dataset.frames), default=0)
+    fields = [
+        ("id", "" if dataset.task_id is None else str(dataset.task_id)),
+        ("name", dataset.name),
+        ("size", str(len(dataset.frames))),
+        ("mode", dataset.mode),
+        ("overlap", "0"),
+        ("bugtracker", ""),
+        ("created", dataset.created),
+        ("updated", dataset.updated),
+        ("subset", dataset.subset or "default"),
+        ("start_frame", str(start)),
+        ("stop_frame", str(max(stop, 0))),
+        ("frame_filter", ""),
+    ]
+    for tag, text in fields:
+        if tag == "id" and not text:
+            continue
+        etree.SubElement(task, tag).text = clean(text)
+    etree.SubElement(task, "segments")
+    task.append(labels_element(dataset.labels))
+    etree.SubElement(meta, "dumped").text = dataset.dumped
+    return meta
+
+
+def labels_element(labels: Sequence[LabelSpec]) -> etree._Element:
+    element = etree.Element("labels")
+    for label in labels:
+        element.append(_label_element(label, parent=None))
+        for sub in label.sublabels:
+            element.append(_label_element(sub, parent=label))
+    return element
+
+
+def _label_element(label: LabelSpec, parent: LabelSpec | None) -> etree._Element:
+    element = etree.Element("label")
+    etree.SubElement(element, "name").text = clean(label.name)
+    etree.SubElement(element, "color").text = label.color
+    etree.SubElement(element, "type").text = label.type
+    attributes = etree.SubElement(element, "attributes")
+    for spec in label.attributes:
+        attribute = etree.SubElement(attributes, "attribute")
+        etree.SubElement(attribute, "name").text = clean(spec.name)
+        etree.SubElement(attribute, "mutable").text = str(spec.mutable)
+        etree.SubElement(attribute, "input_type").text = spec.input_type
+        etree.SubElement(attribute, "default_value").text = clean(spec.default_value)
+        etree.SubElement(attribute, "values").text = clean("\n".join(spec.values))
+    if parent is not None:
+        etree.SubElement(element, "parent").text = clean(parent.name)
+    if label.type == "skeleton":
+        svg = svg_with_node_names(label.svg, label.sublabels)
+        etree.SubElement(element, "svg").text = clean(svg)
+    return element
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _where(element: etree._Element) -> str:
+    return f"<{element.tag}> on line {element.sourceline}"
+
+
+def number(element: etree._Element, name: str, default: float | None = None) -> float:
+    raw = element.get(name)
+    if raw is None:
+        if default is None:
+            raise FormatError(f"{_where(element)} lacks {name!r}")
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise FormatError(f"{_where(element)}: {name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise FormatError(f"{_where(element)}: {name}={raw!r} is not a finite number")
+    return value
+
+
+def integer(element: etree._Element, name: str, default: int | None = None) -> int:
+    raw = element.get(name)
+    if raw is None:
+        if default is None:
+            raise FormatError(f"{_where(element)} lacks {name!r}")
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise FormatError(f"{_where(element)}: {name}={raw!r} is not a whole number") from None
+
+
+def boolean(element: etree._Element, name: str, default: bool = False) -> bool:
+    raw = element.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true"):
+        return True
+    if lowered in ("0", "false"):
+        return False
+    raise FormatError(f"{_where(element)}: {name}={raw!r} is not 0 or 1")
+
+
+def read_geometry(element: etree._Element, shape_type: str) -> list[float]:
+    """A shape's CVAT points from its XML attributes."""
+    if shape_type == "rectangle":
+        return [number(element, name) for name in ("xtl", "ytl", "xbr", "ybr")]
+    if shape_type == "ellipse":
+        cx, cy = number(element, "cx"), number(element, "cy")
+        return [cx, cy, round(cx + number(element, "rx"), 2), round(cy - number(element, "ry"), 2)]
+    if shape_type == "cuboid":
+        return [number(element, name) for name in CUBOID_NAMES]
+    if shape_type == "mask":
+        return _read_mask(element)
+    if shape_type == "skeleton":
+        return []
+    return read_points(element)
+
+
+def read_points(element: etree._Element) -> list[float]:
+    raw = element.get("points")
+    if raw is None:
+        raise FormatError(f"{_where(element)} lacks 'points'")
+    values: list[float] = []
+    for pair in raw.split(";"):
+        parts = pair.split(",")
+        if len(parts) != 2:
+            raise FormatError(f"{_where(element)}: {pair!r} is not an x,y pair")
+        for part in parts:
+            try:
+                value = float(part)
+            except ValueError:
+                raise FormatError(f"{_where(element)}: {part!r} is not a number") from None
+            if not math.isfinite(value):
+                raise FormatError(f"{_where(element)}: {part!r} is not a finite number")
+            values.append(value)
+    return values
+
+
+def _read_mask(element: etree._Element) -> list[float]:
+    raw = element.get("rle")
+    if raw is None:
+        raise FormatError(f"{_where(element)} lacks 'rle'")
+    try:
+        runs = [int(part) for part in raw.split(",")]
+    except ValueError:
+        raise FormatError(f"{_where(element)}: the rle holds a non-number") from None
+    left, top = integer(element, "left"), integer(element, "top")
+    width, height = integer(element, "width"), integer(element, "height")
+    if width <= 0 or height <= 0 or left < 0 or top < 0 or any(r < 0 for r in runs):
+        raise FormatError(f"{_where(element)}: the mask's box or runs are negative")
+    if sum(runs) != width * height:
+        raise FormatError(
+            f"{_where(element)}: the rle covers {sum(runs)} pixels, the box {width * height}"
+        )
+    return [float(r) for r in runs] + [
+        float(left),
+        float(top),
+        float(left + width - 1),
+        float(top + height - 1),
+    ]

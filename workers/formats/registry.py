@@ -1,0 +1,84 @@
+"""The annotation formats the server offers, by CVAT's names ("{NAME} {VERSION}").
+
+An exporter is ``export(dataset, zip, *, images) -> warnings``; an importer is
+``import_(path, labels, frames) -> LabeledData``. Export and import of one format may differ
+in name or accepted file kinds (CVAT exports "CVAT for images 1.1" and imports "CVAT 1.1"),
+so each direction has its own entry. `formats_json` is the body of CVAT's
+``GET /api/server/annotation/formats``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.annotations import LabeledData
+from core.labels import LabelSpec
+from workers.formats.coco import export_coco, import_coco
+from workers.formats.cvat_images import export_images, export_video, import_cvat
+from workers.formats.dataset import FrameInfo, ImageSource, TaskDataset
+
+Exporter = Callable[..., list[str]]
+Importer = Callable[[Path, list[LabelSpec], list[FrameInfo]], LabeledData]
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    ext: str
+    version: str
+    dimension: str
+    exporter: Exporter | None
+    importer: Importer | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "ext": self.ext,
+            "version": self.version,
+            "enabled": True,
+            "dimension": self.dimension,
+        }
+
+
+FORMATS: list[Format] = [
+    Format("CVAT for images 1.1", "ZIP", "1.1", "2d", export_images, None),
+    Format("CVAT for video 1.1", "ZIP", "1.1", "2d", export_video, None),
+    Format("CVAT 1.1", "XML, ZIP", "1.1", "2d", None, import_cvat),
+    Format("COCO 1.0", "ZIP", "1.0", "2d", export_coco, None),
+    Format("COCO 1.0", "JSON, ZIP", "1.0", "2d", None, import_coco),
+]
+
+
+def find_exporter(name: str) -> Format:
+    """The export format called ``name``; KeyError if there is none."""
+    for fmt in FORMATS:
+        if fmt.name == name and fmt.exporter is not None:
+            return fmt
+    raise KeyError(name)
+
+
+def find_importer(name: str) -> Format:
+    """The import format called ``name``; KeyError if there is none."""
+    for fmt in FORMATS:
+        if fmt.name == name and fmt.importer is not None:
+            return fmt
+    raise KeyError(name)
+
+
+def formats_json() -> dict[str, list[dict[str, object]]]:
+    return {
+        "importers": [fmt.as_json() for fmt in FORMATS if fmt.importer is not None],
+        "exporters": [fmt.as_json() for fmt in FORMATS if fmt.exporter is not None],
+    }
+
+
+def export_dataset(
+    name: str, dataset: TaskDataset, out: zipfile.ZipFile, *, images: ImageSource | None = None
+) -> list[str]:
+    """Export with the format called ``name`` (KeyError if unknown)."""
+    exporter = find_exporter(name).exporter
+    assert exporter is not None
+    return exporter(dataset, out, images=images)
