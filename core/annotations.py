@@ -94,12 +94,26 @@ class ObjectIds(msgspec.Struct, frozen=True):
         return len(self.tags) + len(self.shapes) + len(self.tracks)
 
 
+class Revision(msgspec.Struct, frozen=True, array_like=True):
+    """When an object last changed and by whom; `fields`: versions of fields changed since
+    its creation (a field not named there is as old as the object)."""
+
+    created: int
+    version: int
+    actor: int | None
+    fields: dict[str, int] = {}
+
+    def of(self, field: str) -> int:
+        return self.fields.get(field, self.created)
+
+
 class AnnotationState(msgspec.Struct, frozen=True):
     """A job's annotations at one version. Replaced, never changed in place."""
 
     tags: dict[int, Tag] = {}
     shapes: dict[int, Shape] = {}
     tracks: dict[int, Track] = {}
+    revisions: dict[int, Revision] = {}
 
     def as_data(self, version: int) -> LabeledData:
         return LabeledData(
@@ -109,28 +123,62 @@ class AnnotationState(msgspec.Struct, frozen=True):
             tracks=list(self.tracks.values()),
         )
 
-    def with_objects(self, data: LabeledData) -> AnnotationState:
-        tags, shapes, tracks = dict(self.tags), dict(self.shapes), dict(self.tracks)
-        for tag in data.tags:
-            tags[tag.id] = tag  # type: ignore[index]
-        for shape in data.shapes:
-            shapes[shape.id] = shape  # type: ignore[index]
-        for track in data.tracks:
-            tracks[track.id] = track  # type: ignore[index]
-        return AnnotationState(tags, shapes, tracks)
+    def with_objects(
+        self, data: LabeledData, version: int = 0, actor: int | None = None
+    ) -> AnnotationState:
+        """The state with `data`'s objects added or replaced, as of event `version`."""
+        revisions = dict(self.revisions)
+        kinds = []
+        for current, objects in (
+            (self.tags, data.tags),
+            (self.shapes, data.shapes),
+            (self.tracks, data.tracks),
+        ):
+            updated = dict(current)
+            for obj in objects:
+                previous = current.get(obj.id)  # type: ignore[arg-type]
+                revisions[obj.id] = _revise(  # type: ignore[index]
+                    revisions.get(obj.id),
+                    previous,
+                    obj,
+                    version,
+                    actor,  # type: ignore[arg-type]
+                )
+                updated[obj.id] = obj  # type: ignore[index]
+            kinds.append(updated)
+        return AnnotationState(kinds[0], kinds[1], kinds[2], revisions)
 
     def without(self, ids: ObjectIds) -> AnnotationState:
         tags, shapes, tracks = dict(self.tags), dict(self.shapes), dict(self.tracks)
-        for ident in ids.tags:
-            tags.pop(ident, None)
-        for ident in ids.shapes:
-            shapes.pop(ident, None)
-        for ident in ids.tracks:
-            tracks.pop(ident, None)
-        return AnnotationState(tags, shapes, tracks)
+        revisions = dict(self.revisions)
+        for kind, known in ((ids.tags, tags), (ids.shapes, shapes), (ids.tracks, tracks)):
+            for ident in kind:
+                known.pop(ident, None)
+                revisions.pop(ident, None)
+        return AnnotationState(tags, shapes, tracks, revisions)
+
+    def find(self, ident: int) -> Tag | Shape | Track | None:
+        return self.shapes.get(ident) or self.tracks.get(ident) or self.tags.get(ident)
 
     def ids(self) -> ObjectIds:
         return ObjectIds(list(self.tags), list(self.shapes), list(self.tracks))
+
+
+def _revise(
+    revision: Revision | None,
+    previous: msgspec.Struct | None,
+    new: msgspec.Struct,
+    version: int,
+    actor: int | None,
+) -> Revision:
+    if previous is None or revision is None:
+        return Revision(version, version, actor)
+    changed = {
+        field: version
+        for field in new.__struct_fields__
+        if getattr(previous, field) != getattr(new, field)
+    }
+    return Revision(revision.created, version, actor, {**revision.fields, **changed})
 
 
 def ids_of(data: LabeledData) -> ObjectIds:

@@ -52,13 +52,17 @@ class Job(Entity):
         data: LabeledData
 
         def apply(self, job: Job) -> None:
-            job.annotations = job.annotations.with_objects(self.data)
+            job.annotations = job.annotations.with_objects(
+                self.data, self.originator_version, self.actor
+            )
 
     class AnnotationsUpdated(Entity.Event):
         data: LabeledData
 
         def apply(self, job: Job) -> None:
-            job.annotations = job.annotations.with_objects(self.data)
+            job.annotations = job.annotations.with_objects(
+                self.data, self.originator_version, self.actor
+            )
 
     class AnnotationsDeleted(Entity.Event):
         ids: ObjectIds

@@ -10,7 +10,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from core.accounts import AccountEmail, AccountName, User
-from core.annotations import AnnotationState, LabeledData, ObjectIds
+from core.annotations import AnnotationState, LabeledData, ObjectIds, Revision
 from core.jobs import Job
 from core.labels import AttributeSpec, LabelSpec
 from core.projects import Project
@@ -50,10 +50,20 @@ class AnnotationStateAsLists(Transcoding):
     name = "AnnotationState"
 
     def encode(self, obj: AnnotationState) -> Any:
-        return msgspec.to_builtins(obj.as_data(0))
+        objects = msgspec.to_builtins(obj.as_data(0))
+        objects["revisions"] = [
+            [ident, *msgspec.to_builtins(r)] for ident, r in obj.revisions.items()
+        ]
+        return objects
 
     def decode(self, data: Any) -> AnnotationState:
-        return AnnotationState().with_objects(msgspec.convert(data, LabeledData))
+        revisions = {
+            row[0]: msgspec.convert(row[1:], Revision, strict=False)
+            for row in data.pop("revisions", [])
+        }
+        objects = msgspec.convert(data, LabeledData)
+        state = AnnotationState().with_objects(objects)
+        return msgspec.structs.replace(state, revisions=revisions)
 
 
 class Palimpsest(Application):
