@@ -17,7 +17,7 @@ run: install
 	$(BIN)/palimpsest serve
 
 test: install
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist loadfile -q
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

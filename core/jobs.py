@@ -12,6 +12,7 @@ from core.errors import ValidationFailed
 from core.permissions import Principal
 from core.projects import check_user_exists
 from core.storage import apply_changes
+from core.undo_book import UndoBook, move_step, record_change
 from core.units import Unit
 
 Stage = Literal["annotation", "validation", "acceptance"]
@@ -41,6 +42,7 @@ class Job(Entity):
         self.stage = "annotation"
         self.state = "new"
         self.annotations = AnnotationState()
+        self.undo_book = UndoBook()
 
     class Updated(Entity.Event):
         changes: dict[str, object]
@@ -52,6 +54,7 @@ class Job(Entity):
         data: LabeledData
 
         def apply(self, job: Job) -> None:
+            job.record_step(written=self.data, event=self)
             job.annotations = job.annotations.with_objects(
                 self.data, self.originator_version, self.actor
             )
@@ -60,6 +63,7 @@ class Job(Entity):
         data: LabeledData
 
         def apply(self, job: Job) -> None:
+            job.record_step(written=self.data, event=self)
             job.annotations = job.annotations.with_objects(
                 self.data, self.originator_version, self.actor
             )
@@ -68,7 +72,51 @@ class Job(Entity):
         ids: ObjectIds
 
         def apply(self, job: Job) -> None:
+            job.record_step(removed=self.ids, event=self)
             job.annotations = job.annotations.without(self.ids)
+
+    class EditUndone(Entity.Event):
+        """The actor's last step, reversed: `remove` what it made, `restore` what it changed."""
+
+        step: str
+        remove: ObjectIds
+        restore: LabeledData
+        refused: list[int]
+
+        def apply(self, job: Job) -> None:
+            job.annotations = job.annotations.without(self.remove).with_objects(
+                self.restore, self.originator_version, self.actor
+            )
+            job.undo_book = move_step(job.undo_book, self.actor, undoing=True)  # type: ignore[arg-type]
+
+    class EditRedone(Entity.Event):
+        step: str
+        remove: ObjectIds
+        restore: LabeledData
+        refused: list[int]
+
+        def apply(self, job: Job) -> None:
+            job.annotations = job.annotations.without(self.remove).with_objects(
+                self.restore, self.originator_version, self.actor
+            )
+            job.undo_book = move_step(job.undo_book, self.actor, undoing=False)  # type: ignore[arg-type]
+
+    def record_step(
+        self,
+        *,
+        event: Entity.Event,
+        written: LabeledData | None = None,
+        removed: ObjectIds | None = None,
+    ) -> None:
+        self.undo_book = record_change(
+            self.undo_book,
+            self.annotations,
+            actor=event.actor,
+            cid=event.command_id,
+            version=event.originator_version,
+            written=written,
+            removed=removed,
+        )
 
     @property
     def frames(self) -> range:

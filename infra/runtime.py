@@ -38,7 +38,7 @@ class Runtime:
     snapshots: SnapshotTaker
     history: ProjectionRunner
     nats_url: str | None = None
-    after_commit_hooks: list[Callable[[], None]] = field(default_factory=list)
+    after_commit_hooks: list[Callable[[Sequence[Recording]], None]] = field(default_factory=list)
 
     @classmethod
     def open(cls, settings: Settings, database_url: str, nats_url: str | None = None) -> Runtime:
@@ -49,7 +49,7 @@ class Runtime:
         catalog = ProjectionRunner(store, pool, CatalogProjection())
         history = ProjectionRunner(store, pool, HistoryProjection())
         snapshots = SnapshotTaker(store)
-        hooks: list[Callable[[], None]] = []
+        hooks: list[Callable[[Sequence[Recording]], None]] = []
         writer = CommandWriter(
             store, ids, after_commit=_catch_up(hooks, catalog, history), snapshots=snapshots
         )
@@ -83,7 +83,7 @@ class Runtime:
 
 
 def _catch_up(
-    hooks: list[Callable[[], None]], *runners: ProjectionRunner
+    hooks: list[Callable[[Sequence[Recording]], None]], *runners: ProjectionRunner
 ) -> Callable[[Sequence[Recording]], None]:
     """Brings the read models up to a commit before it is acknowledged (read your write),
     then tells whoever follows the log (the relay) that there is more."""
@@ -93,6 +93,6 @@ def _catch_up(
         for runner in runners:
             runner.catch_up(until=position)
         for hook in hooks:
-            hook()
+            hook(recordings)
 
     return after_commit

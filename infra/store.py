@@ -17,8 +17,10 @@ from core.projects import Project
 from core.storage import StorageSpec
 from core.task_data import FrameMeta, TaskData
 from core.tasks import Task
+from core.undo_book import UndoBook
 
 EVENT_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
+    UndoBook,
     LabeledData,
     ObjectIds,
     AttributeSpec,
@@ -40,7 +42,7 @@ class StructAsDict(Transcoding):
         return msgspec.to_builtins(obj)
 
     def decode(self, data: Any) -> Any:
-        return msgspec.convert(data, self.type)
+        return msgspec.convert(data, self.type, strict=False)
 
 
 class AnnotationStateAsLists(Transcoding):

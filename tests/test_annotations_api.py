@@ -355,6 +355,9 @@ def test_history_lists_each_edit_with_actor_and_objects(
     job = ctx["jobs"][1]
     admin.delete(f"/api/jobs/{job}/annotations/")
     box = {"type": "rectangle", "label_id": ctx["car"], "frame": 6, "points": [1, 1, 2, 2]}
+    admin.patch(
+        f"/api/jobs/{job}/annotations/", params={"action": "create"}, json={"shapes": [box]}
+    )
     created = admin.patch(
         f"/api/jobs/{job}/annotations/", params={"action": "create"}, json={"shapes": [box]},
         headers={"Idempotency-Key": "history-create"},

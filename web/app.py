@@ -16,6 +16,7 @@ from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
 from projections.relay import Relay
+from realtime.rooms import Hub
 from web import (
     accounts,
     annotations,
@@ -24,6 +25,7 @@ from web import (
     jobs,
     media,
     projects,
+    rooms,
     tasks,
 )
 from web.errors import EXCEPTION_HANDLERS
@@ -37,19 +39,25 @@ STATIC_DIR = Path(__file__).parent / "static"
 def create_app(runtime: Runtime) -> Starlette:
     """The app serving `runtime`; the caller opens and closes the runtime."""
     authenticator = Authenticator(runtime.pool)
+    hub = Hub()
     request_log = RequestLog(runtime.pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         request_log.fail_interrupted()
+        hub.start()
+        runtime.after_commit_hooks.append(
+            lambda recordings: hub.committed(r.domain_event for r in recordings)
+        )
         relay = None
         if runtime.nats_url:
             relay = Relay(runtime.store, runtime.pool, runtime.nats_url)
-            runtime.after_commit_hooks.append(relay.nudge)
+            runtime.after_commit_hooks.append(lambda _: relay.nudge())
             app.state.background.add(asyncio.create_task(relay.run()))
         yield
         if relay is not None:
             await relay.stop()
+        await hub.stop()
         for job in list(app.state.background):
             job.cancel()
         await asyncio.gather(*app.state.background, return_exceptions=True)
@@ -62,6 +70,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *jobs.ROUTES,
         *annotations.ROUTES,
         *datasets.ROUTES,
+        *rooms.ROUTES,
         *background_requests.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
@@ -79,5 +88,6 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.authenticator = authenticator
     app.state.requests = request_log
     app.state.jobs = JobReader(runtime.store, runtime.pool, runtime.writer.views)
+    app.state.hub = hub
     app.state.background = set()
     return app

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hmac
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 from web.responses import json_response
 from web.sessions import Authenticator, Credentials
@@ -31,20 +33,27 @@ class AuthenticationMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        request = HTTPConnection(scope)
         scope.setdefault("state", {})
         try:
             credentials = await self._credentials(request)
         except _Refused as refusal:
-            await json_response({"detail": refusal.detail}, status=refusal.status)(
-                scope, receive, send
-            )
+            if scope["type"] == "websocket":
+                await WebSocketClose(code=4000 + refusal.status, reason=refusal.detail)(
+                    scope, receive, send
+                )
+            else:
+                await json_response({"detail": refusal.detail}, status=refusal.status)(
+                    scope, receive, send
+                )
             return
         scope["state"]["credentials"] = credentials
         await self.app(scope, receive, send)
 
-    async def _credentials(self, request: Request) -> Credentials | None:
+    async def _credentials(self, request: HTTPConnection) -> Credentials | None:
         header = request.headers.get("authorization", "")
+        if not header and request.scope["type"] == "websocket" and "token" in request.query_params:
+            header = f"Token {request.query_params['token']}"  # browsers can't set headers
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
         value = value.strip()
@@ -64,11 +73,20 @@ class AuthenticationMiddleware:
         session = await run_in_threadpool(self.authenticator.by_session_id, session_id)
         if session is None:
             return None
-        if request.method not in SAFE_METHODS and request.url.path not in CSRF_EXEMPT:
+        if request.scope["type"] == "websocket":
+            _check_same_origin(request)
+        elif request.scope["method"] not in SAFE_METHODS and request.url.path not in CSRF_EXEMPT:
             sent = request.headers.get("x-csrftoken", "")
             if not hmac.compare_digest(sent, session.csrf_token):
                 raise _Refused(403, "CSRF Failed: CSRF token missing or incorrect.")
         return Credentials(session.principal, via_cookie=True, session=session)
+
+
+def _check_same_origin(request: HTTPConnection) -> None:
+    """A cookie-signed websocket must come from our own pages (no cross-site hijacking)."""
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        raise _Refused(403, "websocket from another origin")
 
 
 class _Refused(Exception):

@@ -1,0 +1,82 @@
+"""/ws/jobs/{id}: the websocket of a job room, behind the same sign-in and permissions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from core.errors import DomainError
+from core.permissions import Action, Resource, authorize
+from realtime.rooms import Connection
+from realtime.session import RoomSession
+
+log = structlog.get_logger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+
+async def job_room(websocket: WebSocket) -> None:
+    credentials = websocket.scope.get("state", {}).get("credentials")
+    if credentials is None:
+        await websocket.close(code=CLOSE_UNAUTHENTICATED, reason="sign in first")
+        return
+    job_id = int(websocket.path_params["id"])
+    try:
+        principal = authorize(credentials.principal, Action.VIEW, Resource("job"))
+    except DomainError as error:
+        await websocket.close(code=CLOSE_FORBIDDEN, reason=str(error)[:120])
+        return
+    runtime = websocket.app.state.runtime
+    if not await run_in_threadpool(_job_exists, runtime, job_id):
+        await websocket.close(code=CLOSE_NOT_FOUND, reason=f"job {job_id} was not found")
+        return
+    await websocket.accept()
+    hub = websocket.app.state.hub
+    connection = Connection(principal=principal, job_id=job_id)
+    session = RoomSession(runtime, hub, websocket.app.state.jobs, connection)
+    sender = asyncio.create_task(_send_all(websocket, connection))
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            raw = message.get("text") or message.get("bytes") or b""
+            await session.receive(raw)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.leave(connection)
+        connection.close()
+        await asyncio.gather(sender, return_exceptions=True)
+
+
+async def _send_all(websocket: WebSocket, connection: Connection) -> None:
+    while True:
+        frame = await connection.outbox.get()
+        if frame is None:
+            break
+        try:
+            await websocket.send_text(frame.decode())
+        except (WebSocketDisconnect, RuntimeError):
+            break
+    try:
+        await websocket.close()
+    except RuntimeError:
+        pass
+
+
+def _job_exists(runtime: object, job_id: int) -> bool:
+    with runtime.pool.connection() as conn:  # type: ignore[attr-defined]
+        return (
+            conn.execute("SELECT 1 FROM catalog_jobs WHERE id = %s", (job_id,)).fetchone()
+            is not None
+        )
+
+
+ROUTES = [WebSocketRoute("/ws/jobs/{id:int}", job_room)]
