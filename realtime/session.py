@@ -82,6 +82,8 @@ class RoomSession:
         self.greeted = True
         room = self.hub.join(self.connection)
         version = await run_in_threadpool(self.reader.latest_version, self.connection.job_id)
+        if room.version is None:
+            room.version = version
         assert self.connection.member is not None
         self.connection.send(
             encoder.encode(

@@ -12,10 +12,12 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from core.jobs import Job
 from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
 from projections.relay import Relay
+from realtime.fanout import LiveFanout
 from realtime.rooms import Hub
 from web import (
     accounts,
@@ -39,7 +41,11 @@ STATIC_DIR = Path(__file__).parent / "static"
 def create_app(runtime: Runtime) -> Starlette:
     """The app serving `runtime`; the caller opens and closes the runtime."""
     authenticator = Authenticator(runtime.pool)
-    hub = Hub()
+    hub = Hub(
+        load_events=lambda job_id, after: list(
+            runtime.store.events.get(Job.stream_id(job_id), gt=after)
+        )
+    )
     request_log = RequestLog(runtime.pool)
 
     @contextlib.asynccontextmanager
@@ -49,14 +55,18 @@ def create_app(runtime: Runtime) -> Starlette:
         runtime.after_commit_hooks.append(
             lambda recordings: hub.committed(r.domain_event for r in recordings)
         )
-        relay = None
+        relay = fanout = None
         if runtime.nats_url:
+            fanout = LiveFanout(hub, runtime.nats_url)
+            await fanout.start()
             relay = Relay(runtime.store, runtime.pool, runtime.nats_url)
             runtime.after_commit_hooks.append(lambda _: relay.nudge())
             app.state.background.add(asyncio.create_task(relay.run()))
         yield
         if relay is not None:
             await relay.stop()
+        if fanout is not None:
+            await fanout.stop()
         await hub.stop()
         for job in list(app.state.background):
             job.cancel()
