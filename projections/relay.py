@@ -18,7 +18,6 @@ work runs in worker threads, so the relay may share the web server's event loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import OrderedDict
 from typing import Any, NamedTuple
@@ -27,12 +26,9 @@ from uuid import UUID
 import nats
 import nats.errors
 import nats.js.errors
-import psycopg
 import structlog
 from eventsourcing.persistence import Notification
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StreamConfig
 from psycopg_pool import ConnectionPool
@@ -42,6 +38,15 @@ from core.projects import Project
 from core.tasks import Task
 from infra.store import Palimpsest
 from projections.envelope import SUBJECT_PREFIX, Scope, build_envelope, decode, encode, subject_for
+from projections.jetstream_publishing import (
+    Backoff,
+    NatsUnavailable,
+    Pipeline,
+    cancel_all,
+    failure,
+    retrieve_all,
+)
+from projections.leader_lock import LeaderLock, LeadershipLost
 
 log = structlog.get_logger(__name__)
 
@@ -65,18 +70,6 @@ SAVE_TRACKING = (
     "INSERT INTO projection_tracking (name, position) VALUES (%s, %s)"
     " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position"
 )
-
-
-class LeadershipLost(Exception):
-    """The advisory lock's connection broke: another relay may publish now."""
-
-
-class NatsUnavailable(Exception):
-    """The NATS connection is down (the client is reconnecting)."""
-
-
-class PublishRefused(Exception):
-    """JetStream answered a publish with an error (e.g. 10071 wrong last sequence)."""
 
 
 class Outgoing(NamedTuple):
@@ -151,107 +144,6 @@ class ScopeResolver:
             return None
         created = self._app.mapper.to_domain_event(stored[0])
         return self._from_created(created) if isinstance(created, CREATED_EVENTS) else None
-
-
-class LeaderLock:
-    """A session-level advisory lock on a dedicated connection (released when it closes)."""
-
-    def __init__(self, conninfo: str, key: int) -> None:
-        self._conninfo = conninfo
-        self._key = key
-        self._conn: psycopg.AsyncConnection[Any] | None = None
-
-    @property
-    def key(self) -> int:
-        return self._key
-
-    async def try_acquire(self) -> bool:
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-            cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,))
-            row = await cur.fetchone()
-        except psycopg.Error as error:
-            log.warning("relay cannot reach PostgreSQL for its lock", error=str(error))
-            await self.release()
-            return False
-        return bool(row and row[0])
-
-    async def check(self) -> None:
-        """Raises LeadershipLost if the lock's session is gone."""
-        if self._conn is None or self._conn.closed:
-            raise LeadershipLost("the lock's connection is closed")
-        try:
-            await asyncio.wait_for(self._conn.execute("SELECT 1"), timeout=5.0)
-        except (psycopg.Error, TimeoutError) as error:
-            raise LeadershipLost(str(error)) from error
-
-    async def release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.closed:
-            try:
-                await conn.close()
-            except psycopg.Error:
-                pass
-
-
-class Pipeline:
-    """Publishes to JetStream without waiting in between; one future per ack, in send order.
-
-    nats-py's `publish_async` never settles the future of a refused publish (its reply
-    handler raises instead), so a refusal would look like a timeout; this resolves it.
-    """
-
-    def __init__(self, nc: NatsClient) -> None:
-        self._nc = nc
-        self._prefix = f"{nc.new_inbox()}."
-        self._futures: dict[str, asyncio.Future[PubAck]] = {}
-        self._counter = 0
-        self._sub: Subscription | None = None
-
-    async def publish(
-        self, subject: str, data: bytes, headers: dict[str, str]
-    ) -> asyncio.Future[PubAck]:
-        if self._sub is None:
-            self._sub = await self._nc.subscribe(f"{self._prefix}*", cb=self._on_reply)
-        self._counter += 1
-        token = str(self._counter)
-        future: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(lambda _: self._futures.pop(token, None))
-        self._futures[token] = future
-        await self._nc.publish(subject, data, reply=self._prefix + token, headers=headers)
-        return future
-
-    async def _on_reply(self, msg: Msg) -> None:
-        future = self._futures.get(msg.subject[len(self._prefix) :])
-        if future is None or future.done():
-            return
-        if msg.headers and msg.headers.get("Status") == "503":
-            future.set_exception(NatsUnavailable("no JetStream stream answered"))
-            return
-        try:
-            reply = json.loads(msg.data)
-        except ValueError as error:
-            future.set_exception(PublishRefused(f"unreadable ack: {error}"))
-            return
-        if "error" in reply:
-            future.set_exception(PublishRefused(str(reply["error"])))
-        else:
-            future.set_result(PubAck.from_response(reply))
-
-
-class Backoff:
-    def __init__(self, first: float = 0.1, most: float = 5.0) -> None:
-        self._first = first
-        self._most = most
-        self._next = first
-
-    def next(self) -> float:
-        delay, self._next = self._next, min(self._next * 2, self._most)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self._first
 
 
 class Relay:
@@ -577,18 +469,18 @@ class Relay:
                 futures.append(await pipeline.publish(item.subject, item.data, headers))
             _, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
         except BaseException:
-            _cancel_all(futures)
+            cancel_all(futures)
             raise
-        _cancel_all(pending)
+        cancel_all(pending)
         try:
             self._settle(batch, futures)
         finally:
-            _retrieve_all(futures)
+            retrieve_all(futures)
 
     def _settle(self, batch: list[Outgoing], futures: list[asyncio.Future[PubAck]]) -> None:
         """Advances over the acked prefix of the batch; on anything else, resyncs next step."""
         for item, future in zip(batch, futures, strict=True):
-            error = _failure(future)
+            error = failure(future)
             if error is not None:
                 self._last_seq = None
                 raise error
@@ -610,25 +502,3 @@ class Relay:
             await asyncio.wait_for(self._nudge.wait(), timeout=seconds)
         except TimeoutError:
             pass
-
-
-def _cancel_all(futures: Any) -> None:
-    for future in futures:
-        if not future.done():
-            future.cancel()
-
-
-def _retrieve_all(futures: list[asyncio.Future[PubAck]]) -> None:
-    """Marks every failed ack as seen (asyncio logs failures nobody looked at)."""
-    for future in futures:
-        if future.done() and not future.cancelled():
-            future.exception()
-
-
-def _failure(future: asyncio.Future[Any]) -> Exception | None:
-    if future.cancelled():
-        return TimeoutError("no ack from JetStream in time")
-    error = future.exception()
-    if error is None:
-        return None
-    return error if isinstance(error, Exception) else RuntimeError(repr(error))

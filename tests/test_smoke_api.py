@@ -50,3 +50,11 @@ def test_other_user_cannot_delete_a_project(server: LiveServer, admin: httpx.Cli
         response = mallory.delete(f"/api/projects/{project['id']}")
     assert response.status_code == 403
     assert admin.get(f"/api/projects/{project['id']}").status_code == 200
+
+
+def test_event_envelope_schema_is_published(server: LiveServer) -> None:
+    schema = httpx.get(f"{server.url}/api/events/schema").json()
+    envelope = schema["$defs"]["Envelope"]
+    assert {"notification_id", "type", "stream_version", "actor", "payload"} <= set(
+        envelope["properties"]
+    )
