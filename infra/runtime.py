@@ -89,9 +89,9 @@ def _catch_up(
     then tells whoever follows the log (the relay) that there is more."""
 
     def after_commit(recordings: Sequence[Recording]) -> None:
-        position = max(r.notification.id for r in recordings)
+        ordered = sorted(recordings, key=lambda r: r.notification.id)
         for runner in runners:
-            runner.catch_up(until=position)
+            runner.apply_committed(ordered)
         for hook in hooks:
             hook(recordings)
 

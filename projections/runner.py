@@ -8,10 +8,11 @@ transaction; the tracking row is locked while it runs, so any number of processe
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import psycopg
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, Recording
 from psycopg_pool import ConnectionPool
 
 from infra.store import Palimpsest
@@ -53,6 +54,32 @@ class ProjectionRunner:
                 position, done = self._apply_block(until)
                 if done:
                     return position
+
+    def apply_committed(self, recordings: Sequence[Recording]) -> int:
+        """Applies events just committed by this process without reading them back, when
+        nothing else was committed between the projection's position and them; otherwise
+        reads the log as `catch_up` does."""
+        first = recordings[0].notification.id
+        last = recordings[-1].notification.id
+        with self._local, self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            position = self._lock_tracking(cur)
+            if position >= last:
+                return position
+            between = (
+                self._app.recorder.select_notifications(start=position + 1, limit=1, stop=first - 1)
+                if position + 1 <= first - 1
+                else []
+            )
+            if position < first and not between:
+                for recording in recordings:
+                    self.projection.apply(cur, recording.domain_event, recording.notification)
+                cur.execute(
+                    "UPDATE projection_tracking SET position = %s WHERE name = %s",
+                    (last, self.projection.name),
+                )
+                return last
+        return self.catch_up(until=last)
 
     def rebuild(self) -> int:
         with self._local, self._pool.connection() as conn, conn.transaction():
