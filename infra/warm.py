@@ -68,8 +68,11 @@ class View:
 
 
 class CommittedViews:
-    def __init__(self) -> None:
-        self._views: dict[uuid.UUID, View] = {}
+    """The latest committed view of each recently written or read aggregate (an LRU)."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._views: OrderedDict[uuid.UUID, View] = OrderedDict()
+        self._size = size
         self._lock = threading.Lock()
 
     def publish(self, aggregate: Entity) -> None:
@@ -81,6 +84,9 @@ class CommittedViews:
             current = self._views.get(stream)
             if current is None or current.version < view.version:
                 self._views[stream] = view
+            self._views.move_to_end(stream)
+            while len(self._views) > self._size:
+                self._views.popitem(last=False)
 
     def get(self, stream: uuid.UUID) -> View | None:
         with self._lock:
