@@ -10,6 +10,7 @@ CREATE SEQUENCE IF NOT EXISTS palimpsest_attribute_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_storage_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_data_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_annotation_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_access_token_id;
 
 -- How far each projection has read the notification log.
 CREATE TABLE IF NOT EXISTS projection_tracking (
@@ -74,6 +75,32 @@ CREATE TABLE IF NOT EXISTS auth_sessions (
     created timestamptz NOT NULL DEFAULT now(),
     expires timestamptz NOT NULL
 );
+
+-- Personal access tokens as the catalog shows them, projected from the owners' User events.
+CREATE TABLE IF NOT EXISTS catalog_access_tokens (
+    id integer PRIMARY KEY,
+    owner_id integer NOT NULL,
+    read_only boolean NOT NULL,
+    expiry_date timestamptz,
+    revoked boolean NOT NULL DEFAULT false,
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS catalog_access_tokens_owner ON catalog_access_tokens (owner_id);
+
+-- The SHA-256 digest of each token value (never in the log), written when the token is made,
+-- and when the token was last used (at most one write a token per LAST_USE_INTERVAL).
+CREATE TABLE IF NOT EXISTS access_token_keys (
+    token_id integer PRIMARY KEY,
+    digest text UNIQUE NOT NULL,
+    last_used timestamptz
+);
+
+-- Token documents with their last use, for the token lists.
+CREATE OR REPLACE VIEW access_token_docs AS
+SELECT t.id, t.owner_id, t.expiry_date, t.revoked,
+       t.doc || jsonb_build_object('last_used_date', to_char(k.last_used AT TIME ZONE 'UTC',
+           'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) AS doc
+FROM catalog_access_tokens t LEFT JOIN access_token_keys k ON k.token_id = t.id;
 
 -- Background requests (CVAT's /api/requests).
 CREATE TABLE IF NOT EXISTS background_requests (

@@ -16,6 +16,7 @@ import psycopg
 from eventsourcing.persistence import Notification
 from psycopg.types.json import Jsonb
 
+from core.access_tokens import AccessTokenCreated, AccessTokenRevoked, AccessTokenUpdated
 from core.accounts import User
 from core.jobs import Job, job_status
 from core.labels import LabelSpec
@@ -62,6 +63,9 @@ class CatalogProjection:
             User.Created: self._user_created,
             User.PasswordChanged: self._password_changed,
             User.ProfileUpdated: self._profile_updated,
+            AccessTokenCreated: self._access_token_created,
+            AccessTokenUpdated: self._access_token_updated,
+            AccessTokenRevoked: self._access_token_revoked,
             Project.Created: self._project_created,
             Project.Updated: self._project_updated,
             Project.LabelsChanged: self._project_labels_changed,
@@ -85,7 +89,8 @@ class CatalogProjection:
 
     def reset(self, cur: Cursor) -> None:
         cur.execute(
-            "TRUNCATE catalog_users, catalog_projects, catalog_tasks, catalog_jobs, catalog_labels"
+            "TRUNCATE catalog_users, catalog_projects, catalog_tasks, catalog_jobs, catalog_labels,"
+            " catalog_access_tokens"
         )
 
     # Users
@@ -130,6 +135,48 @@ class CatalogProjection:
         cur.execute(
             "UPDATE catalog_users SET doc = doc || %s WHERE uuid = %s",
             (Jsonb(event.changes), event.originator_id),
+        )
+
+    # Personal access tokens (their digests are not in the log: see web/access_tokens.py)
+
+    def _access_token_created(self, cur: Cursor, event: AccessTokenCreated) -> None:
+        cur.execute("SELECT id FROM catalog_users WHERE uuid = %s", (event.originator_id,))
+        owner = cur.fetchone()
+        if owner is None:
+            return
+        stamp = iso(event.timestamp)
+        doc = {
+            "id": event.token_id,
+            "name": event.name,
+            "created_date": stamp,
+            "updated_date": stamp,
+            "expiry_date": iso(event.expiry_date) if event.expiry_date else None,
+            "read_only": event.read_only,
+            "owner": basic_user(cur, owner[0]),
+        }
+        cur.execute(
+            "INSERT INTO catalog_access_tokens (id, owner_id, read_only, expiry_date, doc)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (event.token_id, owner[0], event.read_only, event.expiry_date, Jsonb(doc)),
+        )
+
+    def _access_token_updated(self, cur: Cursor, event: AccessTokenUpdated) -> None:
+        changes = {
+            "name": event.name,
+            "expiry_date": iso(event.expiry_date) if event.expiry_date else None,
+            "read_only": event.read_only,
+            "updated_date": iso(event.timestamp),
+        }
+        cur.execute(
+            "UPDATE catalog_access_tokens SET read_only = %s, expiry_date = %s, doc = doc || %s"
+            " WHERE id = %s",
+            (event.read_only, event.expiry_date, Jsonb(changes), event.token_id),
+        )
+
+    def _access_token_revoked(self, cur: Cursor, event: AccessTokenRevoked) -> None:
+        cur.execute(
+            "UPDATE catalog_access_tokens SET revoked = true, doc = doc || %s WHERE id = %s",
+            (Jsonb({"updated_date": iso(event.timestamp)}), event.token_id),
         )
 
     # Projects

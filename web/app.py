@@ -20,6 +20,7 @@ from projections.relay import Relay
 from realtime.fanout import LiveFanout
 from realtime.rooms import Hub
 from web import (
+    access_tokens,
     accounts,
     annotations,
     background_requests,
@@ -74,6 +75,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     routes = [
         *accounts.ROUTES,
+        *access_tokens.ROUTES,
         *projects.ROUTES,
         *tasks.ROUTES,
         *media.ROUTES,

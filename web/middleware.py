@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,13 +14,18 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
+from core.access_tokens import is_token_value
 from web.responses import json_response
-from web.sessions import Authenticator, Credentials
+from web.sessions import AccessToken, Authenticator, Credentials, TokenRefused
 
 log = structlog.get_logger("palimpsest.http")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_EXEMPT = frozenset({"/api/auth/login", "/api/auth/register"})
+# As in CVAT, an access token never changes accounts or tokens; a read-only one only reads
+# (and starts exports, which write nothing but a file).
+TOKEN_FORBIDDEN_WRITES = ("/api/auth/access_tokens", "/api/auth/password", "/api/users")
+READ_ONLY_TOKEN_WRITES = re.compile(r"^/api/(projects|tasks|jobs)/\d+/(dataset|backup)/export/?$")
 
 
 class AuthenticationMiddleware:
@@ -57,6 +63,8 @@ class AuthenticationMiddleware:
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
         value = value.strip()
+        if scheme == "bearer" and is_token_value(value):
+            return await self._access_token(request, value)
         if scheme in ("token", "bearer") and value:
             session = await run_in_threadpool(self.authenticator.by_token, value)
             if session is None:
@@ -80,6 +88,28 @@ class AuthenticationMiddleware:
             if not hmac.compare_digest(sent, session.csrf_token):
                 raise _Refused(403, "CSRF Failed: CSRF token missing or incorrect.")
         return Credentials(session.principal, via_cookie=True, session=session)
+
+    async def _access_token(self, request: HTTPConnection, value: str) -> Credentials:
+        try:
+            token = await run_in_threadpool(self.authenticator.by_access_token, value)
+        except TokenRefused as refusal:
+            raise _Refused(401, str(refusal)) from None
+        _check_token_scope(request, token)
+        return Credentials(token.principal, via_cookie=False, access_token=token)
+
+
+def _check_token_scope(request: HTTPConnection, token: AccessToken) -> None:
+    if request.scope["type"] == "websocket":  # a job room takes edits
+        if token.read_only:
+            raise _Refused(403, "Access token is read only")
+        return
+    path = request.scope["path"]
+    if request.scope["method"] in SAFE_METHODS:
+        return
+    if path.startswith(TOKEN_FORBIDDEN_WRITES):
+        raise _Refused(403, "An access token cannot change accounts or access tokens.")
+    if token.read_only and not READ_ONLY_TOKEN_WRITES.match(path):
+        raise _Refused(403, "Access token is read only")
 
 
 def _check_same_origin(request: HTTPConnection) -> None:

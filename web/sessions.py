@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 from psycopg_pool import ConnectionPool
 
+from core.access_tokens import token_digest
 from core.passwords import verify_password
 from core.permissions import Principal
 
 SESSION_DAYS = 14
 BASIC_CACHE_SECONDS = 60  # how long another process may accept a just-changed password
+LAST_USE_INTERVAL = "2 hours"  # an access token's last use is written at most this often
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,26 @@ class Session:
 
 
 @dataclass(frozen=True)
+class AccessToken:
+    """The personal access token a request was signed with."""
+
+    id: int
+    read_only: bool
+    principal: Principal
+
+
+class TokenRefused(Exception):
+    """An access token that is unknown, revoked or expired; the message says which."""
+
+
+@dataclass(frozen=True)
 class Credentials:
     """What a request presented; `via_cookie` decides whether CSRF is checked."""
 
     principal: Principal
     via_cookie: bool
     session: Session | None = None
+    access_token: AccessToken | None = None
 
 
 class Authenticator:
@@ -101,6 +117,29 @@ class Authenticator:
 
     def by_token(self, key: str) -> Session | None:
         return self._find_session("s.key = %s", key)
+
+    def by_access_token(self, value: str) -> AccessToken:
+        """The token whose value this is (one indexed lookup by digest), or TokenRefused."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT t.id, t.read_only, t.revoked, t.expiry_date <= now(),"
+                " u.id, u.username, u.is_superuser,"
+                f" k.last_used IS NULL OR k.last_used < now() - interval '{LAST_USE_INTERVAL}'"
+                " FROM access_token_keys k"
+                " JOIN catalog_access_tokens t ON t.id = k.token_id"
+                " JOIN catalog_users u ON u.id = t.owner_id"
+                " WHERE k.digest = %s",
+                (token_digest(value),),
+            ).fetchone()
+            if row is None or row[2]:
+                raise TokenRefused("Invalid token.")
+            if row[3]:
+                raise TokenRefused("Token has expired.")
+            if row[7]:
+                conn.execute(
+                    "UPDATE access_token_keys SET last_used = now() WHERE token_id = %s", (row[0],)
+                )
+        return AccessToken(row[0], row[1], Principal(row[4], row[5], row[6]))
 
     def by_session_id(self, session_id: str) -> Session | None:
         return self._find_session("s.session_id = %s", session_id)
