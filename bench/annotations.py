@@ -21,8 +21,11 @@ is created through the REST API, then, each phase printed on its own line:
 
 Each line shows the server's own handler time, the CPU seconds (user+sys) the server process
 and PostgreSQL spent in the phase, and the events the phase wrote. At the end: the size of the
-events and snapshots tables. Note the embedded PostgreSQL restarts with the server, so "cold"
-also means PostgreSQL's shared buffers are empty (the OS page cache is not).
+events and snapshots tables. After each phase the benchmark waits until the server is idle
+(under 5% of a core for 0.5 s) and says so if it kept working in the background, so phases
+do not overlap. The embedded PostgreSQL restarts with the server, so "cold" also means
+PostgreSQL's shared buffers are empty (the OS page cache is not). The machine should be
+otherwise idle: other load on it shows directly in the latencies.
 
 Run it from the project root:
 
@@ -32,7 +35,9 @@ Run it from the project root:
 
 With `--py-spy DIR`, `py-spy record --pid` samples the server during every phase and writes
 collapsed stacks (DIR/NN-phase.txt, one stack per line with its sample count) for
-flamegraph.pl, speedscope or grep.
+flamegraph.pl, speedscope or grep. `--server-env NAME=VALUE` (repeatable) adds to the server's
+environment, e.g. `--server-env POSTGRES_ENABLE_DB_FUNCTIONS=y` makes eventsourcing insert
+events through its database function instead of a psycopg pipeline.
 """
 
 from __future__ import annotations
@@ -74,8 +79,11 @@ IMAGE_SIZE = (64, 48)  # width, height
 FRAMES = 10
 READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
-REQUEST_TIMEOUT = 300.0
+REQUEST_TIMEOUT = 120.0
 LOG_SETTLE = 0.3  # the request log line is written just after the response is sent
+IDLE_WINDOW = 0.5  # the server is idle once it spends under IDLE_SHARE of a core over this
+IDLE_SHARE = 0.05
+SETTLE_TIMEOUT = 300.0
 BIN = Path(sys.executable).parent
 MS = 1000.0
 
@@ -309,6 +317,9 @@ def client_process(connection: Connection, base_url: str, threads: int) -> None:
             name, kwargs = message
             try:
                 connection.send(("ok", getattr(clients, name)(**kwargs)))
+            except httpx.TimeoutException as error:
+                message = f"{name}: no answer from the server in {REQUEST_TIMEOUT:.0f} s"
+                connection.send(("error", f"{message} ({type(error).__name__})"))
             except Exception as error:
                 connection.send(("error", f"{name}: {type(error).__name__}: {error}"))
     except Exception as error:
@@ -362,19 +373,20 @@ def free_port() -> int:
 class Server:
     """`palimpsest serve` in its own process on `data_dir`; JSON request log in serve.log."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, extra_env: dict[str, str]) -> None:
         self.data_dir = data_dir
         self.port = port
         self.log_path = data_dir / "serve.log"
-        env = {
-            **os.environ,
+        env = {**os.environ}
+        for name in ("PALIMPSEST_DATABASE_URL", "PALIMPSEST_NATS_URL"):
+            env.pop(name, None)
+        env |= {
+            **extra_env,
             "PALIMPSEST_DATA_DIR": str(data_dir),
             "PALIMPSEST_PORT": str(port),
             "PALIMPSEST_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "PALIMPSEST_LOG_FORMAT": "json",
         }
-        for name in ("PALIMPSEST_DATABASE_URL", "PALIMPSEST_NATS_URL"):
-            env.pop(name, None)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(BIN / "palimpsest"), "serve"],
@@ -572,13 +584,22 @@ class Cost:
     server_cpu: float = 0.0
     postgres_cpu: float | None = None
     events: int = 0
+    busy_after: tuple[float, float] = (0.0, 0.0)  # the server working on after the phase
 
     def line(self) -> str:
         postgres = "n/a" if self.postgres_cpu is None else f"{self.postgres_cpu:.2f} s"
-        return (
+        text = (
             f"    server cpu {self.server_cpu:.2f} s, postgres cpu {postgres}, "
             f"events written {self.events}"
         )
+        return text + busy_text(self.busy_after)
+
+
+def busy_text(busy: tuple[float, float]) -> str:
+    seconds, cpu = busy
+    if seconds < IDLE_WINDOW:
+        return ""
+    return f"; then busy in the background for {seconds:.1f} s ({cpu:.2f} s server cpu)"
 
 
 def ms(seconds: float) -> str:
@@ -597,15 +618,29 @@ def spread(values: Sequence[float], scale: float = 1.0) -> str:
 
 
 class Benchmark:
-    def __init__(self, scale: Scale, data_dir: Path, profiler: Profiler) -> None:
+    def __init__(
+        self, scale: Scale, data_dir: Path, profiler: Profiler, server_env: dict[str, str]
+    ) -> None:
         self.scale = scale
         self.data_dir = data_dir
         self.profiler = profiler
+        self.server_env = server_env
         self.port = free_port()
-        self.server = Server(data_dir, self.port)
-        self.server.wait_ready()
-        self.meter = Meter(self.server)
-        self.clients = ClientProcess(self.server.url, scale.threads)
+        self.server, self.meter, self.clients = self._start()
+
+    def _start(self) -> tuple[Server, Meter, ClientProcess]:
+        """A server on the data dir and port, its meter and a client process; all or none."""
+        server = Server(self.data_dir, self.port, self.server_env)
+        meter: Meter | None = None
+        try:
+            server.wait_ready()
+            meter = Meter(server)
+            return server, meter, ClientProcess(server.url, self.scale.threads)
+        except BaseException:
+            if meter is not None:
+                meter.close()
+            server.stop()
+            raise
 
     def close(self) -> None:
         self.clients.close()
@@ -627,15 +662,29 @@ class Benchmark:
             cost.postgres_cpu = postgres_after - postgres_cpu
         cost.events = self.meter.events() - events
         cost.handler_ms = self.server.durations(offset, method, annotations_path(job_id))
+        cost.busy_after = self.settle()
 
-    def restart(self) -> None:
-        self.clients.close()
-        self.meter.close()
-        self.server.stop()
-        self.server = Server(self.data_dir, self.port)
-        self.server.wait_ready()
-        self.meter = Meter(self.server)
-        self.clients = ClientProcess(self.server.url, self.scale.threads)
+    def settle(self) -> tuple[float, float]:
+        """Waits until the server is idle, so the next phase is measured alone.
+
+        Returns how long it stayed busy (not counting the idle window that ended the wait)
+        and the CPU seconds it spent meanwhile.
+        """
+        started = time.perf_counter()
+        first = previous = cpu_seconds(self.server.ps)
+        while time.perf_counter() - started < SETTLE_TIMEOUT:
+            time.sleep(IDLE_WINDOW)
+            now = cpu_seconds(self.server.ps)
+            if now - previous < IDLE_WINDOW * IDLE_SHARE:
+                break
+            previous = now
+        return max(0.0, time.perf_counter() - started - IDLE_WINDOW), previous - first
+
+    def restart(self) -> tuple[float, float]:
+        """Stops the server, starts it on the same data dir and port; returns settle()."""
+        self.close()
+        self.server, self.meter, self.clients = self._start()
+        return self.settle()
 
     # set-up
 
@@ -741,8 +790,11 @@ class Benchmark:
         self.time_travel(travel_job, {"at": middle["timestamp"]}, "first", 1)
         self.time_travel(travel_job, {"at": middle["timestamp"]}, "repeated", scale.travels)
 
-        self.restart()
-        print("server restarted on the same data dir (one authenticating request per client)")
+        busy = self.restart()
+        print(
+            "server restarted on the same data dir (one authenticating request per client)"
+            + busy_text(busy)
+        )
         name = f"GET cold after the restart, job of {scale.shapes}"
         with self.phase(name, "GET", warm_job) as cost:
             first: Timed = self.clients.call("gets", job_id=warm_job, repeats=1, params={})
@@ -828,7 +880,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="record the server with py-spy during every phase, into DIR",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra environment variable for the server (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    for item in args.server_env:
+        if "=" not in item:
+            parser.error(f"--server-env {item!r}: give NAME=VALUE")
+    return args
 
 
 @contextlib.contextmanager
@@ -848,7 +911,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with temp_data_dir() as data_dir:
         bench: Benchmark | None = None
         try:
-            bench = Benchmark(scale, data_dir, Profiler(args.py_spy))
+            server_env = dict(item.split("=", 1) for item in args.server_env)
+            for name, value in server_env.items():
+                print(f"server environment: {name}={value}")
+            bench = Benchmark(scale, data_dir, Profiler(args.py_spy), server_env)
             print(f"server pid {bench.server.process.pid} at {bench.server.url}, dir {data_dir}")
             return run_guarded(bench.run, bench)
         finally:

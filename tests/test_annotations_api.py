@@ -427,3 +427,20 @@ def test_label_patch_and_delete_take_annotations_along(admin: httpx.Client, tmp_
     history = admin.get(f"/api/jobs/{job}/history", params={"page_size": "all"}).json()
     assert history["results"][-1]["type"] == "AnnotationsDeleted"
     assert admin.delete(f"/api/labels/{labels['drop']}").status_code == 404
+
+
+def test_a_big_put_is_saved_and_read_back(admin: httpx.Client, ctx: dict[str, Any]) -> None:
+    """Over 500 kB in one event: psycopg's pipeline mode used to hang on such an insert."""
+    job = ctx["jobs"][1]
+    shapes = [
+        {"type": "polygon", "label_id": ctx["car"], "frame": 5 + i % 5,
+         "points": [i + 0.5, 1.25, i + 10.5, 2.5, i + 5.125, 20.0, i + 1.0, 15.75]}
+        for i in range(3000)
+    ]  # fmt: skip
+    put = admin.put(f"/api/jobs/{job}/annotations/", json={"shapes": shapes}, timeout=60)
+    assert put.status_code == 200, put.text
+    got = admin.get(f"/api/jobs/{job}/annotations/").json()
+    assert sorted(s["points"] for s in got["shapes"]) == sorted(
+        [float(p) for p in s["points"]] for s in shapes
+    )
+    assert admin.delete(f"/api/jobs/{job}/annotations/").status_code == 204

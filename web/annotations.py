@@ -31,9 +31,16 @@ EXPORT_PARAMS = ("format", "filename", "action", "location", "cloud_storage_id")
 _encoder = msgspec.json.Encoder()
 
 
+class AnnotationsBody(LabeledData):
+    """What GET answers: LabeledData plus the (audio) intervals CVAT 2.80 clients expect."""
+
+    intervals: list[dict[str, Any]] = []
+
+
 def annotations_response(data: LabeledData, status: int = 200) -> Response:
-    body = msgspec.to_builtins(data)
-    body["intervals"] = []
+    body = AnnotationsBody(
+        version=data.version, tags=data.tags, shapes=data.shapes, tracks=data.tracks
+    )
     return Response(_encoder.encode(body), status_code=status, media_type="application/json")
 
 
