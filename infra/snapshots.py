@@ -19,7 +19,7 @@ from infra.store import Palimpsest
 
 log = structlog.get_logger(__name__)
 
-INTERVALS: dict[type[Entity], int] = {Job: 100}
+INTERVALS: dict[type[Entity], int] = {Job: 200}
 
 
 class SnapshotTaker:
