@@ -58,7 +58,14 @@ def serve(settings: Settings) -> int:
         else:
             print("Sign in as admin (password from PALIMPSEST_ADMIN_PASSWORD or set earlier)")
         print(f"  cvat-cli --server-host {url} --auth admin:PASSWORD task ls", flush=True)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            # Compressing every frame for every member costs more than the bytes it saves.
+            ws_per_message_deflate=False,
+        )
     finally:
         runtime.close()
         services.stop()

@@ -142,3 +142,4 @@ CREATE TABLE IF NOT EXISTS job_history (
     PRIMARY KEY (stream, version)
 );
 CREATE INDEX IF NOT EXISTS job_history_time ON job_history (stream, recorded_at);
+CREATE INDEX IF NOT EXISTS job_history_command ON job_history (stream, command_id);

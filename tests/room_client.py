@@ -11,7 +11,15 @@ from websockets.sync.client import ClientConnection, connect
 
 
 class RoomClient:
-    def __init__(self, server_url: str, job_id: int, token: str, since: int | None = None):
+    def __init__(
+        self,
+        server_url: str,
+        job_id: int,
+        token: str,
+        since: int | None = None,
+        known: dict[str, list[dict[str, Any]]] | None = None,
+    ):
+        """`since` and `known`: the version and state a reconnecting client already has."""
         url = server_url.replace("http://", "ws://") + f"/ws/jobs/{job_id}?token={token}"
         self.socket: ClientConnection = connect(url, open_timeout=10).__enter__()
         self.version = 0
@@ -21,6 +29,12 @@ class RoomClient:
         self.acks: dict[str, dict[str, Any]] = {}
         self.members: dict[str, dict[str, Any]] = {}
         self.versions_seen: list[int] = []
+        if since is not None:
+            self.version = since
+            for name, objects in (known or {}).items():
+                for obj in objects:
+                    self.objects[obj["id"]] = obj
+                    self.kinds[obj["id"]] = name
         self.send({"type": "hello", "since": since})
         self.welcome = self.wait_for(lambda f: f["type"] == "welcome")
 
@@ -36,15 +50,16 @@ class RoomClient:
         )
 
     def wait_for(self, test: Any, timeout: float = 10, start: int = 0) -> dict[str, Any]:
-        for frame in self.frames[start:]:
-            if test(frame):
-                return frame
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            frame = self.receive(deadline - time.monotonic())
-            if frame is not None and test(frame):
-                return frame
-        raise AssertionError(f"no such frame within {timeout} s; last: {self.frames[-3:]}")
+        checked = start
+        while True:
+            for frame in self.frames[checked:]:
+                if test(frame):
+                    return frame
+            checked = len(self.frames)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no such frame within {timeout} s; last: {self.frames[-3:]}")
+            self.receive(deadline - time.monotonic())
 
     def wait_version(self, version: int, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
@@ -58,10 +73,12 @@ class RoomClient:
             raw = self.socket.recv(timeout=max(timeout, 0.001))
         except TimeoutError:
             return None
-        frame = json.loads(raw)
-        self.frames.append(frame)
-        self._apply(frame)
-        return frame
+        message = json.loads(raw)
+        frames = message if isinstance(message, list) else [message]  # a batch is an array
+        for frame in frames:
+            self.frames.append(frame)
+            self._apply(frame)
+        return frames[-1]
 
     def _apply(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]

@@ -87,12 +87,7 @@ def test_resume_after_disconnect_catches_up_exactly(
     bob.close()
     for x in range(6):
         assert alice.command({"type": "create", "shapes": [box(room, x)]})["type"] == "ack"
-    back = RoomClient(server.url, room["job"], room["bob"], since=seen)
-    back.objects = {o["id"]: o for kind in state_before.values() for o in kind}
-    back.kinds = {o["id"]: k for k, objs in state_before.items() for o in objs}
-    back.version = seen
-    for frame in list(back.frames):
-        back._apply(frame) if frame["type"] == "event" else None
+    back = RoomClient(server.url, room["job"], room["bob"], since=seen, known=state_before)
     back.wait_version(
         alice.version or admin.get(f"/api/jobs/{room['job']}/annotations/").json()["version"]
     )

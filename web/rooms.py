@@ -19,6 +19,7 @@ log = structlog.get_logger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+MAX_FRAMES_PER_MESSAGE = 256
 
 
 async def job_room(websocket: WebSocket) -> None:
@@ -57,13 +58,22 @@ async def job_room(websocket: WebSocket) -> None:
 
 
 async def _send_all(websocket: WebSocket, connection: Connection) -> None:
+    """Sends what is queued; several waiting frames go out as one message, a JSON array."""
     while True:
-        frame = await connection.outbox.get()
-        if frame is None:
-            break
-        try:
-            await websocket.send_text(frame.decode())
-        except (WebSocketDisconnect, RuntimeError):
+        frames = [await connection.outbox.get()]
+        while len(frames) < MAX_FRAMES_PER_MESSAGE and not connection.outbox.empty():
+            frames.append(connection.outbox.get_nowait())
+        closing = None in frames
+        frames = [frame for frame in frames if frame is not None]
+        if frames:
+            message = frames[0] if len(frames) == 1 else b"[" + b",".join(frames) + b"]"
+            try:
+                await websocket.send(
+                    {"type": "websocket.send", "bytes": None, "text": message.decode()}
+                )
+            except (WebSocketDisconnect, RuntimeError):
+                break
+        if closing:
             break
     try:
         await websocket.close()
