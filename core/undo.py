@@ -21,29 +21,26 @@ class NothingToUndo(DomainError):
 
 
 def undo(unit: Unit, principal: Principal, job_id: int) -> dict[str, object]:
-    job = annotatable_job(unit, principal, job_id)
-    steps = job.undo_book.steps(principal.id)
-    if not steps.done:
-        raise NothingToUndo("there is nothing of yours to undo in this job")
-    step = steps.done[-1]
-    remove, restore, refused = _reversal(job, principal.id, step, forward=False)
-    job.trigger_event(
-        Job.EditUndone, step=step.cid, remove=remove, restore=restore, refused=refused
-    )
-    return {"undone": step.cid, "refused": refused}
+    return _move(unit, principal, job_id, forward=False)
 
 
 def redo(unit: Unit, principal: Principal, job_id: int) -> dict[str, object]:
+    return _move(unit, principal, job_id, forward=True)
+
+
+def _move(unit: Unit, principal: Principal, job_id: int, *, forward: bool) -> dict[str, object]:
+    """Undo (the last done step) or redo (the last undone one), as a new event."""
     job = annotatable_job(unit, principal, job_id)
     steps = job.undo_book.steps(principal.id)
-    if not steps.undone:
-        raise NothingToUndo("there is nothing of yours to redo in this job")
-    step = steps.undone[-1]
-    remove, restore, refused = _reversal(job, principal.id, step, forward=True)
-    job.trigger_event(
-        Job.EditRedone, step=step.cid, remove=remove, restore=restore, refused=refused
-    )
-    return {"redone": step.cid, "refused": refused}
+    stack = steps.undone if forward else steps.done
+    verb = "redo" if forward else "undo"
+    if not stack:
+        raise NothingToUndo(f"there is nothing of yours to {verb} in this job")
+    step = stack[-1]
+    remove, restore, refused = _reversal(job, principal.id, step, forward=forward)
+    event = Job.EditRedone if forward else Job.EditUndone
+    job.trigger_event(event, step=step.cid, remove=remove, restore=restore, refused=refused)
+    return {"redone" if forward else "undone": step.cid, "refused": refused}
 
 
 def _reversal(
