@@ -45,16 +45,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import multiprocessing as mp
-import os
 import random
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -62,29 +57,35 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import cv2
 import httpx
-import numpy as np
-import psutil
 import psycopg
+from harness import (
+    AUTH,
+    BIN,
+    CallError,
+    ChildProcess,
+    CpuMeter,
+    Server,
+    cpu_seconds,
+    create_task,
+    expect,
+    free_port,
+    make_images,
+    percentile,
+    serve_calls,
+    temp_data_dir,
+    upload_images,
+    wait_for_request,
+)
 
-from infra.embedded import EmbeddedNats, EmbeddedPostgres, postgres_home
-from infra.services import DATABASE_NAME, with_database
-
-ADMIN_PASSWORD = "bench-admin-password"
-AUTH = ("admin", ADMIN_PASSWORD)
 IMAGE_SIZE = (64, 48)  # width, height
 FRAMES = 10
-READY_TIMEOUT = 120.0
-STOP_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 120.0
 LOG_SETTLE = 0.3  # the request log line is written just after the response is sent
 IDLE_WINDOW = 0.5  # the server is idle once it spends under IDLE_SHARE of a core over this
 IDLE_SHARE = 0.05
 SETTLE_TIMEOUT = 300.0
-BIN = Path(sys.executable).parent
 MS = 1000.0
 
 
@@ -179,6 +180,14 @@ class Clients:
     @property
     def main(self) -> httpx.Client:
         return self.pool[0]
+
+    def run(self, name: str, kwargs: dict[str, Any]) -> Any:
+        """The operation `name` with kwargs (for `serve_calls`)."""
+        try:
+            return getattr(self, name)(**kwargs)
+        except httpx.TimeoutException as error:
+            message = f"{name}: no answer from the server in {REQUEST_TIMEOUT:.0f} s"
+            raise CallError(f"{message} ({type(error).__name__})") from error
 
     def put(self, job_id: int, label_id: int, count: int, seed: int) -> Timed:
         body = json.dumps({"shapes": rectangles(random.Random(seed), label_id, count)}).encode()
@@ -296,32 +305,13 @@ def annotations_path(job_id: int) -> str:
     return f"/api/jobs/{job_id}/annotations/"
 
 
-def expect(response: httpx.Response, status: int) -> None:
-    if response.status_code != status:
-        raise RuntimeError(
-            f"{response.request.method} {response.request.url} -> {response.status_code}: "
-            f"{response.text[:300]}"
-        )
-
-
 def client_process(connection: Connection, base_url: str, threads: int) -> None:
     """The spawned client process: runs the operations the benchmark sends, one at a time."""
     clients: Clients | None = None
     try:
         clients = Clients(base_url, threads)
         connection.send(("ok", None))
-        while True:
-            message = connection.recv()
-            if message is None:
-                return
-            name, kwargs = message
-            try:
-                connection.send(("ok", getattr(clients, name)(**kwargs)))
-            except httpx.TimeoutException as error:
-                message = f"{name}: no answer from the server in {REQUEST_TIMEOUT:.0f} s"
-                connection.send(("error", f"{message} ({type(error).__name__})"))
-            except Exception as error:
-                connection.send(("error", f"{name}: {type(error).__name__}: {error}"))
+        serve_calls(connection, clients.run)
     except Exception as error:
         connection.send(("error", f"client process: {type(error).__name__}: {error}"))
     finally:
@@ -329,174 +319,36 @@ def client_process(connection: Connection, base_url: str, threads: int) -> None:
             clients.close()
 
 
-class ClientProcess:
+class ClientProcess(ChildProcess):
     """The benchmark's handle on the client process."""
 
     def __init__(self, base_url: str, threads: int) -> None:
-        context = mp.get_context("spawn")
-        self._connection, child = context.Pipe()
-        self._process = context.Process(
-            target=client_process, args=(child, base_url, threads), daemon=True
-        )
-        self._process.start()
+        super().__init__(client_process, base_url, threads)
         self._wait()
 
     def call(self, name: str, **kwargs: Any) -> Any:
-        self._connection.send((name, kwargs))
+        self.connection.send((name, kwargs))
         return self._wait()
 
     def _wait(self) -> Any:
-        status, value = self._connection.recv()
+        status, value = self.connection.recv()
         if status != "ok":
             raise RuntimeError(value)
         return value
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._connection.send(None)
-        self._process.join(timeout=30)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join()
+
+# --------------------------------------------------------------------------- events, py-spy
 
 
-# ------------------------------------------------------------------------------------ server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-class Server:
-    """`palimpsest serve` in its own process on `data_dir`; JSON request log in serve.log."""
-
-    def __init__(self, data_dir: Path, port: int, extra_env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.port = port
-        self.log_path = data_dir / "serve.log"
-        env = {**os.environ}
-        for name in ("PALIMPSEST_DATABASE_URL", "PALIMPSEST_NATS_URL"):
-            env.pop(name, None)
-        env |= {
-            **extra_env,
-            "PALIMPSEST_DATA_DIR": str(data_dir),
-            "PALIMPSEST_PORT": str(port),
-            "PALIMPSEST_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "PALIMPSEST_LOG_FORMAT": "json",
-        }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "palimpsest"), "serve"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.ps = psutil.Process(self.process.pid)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def database_url(self) -> str:
-        return with_database(EmbeddedPostgres(postgres_home(self.data_dir)).url, DATABASE_NAME)
-
-    def log_size(self) -> int:
-        return self.log_path.stat().st_size
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def durations(self, offset: int, method: str, path: str) -> list[float]:
-        """duration_ms of the request-log lines for method+path written after offset."""
-        with self.log_path.open("rb") as log:
-            log.seek(offset)
-            lines = log.read().splitlines()
-        found = []
-        for line in lines:
-            if not line.startswith(b"{"):
-                continue
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if entry.get("method") == method and entry.get("path") == path:
-                    found.append(float(entry["duration_ms"]))
-        return found
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/api/server/about", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the server did not answer in {READY_TIMEOUT:.0f} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                print("server ignored SIGINT; killing it", file=sys.stderr)
-                self.process.kill()
-                self.process.wait()
-        services: list[EmbeddedPostgres | EmbeddedNats] = [
-            EmbeddedPostgres(postgres_home(self.data_dir)),
-            EmbeddedNats(self.data_dir / "nats"),
-        ]
-        for service in services:  # idempotent: nothing to do after a clean shutdown
-            try:
-                service.stop()
-            except Exception as error:
-                print(f"cannot stop {type(service).__name__}: {error}", file=sys.stderr)
-
-
-# ----------------------------------------------------------------------- cpu, events, py-spy
-
-
-def cpu_seconds(proc: psutil.Process, *, with_children: bool = False) -> float:
-    try:
-        times = proc.cpu_times()
-    except psutil.Error:
-        return 0.0
-    total = times.user + times.system
-    if with_children:
-        total += times.children_user + times.children_system
-    return total
-
-
-class Meter:
+class Meter(CpuMeter):
     """CPU seconds of the server process and the PostgreSQL cluster; events in the log."""
 
     def __init__(self, server: Server) -> None:
-        self.server = server
         self.db = psycopg.connect(server.database_url, autocommit=True)
-        self.postmaster: psutil.Process | None = None
-        self.pgdata = ""
-        row = self.db.execute("SHOW data_directory").fetchone()
-        with contextlib.suppress(OSError, ValueError, IndexError, psutil.Error):
-            self.pgdata = os.path.realpath(str(row[0] if row else ""))
-            pid = int((Path(self.pgdata) / "postmaster.pid").read_text().split()[0])
-            self.postmaster = psutil.Process(pid)
+        super().__init__(server, self.db)
 
     def cpu(self) -> tuple[float, float | None]:
-        server = cpu_seconds(self.server.ps)
-        if self.postmaster is None:
-            return server, None
-        postgres = cpu_seconds(self.postmaster, with_children=True)
-        with contextlib.suppress(psutil.Error):
-            for proc in self.postmaster.children():
-                with contextlib.suppress(psutil.Error):
-                    if proc.cwd() == self.pgdata:
-                        postgres += cpu_seconds(proc)
-        return server, postgres
+        return self.server_cpu(), self.postgres_cpu()
 
     def events(self) -> int:
         row = self.db.execute("SELECT count(*) FROM palimpsest_events").fetchone()
@@ -554,13 +406,6 @@ class Profiler:
 
 
 # ------------------------------------------------------------------------------------ report
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(np.ceil(fraction * len(ordered)))))
-    return ordered[rank - 1]
 
 
 def goal(value_ms: float, limit_ms: float) -> str:
@@ -630,7 +475,7 @@ class Benchmark:
 
     def _start(self) -> tuple[Server, Meter, ClientProcess]:
         """A server on the data dir and port, its meter and a client process; all or none."""
-        server = Server(self.data_dir, self.port, self.server_env)
+        server = Server(self.data_dir, port=self.port, extra_env=self.server_env, json_log=True)
         meter: Meter | None = None
         try:
             server.wait_ready()
@@ -671,10 +516,10 @@ class Benchmark:
         and the CPU seconds it spent meanwhile.
         """
         started = time.perf_counter()
-        first = previous = cpu_seconds(self.server.ps)
+        first = previous = cpu_seconds(self.server.ps) or 0.0
         while time.perf_counter() - started < SETTLE_TIMEOUT:
             time.sleep(IDLE_WINDOW)
-            now = cpu_seconds(self.server.ps)
+            now = cpu_seconds(self.server.ps) or 0.0
             if now - previous < IDLE_WINDOW * IDLE_SHARE:
                 break
             previous = now
@@ -691,18 +536,11 @@ class Benchmark:
     def make_job(self, name: str) -> tuple[int, int]:
         """A task with label car and FRAMES images in one job: (job id, label id)."""
         with httpx.Client(base_url=self.server.url, auth=AUTH, timeout=REQUEST_TIMEOUT) as admin:
-            created = admin.post(
-                "/api/tasks", json={"name": name, "labels": [{"name": "car"}], "segment_size": 0}
+            task_id = create_task(admin, name, labels=[{"name": "car"}], segment_size=0)
+            images = make_images(
+                FRAMES, IMAGE_SIZE, formats=(".png",), stamp=False, name="frame_{index:03d}"
             )
-            expect(created, 201)
-            task_id = int(created.json()["id"])
-            files = [
-                (f"client_files[{i}]", (file_name, content, "image/png"))
-                for i, (file_name, content) in enumerate(make_images(FRAMES))
-            ]
-            sent = admin.post(f"/api/tasks/{task_id}/data", files=files, data={"image_quality": 70})
-            expect(sent, 202)
-            wait_for_request(admin, sent.json()["rq_id"])
+            wait_for_request(admin, upload_images(admin, task_id, images, image_quality=70))
             jobs = admin.get("/api/jobs", params={"task_id": task_id}).json()["results"]
             labels = admin.get("/api/labels", params={"task_id": task_id}).json()["results"]
         if len(jobs) != 1:
@@ -839,34 +677,6 @@ def p99(seconds: Sequence[float]) -> float:
     return percentile(seconds, 0.99) * MS
 
 
-def make_images(count: int) -> list[tuple[str, bytes]]:
-    """`count` distinct small PNG images, encoded in memory."""
-    width, height = IMAGE_SIZE
-    rng = np.random.default_rng(20240601)
-    images = []
-    for index in range(count):
-        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        ok, encoded = cv2.imencode(".png", image)
-        if not ok:
-            raise RuntimeError(f"cannot encode image {index}")
-        images.append((f"frame_{index:03d}.png", encoded.tobytes()))
-    return images
-
-
-def wait_for_request(client: httpx.Client, rq_id: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = client.get(f"/api/requests/{quote(rq_id, safe='')}")
-        expect(response, 200)
-        status = response.json()
-        if status["status"] == "finished":
-            return
-        if status["status"] == "failed":
-            raise RuntimeError(f"request {rq_id} failed: {status.get('message')!r}")
-        time.sleep(0.05)
-    raise TimeoutError(f"request {rq_id} not finished after {timeout:.0f} s")
-
-
 # -------------------------------------------------------------------------------------- main
 
 
@@ -894,21 +704,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def temp_data_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="plmb-ann-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     scale = Scale()
     if args.quick:
         scale = Scale(shapes=1_000, patches=100, history=2_000)
-    with temp_data_dir() as data_dir:
+    with temp_data_dir("plmb-ann-") as data_dir:
         bench: Benchmark | None = None
         try:
             server_env = dict(item.split("=", 1) for item in args.server_env)

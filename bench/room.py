@@ -53,24 +53,18 @@ import argparse
 import asyncio
 import contextlib
 import json
-import multiprocessing as mp
 import os
 import random
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import cv2
 import httpx
@@ -78,18 +72,27 @@ import msgspec
 import numpy as np
 import psutil
 import psycopg
+from harness import (
+    ADMIN_PASSWORD,
+    AUTH,
+    BIN,
+    READY_TIMEOUT,
+    ChildProcess,
+    CpuMeter,
+    Server,
+    create_task,
+    expect,
+    running,
+    serve_calls,
+    temp_data_dir,
+    upload_images,
+    wait_for_request,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from core.jobs import Job
-from infra.embedded import EmbeddedNats, EmbeddedPostgres, postgres_home
-from infra.services import DATABASE_NAME, with_database
 
-ADMIN_PASSWORD = "bench-admin-password"
-AUTH = ("admin", ADMIN_PASSWORD)
-BIN = Path(sys.executable).parent
-READY_TIMEOUT = 120.0
-STOP_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 60.0
 ACK_TIMEOUT = 30.0  # an edit unanswered this long is counted as unanswered
 DRAIN_TIMEOUT = 10.0  # after the window: wait this long at most for acks and events in flight
@@ -585,31 +588,24 @@ def load_process(connection: Connection) -> None:
     def mark(name: str) -> None:
         connection.send(("mark", name))
 
-    while True:
-        message = connection.recv()
-        if message is None:
-            return
-        name, plan = message
-        try:
-            phase = room_phase if name == "room" else hammer_phase
-            connection.send(("ok", asyncio.run(phase(plan, mark))))
-        except Exception as error:
-            connection.send(("error", f"{name}: {type(error).__name__}: {error}"))
+    def run(name: str, plan: RoomPlan | HammerPlan) -> PhaseResult:
+        if isinstance(plan, RoomPlan):
+            return asyncio.run(room_phase(plan, mark))
+        return asyncio.run(hammer_phase(plan, mark))
+
+    serve_calls(connection, run)
 
 
-class LoadProcess:
+class LoadProcess(ChildProcess):
     """The benchmark's handle on the load process."""
 
     def __init__(self) -> None:
-        context = mp.get_context("spawn")
-        self._connection, child = context.Pipe()
-        self._process = context.Process(target=load_process, args=(child,), daemon=True)
-        self._process.start()
+        super().__init__(load_process)
 
     def run(self, name: str, plan: RoomPlan | HammerPlan, on_mark: Callable[[str], None]) -> Any:
-        self._connection.send((name, plan))
+        self.connection.send((name, plan))
         while True:
-            status, value = self._connection.recv()
+            status, value = self.connection.recv()
             if status == "mark":
                 on_mark(value)
             elif status == "ok":
@@ -617,103 +613,8 @@ class LoadProcess:
             else:
                 raise RuntimeError(value)
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._connection.send(None)
-        self._process.join(timeout=30)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join()
 
-
-# ------------------------------------------------------------------------------------ server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-class Server:
-    """`palimpsest serve` in its own process on `data_dir` (embedded PostgreSQL and NATS)."""
-
-    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.log_path = data_dir / "serve.log"
-        env = {**os.environ}
-        for name in ("PALIMPSEST_DATABASE_URL", "PALIMPSEST_NATS_URL"):
-            env.pop(name, None)
-        env |= {
-            **(extra_env or {}),
-            "PALIMPSEST_DATA_DIR": str(data_dir),
-            "PALIMPSEST_PORT": str(self.port),
-            "PALIMPSEST_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        }
-        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "palimpsest"), "serve"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.ps = psutil.Process(self.process.pid)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def database_url(self) -> str:
-        return with_database(EmbeddedPostgres(postgres_home(self.data_dir)).url, DATABASE_NAME)
-
-    def log(self) -> str:
-        """This run's part of the server log."""
-        try:
-            with self.log_path.open("rb") as log:
-                log.seek(self._log_start)
-                return log.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log().splitlines()[-lines:]) or "(no server log)"
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/api/server/about", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"the server did not answer in {READY_TIMEOUT:.0f} s:\n{self.log_tail()}"
-        )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                print("server ignored SIGINT; killing it", file=sys.stderr)
-                self.process.kill()
-                self.process.wait()
-        services: list[EmbeddedPostgres | EmbeddedNats] = [
-            EmbeddedPostgres(postgres_home(self.data_dir)),
-            EmbeddedNats(self.data_dir / "nats"),
-        ]
-        for service in services:  # idempotent: nothing to do after a clean shutdown
-            try:
-                service.stop()
-            except Exception as error:  # cleanup must go on
-                print(f"cannot stop {type(service).__name__}: {error}", file=sys.stderr)
+# ----------------------------------------------------------------------------- group commit
 
 
 def write_shim(folder: Path) -> dict[str, str]:
@@ -735,30 +636,12 @@ def png() -> bytes:
     return encoded.tobytes()
 
 
-def expect(response: httpx.Response, status: int) -> httpx.Response:
-    if response.status_code != status:
-        raise RuntimeError(
-            f"{response.request.method} {response.request.url} -> {response.status_code}: "
-            f"{response.text[:300]}"
-        )
-    return response
-
-
 def new_target(server: Server, name: str, compression: str | None) -> Target:
     """A fresh task with one image (one job, label "car") and a token to join its room."""
     with httpx.Client(base_url=server.url, auth=AUTH, timeout=REQUEST_TIMEOUT) as admin:
-        task = expect(
-            admin.post("/api/tasks", json={"name": name, "labels": [{"name": "car"}]}), 201
-        )
-        task_id = int(task.json()["id"])
-        files = [("client_files[0]", ("frame.png", png(), "image/png"))]
-        sent = expect(admin.post(f"/api/tasks/{task_id}/data", files=files), 202)
-        path = f"/api/requests/{quote(sent.json()['rq_id'], safe='')}"
-        deadline = time.monotonic() + REQUEST_TIMEOUT
-        while (status := expect(admin.get(path), 200).json())["status"] != "finished":
-            if status["status"] == "failed" or time.monotonic() > deadline:
-                raise RuntimeError(f"task {task_id} was not created: {status}")
-            time.sleep(0.05)
+        task_id = create_task(admin, name, labels=[{"name": "car"}])
+        rq_id = upload_images(admin, task_id, [("frame.png", png(), "image/png")])
+        wait_for_request(admin, rq_id, REQUEST_TIMEOUT)
         jobs = expect(admin.get("/api/jobs", params={"task_id": task_id}), 200).json()
         labels = expect(admin.get("/api/labels", params={"task_id": task_id}), 200).json()
         login = admin.post(
@@ -791,25 +674,12 @@ class Sample:
     foreign: dict[int, tuple[str, float]]  # pid -> (name, user+sys) of processes not ours
 
 
-class Meter:
+class Meter(CpuMeter):
     """CPU of the server, PostgreSQL and NATS; the position of the event log."""
 
     def __init__(self, server: Server, db: psycopg.Connection[Any]) -> None:
-        self.server = server.ps
+        super().__init__(server, db)
         self.db = db
-        self.postmaster: psutil.Process | None = None
-        self.pgdata: str | None = None
-        self.nats: psutil.Process | None = None
-        with contextlib.suppress(OSError, ValueError, IndexError, psutil.Error, psycopg.Error):
-            row = db.execute("SHOW data_directory").fetchone()
-            pgdata = os.path.realpath(str(row[0])) if row else ""
-            pid = int((Path(pgdata) / "postmaster.pid").read_text().split()[0])
-            postmaster = psutil.Process(pid)
-            if postmaster.cwd() == pgdata:
-                self.postmaster, self.pgdata = postmaster, pgdata
-        with contextlib.suppress(OSError, ValueError, psutil.Error):
-            pid = int((server.data_dir / "nats" / "nats.pid").read_text().strip())
-            self.nats = psutil.Process(pid)
 
     def sample(self) -> Sample:
         row = self.db.execute(
@@ -818,9 +688,9 @@ class Meter:
         machine = psutil.cpu_times()
         kernel = getattr(machine, "irq", 0.0) + getattr(machine, "softirq", 0.0)
         return Sample(
-            server=_cpu(self.server) or 0.0,
-            postgres=self._postgres(),
-            nats=_cpu(self.nats),
+            server=self.server_cpu(),
+            postgres=self.postgres_cpu(),
+            nats=self.nats_cpu(),
             last_event=int(row[0]) if row else 0,
             at=time.perf_counter(),
             busy=machine.user + machine.nice + machine.system,
@@ -846,18 +716,6 @@ class Meter:
                 found[proc.pid] = (str(proc.info["name"]), times.user + times.system)
         return found
 
-    def _postgres(self) -> float | None:
-        if self.postmaster is None:
-            return None
-        total = _cpu(self.postmaster, with_children=True)
-        if total is None:
-            return None
-        for proc in self.postmaster.children():
-            with contextlib.suppress(psutil.Error):
-                if proc.cwd() == self.pgdata:
-                    total += _cpu(proc) or 0.0
-        return total
-
     def written(self, after: int, until: int) -> tuple[int, int]:
         """Events in (after, until] of the log and the transactions that wrote them."""
         row = self.db.execute(
@@ -875,19 +733,6 @@ class Meter:
             (Job.stream_id(job_id),),
         ).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
-def _cpu(proc: psutil.Process | None, *, with_children: bool = False) -> float | None:
-    if proc is None:
-        return None
-    try:
-        times = proc.cpu_times()
-    except psutil.Error:
-        return None
-    total = times.user + times.system
-    if with_children:
-        total += times.children_user + times.children_system
-    return total
 
 
 class Profiler:
@@ -1134,25 +979,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def temp_data_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="plmr-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def running(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
-    server = Server(data_dir, extra_env)
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
-
-
 def hammer(
     args: argparse.Namespace, server: Server, load: LoadProcess, name: str, label: str
 ) -> bool:
@@ -1174,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     goals: list[tuple[str, bool | None]] = []
     load = LoadProcess()
     try:
-        with temp_data_dir() as data_dir:
+        with temp_data_dir("plmr-") as data_dir:
             with running(data_dir) as server:
                 print(f"server pid {server.process.pid} at {server.url}, data dir {data_dir}")
                 print(
@@ -1199,7 +1025,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"\nrestarting the server with PYTHONPATH={env['PYTHONPATH']} whose "
                     "sitecustomize.py sets infra.writer.MAX_BATCH = 1 (group commit off)"
                 )
-                with running(data_dir, env) as server:
+                with running(data_dir, extra_env=env) as server:
                     if SHIM_MARKER not in server.log():
                         raise RuntimeError(f"the shim did not run:\n{server.log_tail()}")
                     print(f"server pid {server.process.pid}: log says {SHIM_MARKER!r}")

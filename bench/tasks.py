@@ -31,43 +31,38 @@ embedded one; Postgres CPU is then reported only if its processes are visible on
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing as mp
 import os
 import queue
 import random
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as EventType
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import cv2
 import httpx
-import numpy as np
-import psutil
 import psycopg
+from harness import (
+    ADMIN_PASSWORD,
+    READY_TIMEOUT,
+    CpuMeter,
+    Image,
+    Server,
+    create_task,
+    make_images,
+    percentile,
+    temp_data_dir,
+    upload_images,
+    wait_for_request,
+)
 
-from infra.embedded import EmbeddedNats, EmbeddedPostgres, postgres_home
-from infra.services import DATABASE_NAME, with_database
-
-ADMIN_PASSWORD = "bench-admin-password"
 LABELS = [{"name": "car"}, {"name": "person"}]
 POLL_INTERVAL = 0.02
 TASK_TIMEOUT = 300.0
-READY_TIMEOUT = 120.0
-STOP_TIMEOUT = 60.0
 SPOT_CHECKS = 10
-PALIMPSEST = Path(sys.executable).parent / "palimpsest"
 
 
 # ------------------------------------------------------------------------------ configuration
@@ -80,7 +75,7 @@ class LoadConfig:
     base_url: str
     tasks: int
     concurrency: int
-    images: list[tuple[str, bytes, str]]  # (file name, content, MIME type)
+    images: list[Image]
     run_id: str
 
 
@@ -127,180 +122,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-# ------------------------------------------------------------------------------------ images
-
-
-def make_images(count: int, size: tuple[int, int] = (64, 48)) -> list[tuple[str, bytes, str]]:
-    """`count` distinct small images, alternately PNG and JPEG, encoded in memory."""
-    width, height = size
-    rng = np.random.default_rng(20240601)
-    images = []
-    for index in range(count):
-        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        image[:, :, 2] = (index * 37) % 256
-        cv2.putText(image, str(index), (4, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255,) * 3)
-        extension, mime = (".png", "image/png") if index % 2 == 0 else (".jpg", "image/jpeg")
-        ok, encoded = cv2.imencode(extension, image)
-        if not ok:
-            raise RuntimeError(f"cannot encode image {index} as {extension}")
-        images.append((f"img_{index:04d}{extension}", encoded.tobytes(), mime))
-    return images
-
-
-# ------------------------------------------------------------------------------------ server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-class Server:
-    """`palimpsest serve` in its own process, on a fresh data dir."""
-
-    def __init__(self, data_dir: Path, database_url: str | None) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.log_path = data_dir / "serve.log"
-        env = {
-            **os.environ,
-            "PALIMPSEST_DATA_DIR": str(data_dir),
-            "PALIMPSEST_PORT": str(self.port),
-            "PALIMPSEST_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        }
-        for name in ("PALIMPSEST_DATABASE_URL", "PALIMPSEST_NATS_URL"):
-            env.pop(name, None)
-        if database_url:
-            env["PALIMPSEST_DATABASE_URL"] = database_url
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(PALIMPSEST), "serve"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.ps = psutil.Process(self.process.pid)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/api/server/about", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"the server did not answer in {READY_TIMEOUT:.0f} s:\n{self.log_tail()}"
-        )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                print("server ignored SIGINT; killing it", file=sys.stderr)
-                self.process.kill()
-                self.process.wait()
-        self._stop_embedded_leftovers()
-
-    def _stop_embedded_leftovers(self) -> None:
-        """If the server died without stopping its embedded services, stop them here."""
-        services: list[EmbeddedPostgres | EmbeddedNats] = [
-            EmbeddedPostgres(postgres_home(self.data_dir)),
-            EmbeddedNats(self.data_dir / "nats"),
-        ]
-        for service in services:
-            try:
-                service.stop()  # idempotent: nothing to do after a clean shutdown
-            except Exception as error:  # cleanup must go on
-                print(f"cannot stop {type(service).__name__}: {error}", file=sys.stderr)
-
-
-def embedded_database_url(data_dir: Path) -> str:
-    return with_database(EmbeddedPostgres(postgres_home(data_dir)).url, DATABASE_NAME)
-
-
 # --------------------------------------------------------------------------- cpu and events
 
 
-class CpuMeter:
-    """User+sys CPU seconds of the server, of the PostgreSQL cluster and of NATS."""
-
-    def __init__(self, server: Server, db: psycopg.Connection[Any]) -> None:
-        self.server = server.ps
-        self.postmaster, self.pgdata = _find_postmaster(db)
-        self.nats: psutil.Process | None = None  # always embedded: no PALIMPSEST_NATS_URL
-        with contextlib.suppress(OSError, ValueError, psutil.Error):
-            pid = int((server.data_dir / "nats" / "nats.pid").read_text().strip())
-            self.nats = psutil.Process(pid)
-
-    def sample(self) -> CpuSample:
-        return CpuSample(
-            server=_cpu(self.server, with_children=False) or 0.0,
-            postgres=self._postgres(),
-            nats=_cpu(self.nats, with_children=False),
-        )
-
-    def _postgres(self) -> float | None:
-        if self.postmaster is None or self.pgdata is None:
-            return None
-        total = _cpu(self.postmaster, with_children=True)
-        if total is None:
-            return None
-        for proc in self.postmaster.children():
-            with contextlib.suppress(psutil.Error):
-                if proc.cwd() == self.pgdata:
-                    total += _cpu(proc, with_children=False) or 0.0
-        return total
-
-
-def _cpu(proc: psutil.Process | None, *, with_children: bool) -> float | None:
-    """user+sys of proc (all threads); with reaped children's time if asked."""
-    if proc is None:
-        return None
-    try:
-        times = proc.cpu_times()
-    except psutil.Error:
-        return None
-    total = times.user + times.system
-    if with_children:
-        total += times.children_user + times.children_system
-    return total
-
-
-def _find_postmaster(db: psycopg.Connection[Any]) -> tuple[psutil.Process | None, str | None]:
-    """The postmaster of the cluster behind db, if it runs on this machine and we may see it."""
-    try:
-        row = db.execute("SHOW data_directory").fetchone()
-    except psycopg.Error:
-        return None, None
-    if row is None:
-        return None, None
-    pgdata = os.path.realpath(str(row[0]))
-    try:
-        pid = int((Path(pgdata) / "postmaster.pid").read_text().split()[0])
-        postmaster = psutil.Process(pid)
-        if postmaster.cwd() != pgdata:
-            return None, None
-    except (OSError, ValueError, IndexError, psutil.Error):
-        return None, None
-    return postmaster, pgdata
+def sample_cpu(meter: CpuMeter) -> CpuSample:
+    return CpuSample(
+        server=meter.server_cpu(), postgres=meter.postgres_cpu(), nats=meter.nats_cpu()
+    )
 
 
 @dataclass(frozen=True)
@@ -379,36 +207,12 @@ def _create_tasks(config: LoadConfig, clients: list[httpx.Client]) -> LoadResult
 
 def _create_one(client: httpx.Client, config: LoadConfig, index: int) -> TaskTiming:
     started = time.perf_counter()
-    created = client.post(
-        "/api/tasks", json={"name": f"bench {config.run_id} #{index}", "labels": LABELS}
-    )
-    if created.status_code != 201:
-        raise RuntimeError(f"POST /api/tasks -> {created.status_code}: {created.text[:300]}")
-    task_id = int(created.json()["id"])
+    task_id = create_task(client, f"bench {config.run_id} #{index}", labels=LABELS)
     after_create = time.perf_counter()
-    files = [
-        (f"client_files[{i}]", (name, content, mime))
-        for i, (name, content, mime) in enumerate(config.images)
-    ]
-    sent = client.post(f"/api/tasks/{task_id}/data", files=files, data={"image_quality": "70"})
-    if sent.status_code != 202:
-        raise RuntimeError(f"POST data of task {task_id} -> {sent.status_code}: {sent.text[:300]}")
+    rq_id = upload_images(client, task_id, config.images, image_quality="70")
     after_upload = time.perf_counter()
-    path = f"/api/requests/{quote(sent.json()['rq_id'], safe='')}"
-    polls = 0
-    deadline = started + TASK_TIMEOUT
-    while True:
-        polls += 1
-        response = client.get(path)
-        response.raise_for_status()
-        status = response.json()
-        if status["status"] == "finished":
-            break
-        if status["status"] == "failed":
-            raise RuntimeError(f"task {task_id} failed: {status.get('message')!r}")
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"task {task_id} not finished after {TASK_TIMEOUT:.0f} s: {status}")
-        time.sleep(POLL_INTERVAL)
+    timeout = TASK_TIMEOUT - (after_upload - started)
+    status, polls = wait_for_request(client, rq_id, timeout, POLL_INTERVAL)
     finished = time.perf_counter()
     if status.get("result_id") != task_id:
         raise RuntimeError(f"request of task {task_id} finished with {status}")
@@ -442,13 +246,6 @@ def load_in_subprocess(config: LoadConfig, before_go: Any) -> LoadResult:
 
 
 # ------------------------------------------------------------------------------------ report
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(np.ceil(fraction * len(ordered)))))
-    return ordered[rank - 1]
 
 
 def verify(server: Server, result: LoadResult, tasks_before: int, images: int) -> list[str]:
@@ -521,20 +318,11 @@ def report(
 # -------------------------------------------------------------------------------------- main
 
 
-@contextlib.contextmanager
-def temp_data_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="plmb-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     images = make_images(args.images)
-    with temp_data_dir() as data_dir:
-        server = Server(data_dir, args.database_url)
+    with temp_data_dir("plmb-") as data_dir:
+        server = Server(data_dir, database_url=args.database_url)
         try:
             server.wait_ready()
             print(f"server pid {server.process.pid} at {server.url}, data dir {data_dir}")
@@ -543,10 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.stop()
 
 
-def run_benchmark(
-    args: argparse.Namespace, server: Server, images: list[tuple[str, bytes, str]]
-) -> int:
-    database_url = args.database_url or embedded_database_url(server.data_dir)
+def run_benchmark(args: argparse.Namespace, server: Server, images: list[Image]) -> int:
     config = LoadConfig(
         base_url=server.url,
         tasks=args.tasks,
@@ -555,15 +340,15 @@ def run_benchmark(
         run_id=f"{os.getpid()}-{int(time.time())}",
     )
     tasks_before = task_count(server)
-    with psycopg.connect(database_url, autocommit=True) as db:
+    with psycopg.connect(server.database_url, autocommit=True) as db:
         meter = CpuMeter(server, db)
         marks: dict[str, Any] = {}
 
         def before_go() -> None:
-            marks["events"], marks["cpu"] = count_events(db), meter.sample()
+            marks["events"], marks["cpu"] = count_events(db), sample_cpu(meter)
 
         result = load_in_subprocess(config, before_go)
-        events_after, cpu_after = count_events(db), meter.sample()
+        events_after, cpu_after = count_events(db), sample_cpu(meter)
     if result.error:
         print(f"LOAD FAILED: {result.error}\n--- server log ---\n{server.log_tail()}")
         return 1
