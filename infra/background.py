@@ -9,6 +9,8 @@ from typing import Any, Literal
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from infra.instances import instance_alive
+
 Status = Literal["queued", "started", "failed", "finished"]
 KEEP_FINISHED = timedelta(days=1)
 
@@ -52,19 +54,21 @@ def request_id(operation: Operation, user_id: int) -> str:
 
 
 class RequestLog:
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, instance: int | None = None) -> None:
         self._pool = pool
+        self._instance = instance  # the key of the server instance that runs what it opens
 
     def open(self, operation: Operation, owner_id: int) -> str:
         ident = request_id(operation, owner_id)
         with self._pool.connection() as conn:
             conn.execute(
-                "INSERT INTO background_requests (id, owner_id, operation, status)"
-                " VALUES (%s, %s, %s, 'queued')"
+                "INSERT INTO background_requests (id, owner_id, operation, status, instance)"
+                " VALUES (%s, %s, %s, 'queued', %s)"
                 " ON CONFLICT (id) DO UPDATE SET operation = EXCLUDED.operation,"
                 " status = 'queued', message = '', progress = NULL, created = now(),"
-                " started = NULL, finished = NULL, result_id = NULL, result_url = NULL",
-                (ident, owner_id, Jsonb(operation.as_json())),
+                " started = NULL, finished = NULL, result_id = NULL, result_url = NULL,"
+                " instance = EXCLUDED.instance",
+                (ident, owner_id, Jsonb(operation.as_json()), self._instance),
             )
         return ident
 
@@ -104,12 +108,21 @@ class RequestLog:
             )
 
     def fail_interrupted(self) -> int:
-        """Marks requests a stopped process left running as failed; returns how many."""
+        """Marks requests whose server instance is gone as failed; returns how many."""
         with self._pool.connection() as conn:
+            running = conn.execute(
+                "SELECT DISTINCT instance FROM background_requests"
+                " WHERE status IN ('queued', 'started')"
+            ).fetchall()
+            gone = [key for (key,) in running if key is None or not instance_alive(conn, key)]
+            if not gone:
+                return 0
             cur = conn.execute(
                 "UPDATE background_requests SET status = 'failed', finished = now(),"
                 " message = 'Interrupted by a server restart; please send it again.'"
                 " WHERE status IN ('queued', 'started')"
+                " AND (instance IS NULL OR instance = ANY(%s))",
+                ([key for key in gone if key is not None],),
             )
             return cur.rowcount
 

@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 from core.commands import CommandContext
 from core.permissions import Principal
 from infra.database import IdSequences, create_schema, open_pool
+from infra.instances import InstanceLock
 from infra.settings import Settings
 from infra.snapshots import SnapshotTaker
 from infra.store import Palimpsest, open_store
@@ -38,6 +39,7 @@ class Runtime:
     snapshots: SnapshotTaker
     history: ProjectionRunner
     nats_url: str | None = None
+    instance: InstanceLock | None = None
     after_commit_hooks: list[Callable[[Sequence[Recording]], None]] = field(default_factory=list)
 
     @classmethod
@@ -55,8 +57,9 @@ class Runtime:
         )
         runtime = cls(
             settings, database_url, store, pool, ids, writer, catalog, snapshots, history,
-            nats_url, hooks,
+            nats_url, after_commit_hooks=hooks,
         )  # fmt: skip
+        runtime.instance = InstanceLock(database_url)
         for runner in (catalog, history):
             runner.catch_up()
         writer.start()
@@ -78,6 +81,8 @@ class Runtime:
     def close(self) -> None:
         self.writer.stop()
         self.snapshots.stop()
+        if self.instance is not None:
+            self.instance.close()
         self.store.close()
         self.pool.close()
 

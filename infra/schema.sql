@@ -143,3 +143,6 @@ CREATE TABLE IF NOT EXISTS job_history (
 );
 CREATE INDEX IF NOT EXISTS job_history_time ON job_history (stream, recorded_at);
 CREATE INDEX IF NOT EXISTS job_history_command ON job_history (stream, command_id);
+
+-- Which server instance runs a background request (its advisory lock says if it still lives).
+ALTER TABLE background_requests ADD COLUMN IF NOT EXISTS instance integer;

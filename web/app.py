@@ -47,7 +47,9 @@ def create_app(runtime: Runtime) -> Starlette:
             runtime.store.events.get(Job.stream_id(job_id), gt=after)
         )
     )
-    request_log = RequestLog(runtime.pool)
+    request_log = RequestLog(
+        runtime.pool, runtime.instance.key if runtime.instance is not None else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
