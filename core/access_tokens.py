@@ -74,19 +74,8 @@ def _replace_grants(user: User, updated: dict[int, Grant]) -> None:
     user.access_tokens = updated  # type: ignore[attr-defined]  # copy-on-write, never in place
 
 
-class AccessTokenCreated(User.Event):
-    token_id: int
-    name: str
-    expiry_date: datetime | None
-    read_only: bool
-
-    def apply(self, user: User) -> None:
-        grant = Grant(self.name, self.expiry_date, self.read_only)
-        _replace_grants(user, {**grants(user), self.token_id: grant})
-
-
-class AccessTokenUpdated(User.Event):
-    """The token's fields after the change (all of them)."""
+class TokenGranted(User.Event):
+    """A token's fields as granted (all of them); created and updated tokens alike."""
 
     token_id: int
     name: str
@@ -96,6 +85,14 @@ class AccessTokenUpdated(User.Event):
     def apply(self, user: User) -> None:
         grant = Grant(self.name, self.expiry_date, self.read_only)
         _replace_grants(user, {**grants(user), self.token_id: grant})
+
+
+class AccessTokenCreated(TokenGranted):
+    pass
+
+
+class AccessTokenUpdated(TokenGranted):
+    pass
 
 
 class AccessTokenRevoked(User.Event):

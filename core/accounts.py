@@ -7,7 +7,7 @@ import re
 import msgspec
 
 from core.aggregate import Entity
-from core.errors import ErrorCollector, ValidationFailed
+from core.errors import ErrorCollector
 from core.passwords import check_password_strength, hash_password
 from core.units import Unit
 
@@ -142,8 +142,3 @@ def change_password(unit: Unit, user_id: int, old_ok: bool, new1: str, new2: str
         errors.add("new_password1", problem)
     errors.raise_if_any()
     unit.get(User, user_id).change_password(hash_password(new1))
-
-
-def ensure_valid_username(username: str) -> None:
-    if not USERNAME_PATTERN.match(username):
-        raise ValidationFailed.one("username", "not a valid username")

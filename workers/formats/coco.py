@@ -342,24 +342,10 @@ class _CocoReader:
         return self.data
 
     def _categories(self, name: str, document: dict) -> dict[int, str]:
-        result = {}
-        for entry in _list_of_dicts(document, "categories", name):
-            ident = _whole(entry.get("id"), f"{name}: a category id")
-            title = entry.get("name")
-            if not isinstance(title, str):
-                raise FormatError(f"{name}: category {ident} has no name")
-            result[ident] = title
-        return result
+        return _names_by_id(document, "categories", "name", name, "category")
 
     def _images(self, name: str, document: dict) -> dict[int, str]:
-        result = {}
-        for entry in _list_of_dicts(document, "images", name):
-            ident = _whole(entry.get("id"), f"{name}: an image id")
-            file_name = entry.get("file_name")
-            if not isinstance(file_name, str):
-                raise FormatError(f"{name}: image {ident} has no file_name")
-            result[ident] = file_name
-        return result
+        return _names_by_id(document, "images", "file_name", name, "image")
 
     def _annotation(
         self,
@@ -516,3 +502,18 @@ def _flag(value: object, what: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "0", "1"):
         return value.strip().lower() in ("true", "1")
     raise FormatError(f"{what} is not true or false: {value!r}")
+
+
+def _names_by_id(document: dict, key: str, field: str, name: str, what: str) -> dict[int, str]:
+    """{id: entry[field]} of a COCO list such as categories or images, checked."""
+    result = {}
+    for entry in _list_of_dicts(document, key, name):
+        ident = _whole(
+            entry.get("id"),
+            f"{name}: an {what} id" if what[0] in "aeiou" else f"{name}: a {what} id",
+        )
+        value = entry.get(field)
+        if not isinstance(value, str):
+            raise FormatError(f"{name}: {what} {ident} has no {field}")
+        result[ident] = value
+    return result
