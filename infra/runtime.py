@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +22,7 @@ from infra.snapshots import SnapshotTaker
 from infra.store import Palimpsest, open_store
 from infra.writer import CommandWriter, Written
 from projections.catalog import CatalogProjection
-from projections.history import HistoryProjection
+from projections.history import HistoryProjection, versions_of_commands
 from projections.runner import ProjectionRunner
 
 log = structlog.get_logger(__name__)
@@ -53,7 +55,12 @@ class Runtime:
         snapshots = SnapshotTaker(store)
         hooks: list[Callable[[Sequence[Recording]], None]] = []
         writer = CommandWriter(
-            store, ids, after_commit=_catch_up(hooks, catalog, history), snapshots=snapshots
+            store,
+            ids,
+            after_commit=_run_hooks(hooks),
+            snapshots=snapshots,
+            read_models=(catalog, history),
+            done_lookup=partial(versions_of_commands, pool),
         )
         runtime = cls(
             settings, database_url, store, pool, ids, writer, catalog, snapshots, history,
@@ -74,9 +81,13 @@ class Runtime:
         command: Callable[[Any], T],
         principal: Principal | None,
         command_id: str | None = None,
+        *,
+        once_in: uuid.UUID | None = None,
     ) -> Written[T]:
+        """Runs `command` as `principal`; with `once_in` (a stream), a `command_id` that
+        already ran there raises AlreadyDone."""
         context = CommandContext(principal.id if principal else None, command_id)
-        return await self.writer.submit(command, context)
+        return await self.writer.submit(command, context, once_in=once_in)
 
     def close(self) -> None:
         self.writer.stop()
@@ -87,16 +98,12 @@ class Runtime:
         self.pool.close()
 
 
-def _catch_up(
-    hooks: list[Callable[[Sequence[Recording]], None]], *runners: ProjectionRunner
+def _run_hooks(
+    hooks: list[Callable[[Sequence[Recording]], None]],
 ) -> Callable[[Sequence[Recording]], None]:
-    """Brings the read models up to a commit before it is acknowledged (read your write),
-    then tells whoever follows the log (the relay) that there is more."""
+    """Tells whoever follows the log (the relay, the rooms) that there is more."""
 
     def after_commit(recordings: Sequence[Recording]) -> None:
-        ordered = sorted(recordings, key=lambda r: r.notification.id)
-        for runner in runners:
-            runner.apply_committed(ordered)
         for hook in hooks:
             hook(recordings)
 

@@ -93,6 +93,7 @@ def store_environment(database_url: str) -> dict[str, str]:
         # Insert through the library's database function: psycopg 3.3.9's pipeline mode
         # hangs on an insert of about 500 kB or more over a Unix socket (a 2,000-shape PUT).
         "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
+        "APPLICATION_RECORDER_TOPIC": "infra.recorder:TransactionalRecorder",
     }
 
 

@@ -16,10 +16,11 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+import psycopg
 import structlog
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, Notification, Recording
 
 from core.aggregate import Entity
 from core.commands import SYSTEM, CommandContext, acting_as
@@ -35,6 +36,19 @@ T = TypeVar("T")
 E = TypeVar("E", bound=Entity)
 Command = Callable[[Any], T]
 AfterCommit = Callable[[Sequence[Recording]], None]
+OnceKey = tuple[uuid.UUID, str, int | None]  # stream, command id, actor
+DoneLookup = Callable[[list[OnceKey]], dict[OnceKey, int]]
+
+
+class InlineReadModel(Protocol):
+    """A read model written in the transaction that records the events it follows."""
+
+    def apply_in_transaction(
+        self, cur: psycopg.Cursor[Any], committing: Sequence[tuple[Any, Notification]]
+    ) -> bool: ...
+
+    def catch_up(self, until: int | None = None) -> int: ...
+
 
 MAX_BATCH = 256
 SAVE_ATTEMPTS = 3
@@ -48,10 +62,19 @@ class Written(Generic[T]):
     position: int | None
 
 
+class AlreadyDone(Exception):
+    """The command id was carried out before in this stream; `version` is where it ended."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"already done (version {version})")
+        self.version = version
+
+
 @dataclass
 class _Pending:
     command: Command[Any]
     context: CommandContext
+    once_in: uuid.UUID | None = None  # the stream in which the command id runs at most once
     future: concurrent.futures.Future[Written[Any]] = field(
         default_factory=concurrent.futures.Future
     )
@@ -116,9 +139,13 @@ class CommandWriter:
         after_commit: AfterCommit | None = None,
         views: CommittedViews | None = None,
         snapshots: SnapshotTaker | None = None,
+        read_models: Sequence[InlineReadModel] = (),
+        done_lookup: DoneLookup | None = None,
     ) -> None:
         self._app = app
         self._ids = ids
+        self._read_models = read_models
+        self._done_lookup = done_lookup
         self._after_commit = after_commit
         self._warm = WarmAggregates(app)
         self.views = views or CommittedViews()
@@ -138,8 +165,18 @@ class CommandWriter:
             self._thread.join(timeout=30)
             self._started = False
 
-    async def submit(self, command: Command[T], context: CommandContext = SYSTEM) -> Written[T]:
-        pending = _Pending(command, context)
+    async def submit(
+        self,
+        command: Command[T],
+        context: CommandContext = SYSTEM,
+        *,
+        once_in: uuid.UUID | None = None,
+    ) -> Written[T]:
+        """Runs `command`; with `once_in`, a command id already carried out in that stream by
+        the same actor raises AlreadyDone instead (checked with the batch, so exactly once)."""
+        if once_in is not None and (context.command_id is None or self._done_lookup is None):
+            raise ValueError("once_in needs a command id and a done_lookup")
+        pending = _Pending(command, context, once_in)
         self._queue.put(pending)
         return await asyncio.wrap_future(pending.future)
 
@@ -164,12 +201,34 @@ class CommandWriter:
                     break
                 batch.append(item)
             try:
-                self._run_batch(batch)
+                self._run_batch(self._without_repeats(batch))
             except Exception as error:  # the thread must survive anything
                 log.exception("writer batch failed", size=len(batch))
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(error)
+
+    def _without_repeats(self, batch: list[_Pending]) -> list[_Pending]:
+        """Answers commands whose id was carried out already; a repeat within the batch waits
+        for the next batch, where the first one's outcome is known."""
+        keys = {id(p): _once_key(p) for p in batch if p.once_in is not None}
+        if not keys or self._done_lookup is None:
+            return batch
+        done = self._done_lookup(list(set(keys.values())))
+        fresh: list[_Pending] = []
+        seen: set[OnceKey] = set()
+        for pending in batch:
+            key = keys.get(id(pending))
+            if key is None:
+                fresh.append(pending)
+            elif key in done:
+                pending.future.set_exception(AlreadyDone(done[key]))
+            elif key in seen:
+                self._queue.put(pending)
+            else:
+                seen.add(key)
+                fresh.append(pending)
+        return fresh
 
     def _run_batch(self, batch: list[_Pending], attempt: int = 1) -> None:
         unit = _BatchUnit(self._warm, self._ids)
@@ -193,8 +252,11 @@ class CommandWriter:
         if not outcomes:
             return
         saved = unit.aggregates()
+        lagging: list[InlineReadModel] = []
         try:
-            recordings = self._app.save(*saved)
+            recordings = self._app.save(
+                *saved, in_transaction=self._read_model_writer(saved, lagging)
+            )
         except IntegrityError:
             self._warm.evict(unit.streams())
             self._retry_after_race(batch, outcomes, attempt)
@@ -204,6 +266,8 @@ class CommandWriter:
             raise
         self._after_save(unit, saved, recordings)
         position = max((r.notification.id for r in recordings), default=None)
+        for model in lagging:
+            model.catch_up(until=position)
         if recordings and self._after_commit is not None:
             try:
                 self._after_commit(recordings)
@@ -211,6 +275,29 @@ class CommandWriter:
                 log.exception("after-commit hook failed; the events are saved")
         for pending, value in outcomes:
             pending.future.set_result(Written(value, position))
+
+    def _read_model_writer(
+        self, saved: list[Entity], lagging: list[InlineReadModel]
+    ) -> Callable[[psycopg.Cursor[Any], list[Notification]], None] | None:
+        """What writes the read models inside the save's transaction (see infra/recorder.py)."""
+        if not self._read_models:
+            return None
+        events = {
+            (event.originator_id, event.originator_version): event
+            for aggregate in saved
+            for event in aggregate.pending_events
+        }
+
+        def write(cur: psycopg.Cursor[Any], notifications: list[Notification]) -> None:
+            committing = [
+                (events[(n.originator_id, n.originator_version)], n) for n in notifications
+            ]
+            lagging.clear()  # a retried transaction starts again
+            for model in self._read_models:
+                if not model.apply_in_transaction(cur, committing):
+                    lagging.append(model)
+
+        return write
 
     def _after_save(
         self, unit: _BatchUnit, saved: list[Entity], recordings: Sequence[Recording]
@@ -246,3 +333,8 @@ class CommandWriter:
             self._run_batch(retry, attempt + 1)
         else:
             self._run_alone(retry, attempt + 1)
+
+
+def _once_key(pending: _Pending) -> OnceKey:
+    assert pending.once_in is not None and pending.context.command_id is not None
+    return (pending.once_in, pending.context.command_id, pending.context.actor)

@@ -2,7 +2,9 @@
 
 Each block of notifications is applied and its tracking position written in one
 transaction; the tracking row is locked while it runs, so any number of processes may call
-`catch_up` and each event is applied once, in log order.
+`catch_up` and each event is applied once, in log order. A read model that must be current
+when a write is acknowledged is also applied inside the write's own transaction
+(`apply_in_transaction`, called by the writer).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import psycopg
-from eventsourcing.persistence import Notification, Recording
+from eventsourcing.persistence import Notification
 from psycopg_pool import ConnectionPool
 
 from infra.store import Palimpsest
@@ -30,6 +32,10 @@ class Projection(Protocol):
     def reset(self, cur: psycopg.Cursor[Any]) -> None:
         """Drops everything the projection wrote (for a rebuild by replay)."""
         ...
+
+
+# A projection may also offer `apply_all(cur, [(event, notification), ...])`, writing a whole
+# block at once (fewer round trips); the runner uses it when it is there.
 
 
 class ProjectionRunner:
@@ -55,31 +61,56 @@ class ProjectionRunner:
                 if done:
                     return position
 
-    def apply_committed(self, recordings: Sequence[Recording]) -> int:
-        """Applies events just committed by this process without reading them back, when
-        nothing else was committed between the projection's position and them; otherwise
-        reads the log as `catch_up` does."""
-        first = recordings[0].notification.id
-        last = recordings[-1].notification.id
-        with self._local, self._pool.connection() as conn, conn.transaction():
-            cur = conn.cursor()
-            position = self._lock_tracking(cur)
-            if position >= last:
-                return position
-            between = (
-                self._app.recorder.select_notifications(start=position + 1, limit=1, stop=first - 1)
-                if position + 1 <= first - 1
-                else []
+    def apply_in_transaction(
+        self, cur: psycopg.Cursor[Any], committing: Sequence[tuple[Any, Notification]]
+    ) -> bool:
+        """Applies events being recorded in `cur`'s transaction, with whatever the log holds
+        between the projection's position and them. Returns False, writing nothing, when that
+        gap is too long to fill inside someone's save (a rebuild under way): `catch_up` then
+        follows after the commit."""
+        position = self._lock_tracking(cur)
+        first = committing[0][1].id
+        between = self._notifications_between(cur, position, first) if first > position + 1 else []
+        if len(between) > BLOCK:
+            return False
+        missed = [(self._app.mapper.to_domain_event(n), n) for n in between]
+        fresh = [(event, n) for event, n in committing if n.id > position]
+        self._apply(cur, missed + fresh)
+        cur.execute(
+            "UPDATE projection_tracking SET position = %s WHERE name = %s",
+            (committing[-1][1].id, self.projection.name),
+        )
+        return True
+
+    def _notifications_between(
+        self, cur: psycopg.Cursor[Any], after: int, before: int
+    ) -> list[Notification]:
+        """Up to BLOCK + 1 notifications with ids strictly between `after` and `before`."""
+        table = self._app.recorder.events_table_name  # type: ignore[attr-defined]
+        cur.execute(
+            f"SELECT notification_id, originator_id, originator_version, topic, state FROM {table}"
+            " WHERE notification_id > %s AND notification_id < %s ORDER BY notification_id"
+            " LIMIT %s",
+            (after, before, BLOCK + 1),
+        )
+        return [
+            Notification(
+                id=notification_id,
+                originator_id=originator_id,
+                originator_version=version,
+                topic=topic,
+                state=bytes(state),
             )
-            if position < first and not between:
-                for recording in recordings:
-                    self.projection.apply(cur, recording.domain_event, recording.notification)
-                cur.execute(
-                    "UPDATE projection_tracking SET position = %s WHERE name = %s",
-                    (last, self.projection.name),
-                )
-                return last
-        return self.catch_up(until=last)
+            for notification_id, originator_id, version, topic, state in cur.fetchall()
+        ]
+
+    def _apply(self, cur: psycopg.Cursor[Any], pairs: Sequence[tuple[Any, Notification]]) -> None:
+        apply_all = getattr(self.projection, "apply_all", None)
+        if apply_all is not None:
+            apply_all(cur, pairs)
+            return
+        for event, notification in pairs:
+            self.projection.apply(cur, event, notification)
 
     def rebuild(self) -> int:
         with self._local, self._pool.connection() as conn, conn.transaction():
@@ -101,9 +132,7 @@ class ProjectionRunner:
             notifications = self._app.recorder.select_notifications(
                 start=position + 1, limit=BLOCK, stop=until
             )
-            for notification in notifications:
-                event = self._app.mapper.to_domain_event(notification)
-                self.projection.apply(cur, event, notification)
+            self._apply(cur, [(self._app.mapper.to_domain_event(n), n) for n in notifications])
             if notifications:
                 position = notifications[-1].id
                 cur.execute(
@@ -113,15 +142,14 @@ class ProjectionRunner:
             return position, len(notifications) < BLOCK
 
     def _lock_tracking(self, cur: psycopg.Cursor[Any]) -> int:
-        cur.execute(
-            "INSERT INTO projection_tracking (name, position) VALUES (%s, 0) "
-            "ON CONFLICT (name) DO NOTHING",
-            (self.projection.name,),
-        )
-        cur.execute(
-            "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE",
-            (self.projection.name,),
-        )
-        row = cur.fetchone()
+        lock = "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE"
+        row = cur.execute(lock, (self.projection.name,)).fetchone()
+        if row is None:
+            cur.execute(
+                "INSERT INTO projection_tracking (name, position) VALUES (%s, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                (self.projection.name,),
+            )
+            row = cur.execute(lock, (self.projection.name,)).fetchone()
         assert row is not None
         return int(row[0])

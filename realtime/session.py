@@ -16,6 +16,7 @@ from core.object_edits import EditConflict, delete_objects, edit_object
 from core.undo import NothingToUndo, redo, undo
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
+from infra.writer import AlreadyDone
 from realtime.frames import event_frame
 from realtime.protocol import (
     Ack,
@@ -135,10 +136,6 @@ class RoomSession:
         cid = frame.cid
         principal = self.connection.principal
         job_id = self.connection.job_id
-        first = await run_in_threadpool(self._already_done, cid)
-        if first is not None:
-            self.connection.send(encoder.encode(Ack(cid=cid, version=first, duplicate=True)))
-            return
         command = _command_for(frame, principal, job_id)
 
         def run(unit: Any) -> tuple[Any, int]:
@@ -146,7 +143,10 @@ class RoomSession:
             return result, unit.get(Job, job_id).version
 
         try:
-            written = await self.runtime.execute(run, principal, cid)
+            written = await self.runtime.execute(run, principal, cid, once_in=Job.stream_id(job_id))
+        except AlreadyDone as done:
+            self.connection.send(encoder.encode(Ack(cid=cid, version=done.version, duplicate=True)))
+            return
         except EditConflict as conflict:
             self._reject(cid, "conflict", str(conflict), current=conflict, version=conflict.version)
             return
@@ -169,15 +169,6 @@ class RoomSession:
         self.connection.send(
             encoder.encode(Ack(cid=cid, version=version, result=msgspec.to_builtins(result)))
         )
-
-    def _already_done(self, cid: str) -> int | None:
-        with self.runtime.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT max(version) FROM job_history WHERE stream = %s AND command_id = %s"
-                " AND actor = %s",
-                (Job.stream_id(self.connection.job_id), cid, self.connection.principal.id),
-            ).fetchone()
-        return row[0] if row and row[0] is not None else None
 
     def _reject(
         self,

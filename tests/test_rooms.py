@@ -137,6 +137,33 @@ def test_retried_command_id_writes_once(
     alice.close()
 
 
+def test_a_command_id_sent_at_once_on_two_sockets_writes_once(
+    server: LiveServer, admin: httpx.Client, room: dict[str, Any]
+) -> None:
+    """The repeat is not yet in the history when it arrives: the writer must still see it."""
+    first_socket = RoomClient(server.url, room["job"], room["admin"])
+    second_socket = RoomClient(server.url, room["job"], room["admin"])
+    frame = {"type": "create", "cid": "sent-twice-at-once", "shapes": [box(room, 41)]}
+    for client in (first_socket, second_socket, first_socket):
+        client.send(frame)
+    answers = [
+        client.wait_for(lambda f: f.get("cid") == "sent-twice-at-once" and f["type"] == "ack")
+        for client in (first_socket, second_socket)
+    ]
+    answers.append(
+        first_socket.wait_for(
+            lambda f: f.get("cid") == "sent-twice-at-once" and f is not answers[0]
+            and f["type"] == "ack"
+        )
+    )  # fmt: skip
+    assert sorted(bool(a.get("duplicate")) for a in answers) == [False, True, True]
+    assert len({a["version"] for a in answers}) == 1
+    shapes = admin.get(f"/api/jobs/{room['job']}/annotations/").json()["shapes"]
+    assert sum(1 for s in shapes if s["points"][0] == 41.0) == 1
+    first_socket.close()
+    second_socket.close()
+
+
 def test_undo_redo_and_refusal_when_someone_else_changed_it(
     server: LiveServer, admin: httpx.Client, room: dict[str, Any]
 ) -> None:
