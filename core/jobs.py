@@ -11,6 +11,7 @@ from core.annotations import AnnotationState, LabeledData, ObjectIds
 from core.errors import ValidationFailed
 from core.permissions import Principal
 from core.projects import check_user_exists
+from core.review import CommentRef, Issue, ReviewState
 from core.storage import apply_changes
 from core.undo_book import UndoBook, move_step, record_change
 from core.units import Unit
@@ -22,6 +23,9 @@ UNSET = msgspec.UNSET
 
 class Job(Entity):
     KIND = "job"
+    # Defaults for snapshots taken before these fields existed.
+    review: ReviewState = ReviewState()
+    annotator_id: int | None = None
 
     class Created(Entity.Created):
         job_id: int
@@ -43,12 +47,63 @@ class Job(Entity):
         self.state = "new"
         self.annotations = AnnotationState()
         self.undo_book = UndoBook()
+        self.review = ReviewState()
+        self.annotator_id: int | None = None  # the assignee while the job was last annotated
 
     class Updated(Entity.Event):
         changes: dict[str, object]
 
         def apply(self, job: Job) -> None:
             apply_changes(job, self.changes)
+            if job.stage == "annotation" and job.assignee_id is not None:
+                job.annotator_id = job.assignee_id
+
+    class IssueOpened(Entity.Event):
+        issue: Issue
+        comment_id: int
+        message: str
+
+        def apply(self, job: Job) -> None:
+            job.review = job.review.with_issue(self.issue).with_comment(
+                self.comment_id, CommentRef(self.issue.id, self.issue.owner_id)
+            )
+
+    class IssueChanged(Entity.Event):
+        issue_id: int
+        changes: dict[str, object]
+
+        def apply(self, job: Job) -> None:
+            issue = msgspec.structs.replace(job.review.issues[self.issue_id], **self.changes)
+            job.review = job.review.with_issue(issue)
+
+    class IssueRemoved(Entity.Event):
+        issue_id: int
+
+        def apply(self, job: Job) -> None:
+            job.review = job.review.without_issue(self.issue_id)
+
+    class CommentAdded(Entity.Event):
+        comment_id: int
+        issue_id: int
+        message: str
+
+        def apply(self, job: Job) -> None:
+            job.review = job.review.with_comment(
+                self.comment_id, CommentRef(self.issue_id, self.actor)
+            )
+
+    class CommentEdited(Entity.Event):
+        comment_id: int
+        message: str
+
+        def apply(self, job: Job) -> None:
+            pass  # the message lives in the catalog; the state keeps only who wrote it
+
+    class CommentRemoved(Entity.Event):
+        comment_id: int
+
+        def apply(self, job: Job) -> None:
+            job.review = job.review.without_comment(self.comment_id)
 
     class AnnotationsCreated(Entity.Event):
         data: LabeledData
@@ -127,6 +182,16 @@ class Job(Entity):
         return job_status(self.stage, self.state)
 
 
+def _sent_back(job: Job, changes: dict[str, object]) -> bool:
+    """A reviewer rejecting a job with open issues sends it back to its annotator."""
+    stage = changes.get("stage", job.stage)
+    return (
+        changes.get("state") == "rejected"
+        and stage == "validation"
+        and job.review.open_issues() > 0
+    )
+
+
 def job_status(stage: str, state: str) -> str:
     if stage == "annotation":
         return "annotation"
@@ -153,6 +218,10 @@ def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) ->
             changes["state"] = "new"
     if body.state is not UNSET and body.state != job.state:
         changes["state"] = body.state
+    if _sent_back(job, changes):
+        changes.update(stage="annotation", state="rejected")
+        if job.annotator_id is not None:
+            changes["assignee_id"] = job.annotator_id
     if job.job_type == "ground_truth" and changes.get("stage") not in (None, "annotation"):
         raise ValidationFailed.one("stage", "a ground truth job stays in the annotation stage")
     if changes:

@@ -2,7 +2,8 @@
 
 The full role matrix (organizations, memberships) arrives with the permissions issue; until
 then: any signed-in user may list, view, create and annotate; only a resource's owner or an
-admin may change or delete a project or task; users change only their own account.
+admin may change or delete a project or task, edit or remove a comment, or remove an issue;
+users change only their own account.
 """
 
 from __future__ import annotations
@@ -35,7 +36,22 @@ class Resource:
     owner_id: int | None = None
 
 
-OWNED_KINDS = frozenset({"project", "task", "user"})
+OWNED_KINDS = frozenset({"project", "task", "user", "comment"})
+
+
+def _owner_only(action: Action, kind: str) -> bool:
+    # Anyone working on a job may resolve or reopen an issue; only its author removes it.
+    if kind == "issue":
+        return action == Action.DELETE
+    return action in (Action.CHANGE, Action.DELETE) and kind in OWNED_KINDS
+
+
+def may_attempt(principal: Principal | None, action: Action, kind: str) -> Principal:
+    """The gate before the resource is known (an HTTP route): everything `authorize` decides
+    without the resource's owner. The command then authorizes against the real resource."""
+    if principal is None:
+        raise NotAuthenticated()
+    return principal
 
 
 def authorize(principal: Principal | None, action: Action, resource: Resource) -> Principal:
@@ -44,7 +60,7 @@ def authorize(principal: Principal | None, action: Action, resource: Resource) -
         raise NotAuthenticated()
     if principal.is_superuser:
         return principal
-    if action in (Action.CHANGE, Action.DELETE) and resource.kind in OWNED_KINDS:
+    if _owner_only(action, resource.kind):
         if resource.owner_id is None or resource.owner_id != principal.id:
             raise PermissionDenied(
                 f"only the owner of this {resource.kind} or an admin may {action} it"

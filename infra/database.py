@@ -8,7 +8,19 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 SEQUENCES = frozenset(
-    {"user", "project", "task", "job", "label", "attribute", "storage", "data", "annotation"}
+    {
+        "user",
+        "project",
+        "task",
+        "job",
+        "label",
+        "attribute",
+        "storage",
+        "data",
+        "annotation",
+        "issue",
+        "comment",
+    }
 )
 
 

@@ -11,6 +11,8 @@ CREATE SEQUENCE IF NOT EXISTS palimpsest_storage_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_data_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_annotation_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_access_token_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_issue_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_comment_id;
 
 -- How far each projection has read the notification log.
 CREATE TABLE IF NOT EXISTS projection_tracking (
@@ -55,6 +57,22 @@ CREATE TABLE IF NOT EXISTS catalog_jobs (
     doc jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS catalog_jobs_task ON catalog_jobs (task_id);
+
+CREATE TABLE IF NOT EXISTS catalog_issues (
+    id integer PRIMARY KEY,
+    job_id integer NOT NULL,
+    task_id integer NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS catalog_issues_job ON catalog_issues (job_id);
+
+CREATE TABLE IF NOT EXISTS catalog_comments (
+    id integer PRIMARY KEY,
+    issue_id integer NOT NULL,
+    job_id integer NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS catalog_comments_issue ON catalog_comments (issue_id);
 
 CREATE TABLE IF NOT EXISTS catalog_labels (
     id integer PRIMARY KEY,

@@ -14,12 +14,18 @@ from core.annotations import AnnotationState, LabeledData, ObjectIds
 from core.jobs import Job
 from core.labels import AttributeSpec, LabelSpec
 from core.projects import Project
+from core.review import CommentRef, Issue, ReviewState
 from core.storage import StorageSpec
 from core.task_data import FrameMeta, TaskData
 from core.tasks import Task
 from core.undo_book import UndoBook
 
-LARGE_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (LabeledData, AnnotationState, UndoBook)
+LARGE_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
+    LabeledData,
+    AnnotationState,
+    UndoBook,
+    ReviewState,
+)
 EVENT_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
     ObjectIds,
     AttributeSpec,
@@ -27,6 +33,8 @@ EVENT_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
     StorageSpec,
     FrameMeta,
     TaskData,
+    Issue,
+    CommentRef,
 )
 
 

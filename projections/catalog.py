@@ -8,7 +8,7 @@ current here when they change.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -23,30 +23,11 @@ from core.labels import LabelSpec
 from core.projects import Project
 from core.storage import StorageSpec
 from core.tasks import Task
+from projections import catalog_review
+from projections.catalog_docs import basic_user, iso
 
 Cursor = psycopg.Cursor[Any]
 Doc = dict[str, Any]
-
-
-def iso(moment: datetime) -> str:
-    """CVAT's datetime form: 2026-05-11T17:25:43.375000Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def basic_user(cur: Cursor, user_id: int | None) -> Doc | None:
-    if user_id is None:
-        return None
-    cur.execute("SELECT doc FROM catalog_users WHERE id = %s", (user_id,))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    doc = row[0]
-    return {
-        "id": doc["id"],
-        "username": doc["username"],
-        "first_name": doc["first_name"],
-        "last_name": doc["last_name"],
-    }
 
 
 def storage_doc(storage: StorageSpec | dict[str, Any] | None) -> Doc | None:
@@ -80,6 +61,7 @@ class CatalogProjection:
             Job.Created: self._job_created,
             Job.Updated: self._job_updated,
             Job.Deleted: self._job_deleted,
+            **catalog_review.HANDLERS,
         }
 
     def apply(self, cur: Cursor, event: Any, notification: Notification) -> None:
@@ -90,7 +72,7 @@ class CatalogProjection:
     def reset(self, cur: Cursor) -> None:
         cur.execute(
             "TRUNCATE catalog_users, catalog_projects, catalog_tasks, catalog_jobs, catalog_labels,"
-            " catalog_access_tokens"
+            " catalog_access_tokens, " + ", ".join(catalog_review.TABLES)
         )
 
     # Users
@@ -426,6 +408,7 @@ class CatalogProjection:
         _refresh_task_jobs(cur, doc["task_id"])
 
     def _job_deleted(self, cur: Cursor, event: Job.Deleted) -> None:
+        catalog_review.forget_job(cur, event.originator_id)
         cur.execute("DELETE FROM catalog_jobs WHERE uuid = %s", (event.originator_id,))
 
 

@@ -145,3 +145,17 @@ def test_upload_refuses_unsafe_names(admin: httpx.Client, bad_name: str) -> None
         assert response.status_code == 200
     else:
         assert response.status_code == 400
+
+
+def test_owners_change_and_delete_their_own_projects_and_tasks_others_may_not(
+    server: LiveServer,
+) -> None:
+    owner = register(server, "owner-olga")
+    other = register(server, "other-oscar")
+    project = owner.post("/api/projects", json={"name": "olga's"}).json()
+    task = owner.post("/api/tasks", json={"name": "t", "labels": [{"name": "a"}]}).json()
+    assert other.patch(f"/api/projects/{project['id']}", json={"name": "x"}).status_code == 403
+    assert other.delete(f"/api/tasks/{task['id']}").status_code == 403
+    assert owner.patch(f"/api/projects/{project['id']}", json={"name": "y"}).status_code == 200
+    assert owner.delete(f"/api/tasks/{task['id']}").status_code == 204
+    assert owner.delete(f"/api/projects/{project['id']}").status_code == 204

@@ -28,6 +28,7 @@ from web import (
     jobs,
     media,
     projects,
+    review,
     rooms,
     tasks,
 )
@@ -82,6 +83,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *tasks.ROUTES,
         *media.ROUTES,
         *jobs.ROUTES,
+        *review.ROUTES,
         *annotations.ROUTES,
         *datasets.ROUTES,
         *rooms.ROUTES,

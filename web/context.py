@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from core.errors import NotAuthenticated
-from core.permissions import Action, Principal, Resource, authorize
+from core.permissions import Action, Principal, may_attempt
 from infra.runtime import Runtime
 from infra.writer import Written
 from web.errors import BadRequest
@@ -27,7 +27,7 @@ def principal(request: Request) -> Principal | None:
 
 def allowed(request: Request, action: Action, kind: str) -> Principal:
     """The caller, if `action` on this kind of resource is allowed to them at all."""
-    return authorize(principal(request), action, Resource(kind))
+    return may_attempt(principal(request), action, kind)
 
 
 def base_url(request: Request) -> str:

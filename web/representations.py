@@ -52,5 +52,23 @@ def job_json(doc: Doc, base: str) -> Doc:
     }
 
 
+def issue_json(doc: Doc, base: str) -> Doc:
+    return {
+        "url": f"{base}/api/issues/{doc['id']}",
+        **doc,
+        "owner": with_user_url(doc["owner"], base),
+        "assignee": with_user_url(doc["assignee"], base),
+        "comments": {**doc["comments"], "url": f"{base}/api/comments?issue_id={doc['id']}"},
+    }
+
+
+def comment_json(doc: Doc, base: str) -> Doc:
+    return {
+        "url": f"{base}/api/comments/{doc['id']}",
+        **doc,
+        "owner": with_user_url(doc["owner"], base),
+    }
+
+
 def label_json(doc: Doc, base: str) -> Doc:
     return doc
