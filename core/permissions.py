@@ -19,6 +19,23 @@ class Principal:
     id: int
     username: str
     is_superuser: bool = False
+    # The organization the request acts in (X-Organization), and the caller's role there.
+    org_id: int | None = None
+    org_role: str | None = None
+
+
+# Organization roles, least to most powerful.
+ROLE_RANK: dict[str, int] = {"worker": 1, "supervisor": 2, "maintainer": 3, "owner": 4}
+
+
+def check_may_create_in_organization(principal: Principal, kind: str) -> None:
+    """In an organization, supervisors and above create projects and tasks (manual 2.6)."""
+    if principal.org_id is None or principal.is_superuser:
+        return
+    if ROLE_RANK.get(principal.org_role or "", 0) < ROLE_RANK["supervisor"]:
+        raise PermissionDenied(
+            f"a {principal.org_role} of this organization may not create a {kind}"
+        )
 
 
 class Action(StrEnum):

@@ -8,7 +8,13 @@ from core.accounts import User
 from core.aggregate import Entity
 from core.errors import ValidationFailed
 from core.labels import LabelInput, LabelSpec, build_labels
-from core.permissions import Action, Principal, Resource, authorize
+from core.permissions import (
+    Action,
+    Principal,
+    Resource,
+    authorize,
+    check_may_create_in_organization,
+)
 from core.storage import StorageInput, StorageSpec, apply_changes, build_storage
 from core.units import Unit
 
@@ -111,6 +117,7 @@ def check_name(name: str, field: str = "name") -> str:
 
 
 def create_project(unit: Unit, principal: Principal, body: ProjectWrite) -> Project:
+    check_may_create_in_organization(principal, "project")
     name = check_name(body.name)
     check_user_exists(unit, body.owner_id, "owner_id")
     check_user_exists(unit, body.assignee_id, "assignee_id")
@@ -126,7 +133,7 @@ def create_project(unit: Unit, principal: Principal, body: ProjectWrite) -> Proj
         labels=labels,
         source_storage=build_storage(unit, body.source_storage),
         target_storage=build_storage(unit, body.target_storage),
-        organization_id=None,
+        organization_id=principal.org_id,
     )
     unit.add(project)
     return project

@@ -8,7 +8,13 @@ from core.aggregate import Entity
 from core.errors import ErrorCollector, NotFound, ValidationFailed
 from core.jobs import Job
 from core.labels import LabelInput, LabelSpec, build_labels
-from core.permissions import Action, Principal, Resource, authorize
+from core.permissions import (
+    Action,
+    Principal,
+    Resource,
+    authorize,
+    check_may_create_in_organization,
+)
 from core.projects import Project, check_name, check_user_exists
 from core.segments import segment_ranges
 from core.storage import StorageInput, StorageSpec, apply_changes, build_storage
@@ -121,6 +127,7 @@ class TaskPatch(msgspec.Struct):
 
 
 def create_task(unit: Unit, principal: Principal, body: TaskWrite) -> Task:
+    check_may_create_in_organization(principal, "task")
     name = check_name(body.name)
     errors = ErrorCollector()
     if body.project_id is not None and body.labels:
@@ -153,7 +160,7 @@ def create_task(unit: Unit, principal: Principal, body: TaskWrite) -> Task:
         labels=labels,
         source_storage=build_storage(unit, body.source_storage),
         target_storage=build_storage(unit, body.target_storage),
-        organization_id=None,
+        organization_id=project.organization_id if project is not None else principal.org_id,
     )
     unit.add(task)
     if project is not None:
@@ -265,6 +272,21 @@ def delete_project(unit: Unit, principal: Principal, project_id: int) -> None:
         if task is not None and not task.deleted:
             _delete_task_tree(unit, task)
     project.delete()
+
+
+def delete_everything_of(unit: Unit, project_ids: list[int], task_ids: list[int]) -> None:
+    """Deletes projects and tasks with their jobs, for an organization being deleted (its
+    owner decides, whoever owns each of them)."""
+    for project_id in project_ids:
+        project = unit.find(Project, project_id)
+        if project is not None and not project.deleted:
+            for task_id in project.task_ids:
+                task_ids = [*task_ids, task_id]
+            project.delete()
+    for task_id in task_ids:
+        task = unit.find(Task, task_id)
+        if task is not None and not task.deleted:
+            _delete_task_tree(unit, task)
 
 
 def _delete_task_tree(unit: Unit, task: Task) -> None:

@@ -20,6 +20,8 @@ SEQUENCES = frozenset(
         "annotation",
         "issue",
         "comment",
+        "organization",
+        "membership",
     }
 )
 

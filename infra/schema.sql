@@ -13,6 +13,8 @@ CREATE SEQUENCE IF NOT EXISTS palimpsest_annotation_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_access_token_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_issue_id;
 CREATE SEQUENCE IF NOT EXISTS palimpsest_comment_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_organization_id;
+CREATE SEQUENCE IF NOT EXISTS palimpsest_membership_id;
 
 -- How far each projection has read the notification log.
 CREATE TABLE IF NOT EXISTS projection_tracking (
@@ -73,6 +75,33 @@ CREATE TABLE IF NOT EXISTS catalog_comments (
     doc jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS catalog_comments_issue ON catalog_comments (issue_id);
+
+CREATE TABLE IF NOT EXISTS catalog_organizations (
+    id integer PRIMARY KEY,
+    uuid uuid UNIQUE NOT NULL,
+    slug text NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS catalog_organizations_slug ON catalog_organizations (lower(slug));
+
+CREATE TABLE IF NOT EXISTS catalog_memberships (
+    id integer PRIMARY KEY,
+    org_id integer NOT NULL,
+    user_id integer NOT NULL,
+    role text NOT NULL,
+    doc jsonb NOT NULL,
+    UNIQUE (org_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS catalog_memberships_user ON catalog_memberships (user_id);
+
+CREATE TABLE IF NOT EXISTS catalog_invitations (
+    key text PRIMARY KEY,
+    org_id integer NOT NULL,
+    email text NOT NULL,
+    accepted boolean NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS catalog_invitations_email ON catalog_invitations (email);
 
 CREATE TABLE IF NOT EXISTS catalog_labels (
     id integer PRIMARY KEY,

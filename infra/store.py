@@ -13,6 +13,7 @@ from core.accounts import AccountEmail, AccountName, User
 from core.annotations import AnnotationState, LabeledData, ObjectIds
 from core.jobs import Job
 from core.labels import AttributeSpec, LabelSpec
+from core.organizations import Invitation, Organization, OrganizationSlug
 from core.projects import Project
 from core.review import CommentRef, Issue, ReviewState
 from core.storage import StorageSpec
@@ -35,6 +36,7 @@ EVENT_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
     TaskData,
     Issue,
     CommentRef,
+    Invitation,
 )
 
 
@@ -72,7 +74,16 @@ class Palimpsest(Application):
     """All aggregates in one application: one events table, one notification log."""
 
     name = "Palimpsest"
-    aggregate_types = (User, AccountName, AccountEmail, Project, Task, Job)
+    aggregate_types = (
+        User,
+        AccountName,
+        AccountEmail,
+        Project,
+        Task,
+        Job,
+        Organization,
+        OrganizationSlug,
+    )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -23,7 +23,7 @@ from core.labels import LabelSpec
 from core.projects import Project
 from core.storage import StorageSpec
 from core.tasks import Task
-from projections import catalog_review
+from projections import catalog_organizations, catalog_review
 from projections.catalog_docs import basic_user, iso
 
 Cursor = psycopg.Cursor[Any]
@@ -62,6 +62,7 @@ class CatalogProjection:
             Job.Updated: self._job_updated,
             Job.Deleted: self._job_deleted,
             **catalog_review.HANDLERS,
+            **catalog_organizations.HANDLERS,
         }
 
     def apply(self, cur: Cursor, event: Any, notification: Notification) -> None:
@@ -72,7 +73,8 @@ class CatalogProjection:
     def reset(self, cur: Cursor) -> None:
         cur.execute(
             "TRUNCATE catalog_users, catalog_projects, catalog_tasks, catalog_jobs, catalog_labels,"
-            " catalog_access_tokens, " + ", ".join(catalog_review.TABLES)
+            " catalog_access_tokens, "
+            + ", ".join(catalog_review.TABLES + catalog_organizations.TABLES)
         )
 
     # Users

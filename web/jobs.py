@@ -72,6 +72,7 @@ JOBS = Listing(
         default_order="-id",
     ),
     render=job_json,
+    org_scoped=True,
 )
 
 

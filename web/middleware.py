@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,17 +45,40 @@ class AuthenticationMiddleware:
         try:
             credentials = await self._credentials(request)
         except _Refused as refusal:
-            if scope["type"] == "websocket":
-                await WebSocketClose(code=4000 + refusal.status, reason=refusal.detail)(
-                    scope, receive, send
-                )
-            else:
-                await json_response({"detail": refusal.detail}, status=refusal.status)(
-                    scope, receive, send
-                )
+            await _refuse(refusal, scope, receive, send)
+            return
+        try:
+            if credentials is not None:
+                credentials = await self._in_organization(request, credentials)
+        except _Refused as refusal:
+            await _refuse(refusal, scope, receive, send)
             return
         scope["state"]["credentials"] = credentials
         await self.app(scope, receive, send)
+
+    async def _in_organization(
+        self, request: HTTPConnection, credentials: Credentials
+    ) -> Credentials:
+        """Puts the organization the request acts in (`X-Organization: slug`, `?org=slug` or
+        `?org_id=N`; empty for the personal workspace) on the caller."""
+        slug = request.headers.get("x-organization") or request.query_params.get("org") or None
+        raw_id = request.query_params.get("org_id") or None
+        if slug is None and raw_id is None:
+            return credentials
+        org_id = None
+        if slug is None:
+            if not raw_id.isdigit():  # type: ignore[union-attr]
+                raise _Refused(400, f"org_id {raw_id!r} is not a whole number")
+            org_id = int(raw_id)  # type: ignore[arg-type]
+        principal = credentials.principal
+        found = await run_in_threadpool(self.authenticator.organization, principal, slug, org_id)
+        if found is None:
+            raise _Refused(404, f"organization {slug or org_id!r} not found")
+        found_id, role = found
+        if role is None and not principal.is_superuser:
+            raise _Refused(403, "You are not a member of this organization.")
+        principal = replace(principal, org_id=found_id, org_role=role)
+        return replace(credentials, principal=principal)
 
     async def _credentials(self, request: HTTPConnection) -> Credentials | None:
         header = request.headers.get("authorization", "")
@@ -96,6 +120,15 @@ class AuthenticationMiddleware:
             raise _Refused(401, str(refusal)) from None
         _check_token_scope(request, token)
         return Credentials(token.principal, via_cookie=False, access_token=token)
+
+
+async def _refuse(refusal: _Refused, scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await WebSocketClose(code=4000 + refusal.status, reason=refusal.detail)(
+            scope, receive, send
+        )
+    else:
+        await json_response({"detail": refusal.detail}, status=refusal.status)(scope, receive, send)
 
 
 def _check_token_scope(request: HTTPConnection, token: AccessToken) -> None:

@@ -36,6 +36,7 @@ PROJECTS = Listing(
         ordering_fields=("id", "name", "owner", "assignee", "status", "updated_date"),
     ),
     render=project_json,
+    org_scoped=True,
 )
 
 

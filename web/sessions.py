@@ -89,6 +89,20 @@ class Authenticator:
                 self._basic_cache[cache_key] = (now + BASIC_CACHE_SECONDS, principal)
         return principal
 
+    def organization(
+        self, principal: Principal, slug: str | None, org_id: int | None
+    ) -> tuple[int, str | None] | None:
+        """The organization named by slug or id and the caller's role in it (None if they
+        are not a member); None if there is no such organization."""
+        where = "lower(o.slug) = lower(%s)" if slug is not None else "o.id = %s"
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT o.id, m.role FROM catalog_organizations o LEFT JOIN catalog_memberships m"
+                f" ON m.org_id = o.id AND m.user_id = %s WHERE {where}",
+                (principal.id, slug if slug is not None else org_id),
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
     def forget(self, user_id: int) -> None:
         """Drops cached credentials of a user whose password just changed."""
         with self._lock:

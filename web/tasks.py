@@ -68,6 +68,7 @@ TASKS = Listing(
         ),
     ),
     render=task_json,
+    org_scoped=True,
 )
 
 
