@@ -11,6 +11,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from core.accounts import AccountEmail, AccountName, User
 from core.annotations import AnnotationState, LabeledData, ObjectIds
+from core.client_events import ClientEventBatch
 from core.jobs import Job
 from core.labels import AttributeSpec, LabelSpec
 from core.projects import Project
@@ -64,7 +65,7 @@ class Palimpsest(Application):
     """All aggregates in one application: one events table, one notification log."""
 
     name = "Palimpsest"
-    aggregate_types = (User, AccountName, AccountEmail, Project, Task, Job)
+    aggregate_types = (User, AccountName, AccountEmail, Project, Task, Job, ClientEventBatch)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -1,0 +1,150 @@
+"""Client events (CVAT's `POST /api/events`): what a user's browser or SDK reports it did.
+
+Each accepted post is one event of its own stream, so client events are on the log like every
+edit (and reach JetStream through the relay) without making any aggregate's history longer.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from core.aggregate import Entity
+from core.commands import current_command
+from core.errors import ErrorCollector
+from core.units import Unit
+
+# The scopes CVAT accepts from clients (cvat/apps/events/serializers.py, plus user:activity).
+CLIENT_SCOPES = frozenset(
+    {
+        "load:cvat", "load:job", "save:job", "restore:job", "upload:annotations",
+        "send:exception", "send:task_info", "draw:object", "paste:object", "copy:object",
+        "propagate:object", "drag:object", "resize:object", "delete:object", "lock:object",
+        "merge:objects", "split:objects", "group:objects", "slice:object", "join:objects",
+        "change:attribute", "change:label", "change:frame", "zoom:image", "fit:image",
+        "rotate:image", "action:undo", "action:redo", "debug:info", "run:annotations_action",
+        "click:element", "user:activity",
+    }
+)  # fmt: skip
+MAX_EVENTS = 1000
+MAX_PAYLOAD = 64 * 1024
+
+
+class ClientEvent(msgspec.Struct, kw_only=True):
+    """One event as cvat-ui and cvat-sdk send it."""
+
+    scope: str
+    timestamp: datetime
+    obj_name: str | None = None
+    obj_id: int | None = None
+    obj_val: str | None = None
+    source: str | None = None
+    count: int | None = None
+    duration: int = 0
+    project_id: int | None = None
+    task_id: int | None = None
+    job_id: int | None = None
+    user_id: int | None = None
+    user_name: str | None = None
+    user_email: str | None = None
+    org_id: int | None = None
+    org_slug: str | None = None
+    payload: str | None = None
+
+
+class ClientEventsBody(msgspec.Struct, kw_only=True):
+    timestamp: datetime  # when the client sent the body, by its own clock
+    events: list[ClientEvent] = []
+    previous_event: ClientEvent | None = None
+
+
+class Poster(msgspec.Struct, frozen=True):
+    user_id: int
+    username: str
+    email: str | None
+
+
+class ClientEventBatch(Entity):
+    KIND = "client_events"
+
+    class ClientEventsPosted(Entity.Created):
+        batch_id: str
+        events: list[dict[str, Any]]
+
+    def __init__(self, batch_id: str, events: list[dict[str, Any]]) -> None:
+        self.batch_id = batch_id
+        self.events = events
+
+
+def accepted_events(
+    body: ClientEventsBody, poster: Poster, received: datetime
+) -> list[dict[str, Any]]:
+    """The events as CVAT stores them: times moved onto the server's clock by (receive - send),
+    the poster's identity filled in, `payload` checked to be JSON. Raises ValidationFailed."""
+    errors = ErrorCollector()
+    if len(body.events) > MAX_EVENTS:
+        errors.add("events", f"at most {MAX_EVENTS} events a request")
+    for index, event in enumerate(body.events[:MAX_EVENTS]):
+        if event.scope not in CLIENT_SCOPES:
+            errors.add(
+                f"events[{index}].scope", f"scope {event.scope!r} is not allowed from client"
+            )
+        if event.payload is not None:
+            if len(event.payload) > MAX_PAYLOAD:
+                errors.add(f"events[{index}].payload", f"longer than {MAX_PAYLOAD} characters")
+            elif not _is_json(event.payload):
+                errors.add(f"events[{index}].payload", "JSON payload is not valid")
+        if event.count is not None and event.count < 0:
+            errors.add(f"events[{index}].count", "must not be negative")
+        if event.duration < 0:
+            errors.add(f"events[{index}].duration", "must not be negative")
+    if body.timestamp.tzinfo is None:
+        errors.add("timestamp", "give a time zone (for example a trailing Z)")
+    errors.raise_if_any()
+    correction = received - body.timestamp
+    return [_accepted(event, poster, correction) for event in body.events]
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _accepted(event: ClientEvent, poster: Poster, correction: timedelta) -> dict[str, Any]:
+    moment = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=UTC)
+    payload = json.loads(event.payload) if event.payload is not None else {}
+    fields: dict[str, Any] = msgspec.to_builtins(event)
+    fields.update(
+        timestamp=(moment + correction).astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        source="client",
+        org_id=None,
+        org_slug=None,
+        user_id=poster.user_id,
+        user_name=poster.username,
+        user_email=poster.email,
+        payload=json.dumps(payload),
+    )
+    return fields
+
+
+def post_client_events(unit: Unit, events: list[dict[str, Any]]) -> ClientEventBatch:
+    """Puts the accepted events on the log as one ClientEventsPosted event."""
+    batch_id = str(uuid.uuid4())
+    context = current_command()
+    batch = ClientEventBatch._create(
+        ClientEventBatch.ClientEventsPosted,
+        id=ClientEventBatch.stream_id(batch_id),
+        actor=context.actor,
+        command_id=context.command_id,
+        batch_id=batch_id,
+        events=events,
+    )
+    unit.add(batch)
+    return batch
