@@ -128,16 +128,39 @@ def workload(runtime: Runtime) -> Runtime:
         (ALICE, created(JOB1, DAY1 + 60 * s, shapes=[box(1), box(2)])),
         (BOB, created(JOB1, DAY1 + 100 * s, tags=[Tag(label_id=1, frame=0, id=20)])),
         # visible on frames 2-4 and 7-9: 6 frames
-        (ALICE, created(JOB1, DAY1 + 180 * s, tracks=[track(10, keyframe(2), keyframe(5, True), keyframe(7))])),  # fmt: skip
+        (
+            ALICE,
+            created(
+                JOB1,
+                DAY1 + 180 * s,
+                tracks=[track(10, keyframe(2), keyframe(5, True), keyframe(7))],
+            ),
+        ),  # fmt: skip
         (BOB, created(JOB1, DAY1 + 350 * s, shapes=[box(21)])),  # Bob: +250
-        (ALICE, at(JOB1, DAY1 + 1380 * s, Job.AnnotationsUpdated, data=LabeledData(shapes=[box(1, x=2)]))),  # fmt: skip
+        (
+            ALICE,
+            at(
+                JOB1,
+                DAY1 + 1380 * s,
+                Job.AnnotationsUpdated,
+                data=LabeledData(shapes=[box(1, x=2)]),
+            ),
+        ),  # fmt: skip
         (ALICE, at(JOB1, DAY1 + 1400 * s, Job.AnnotationsDeleted, ids=ObjectIds(shapes=[2]))),
         (ALICE, at(JOB1, DAY1 + 3600 * s, Job.Updated, changes={"state": "completed"})),
         # Day 2. Alice in job 1: +300 (capped). Bob in job 2: 0, +10, +30, +60 (client event)
         (ALICE, created(JOB1, DAY2, shapes=[box(3)])),
         (BOB, at(JOB2, DAY2 - 10 * s, Job.Updated, changes={"state": "in progress"})),
         (BOB, created(JOB2, DAY2, tracks=[track(30, keyframe(15))])),  # frames 15-19: 5
-        (BOB, at(JOB2, DAY2 + 30 * s, Job.AnnotationsUpdated, data=LabeledData(tracks=[track(30, keyframe(15), keyframe(18, True))]))),  # fmt: skip
+        (
+            BOB,
+            at(
+                JOB2,
+                DAY2 + 30 * s,
+                Job.AnnotationsUpdated,
+                data=LabeledData(tracks=[track(30, keyframe(15), keyframe(18, True))]),
+            ),
+        ),  # fmt: skip
         (BOB, client_events(JOB2, DAY2 + 90 * s)),
     ]
     for actor, command in script:
