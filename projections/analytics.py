@@ -40,6 +40,11 @@ TABLES = (
     "analytics_last_activity",
     "analytics_event_records",
 )
+# The creator stays the first writer's: an update changes only the frame count.
+UPSERT_OBJECT = (
+    "INSERT INTO analytics_objects (job_id, object_id, creator, frames) VALUES (%s, %s, %s, %s)"
+    " ON CONFLICT (job_id, object_id) DO UPDATE SET frames = EXCLUDED.frames"
+)
 RECORD_COLUMNS = (
     "scope", "obj_name", "obj_id", "obj_val", "source", "timestamp", "count", "duration",
     "project_id", "task_id", "job_id", "user_id", "user_name", "user_email", "org_id",
@@ -178,9 +183,14 @@ class AnalyticsProjection:
                     tally["delete"][kind] += cur.rowcount
         if written is not None:
             for kind in KINDS:
-                for obj in getattr(written, kind):
+                objects = getattr(written, kind)
+                if action is not None:
+                    self._write_objects(cur, job_id, user, objects, stop_frame)
+                    tally[action][kind] += len(objects)
+                    continue
+                for obj in objects:
                     is_new = self._write_object(cur, job_id, user, obj, stop_frame)
-                    tally[action or ("create" if is_new else "update")][kind] += 1
+                    tally["create" if is_new else "update"][kind] += 1
         day = _day(event.timestamp)
         totals = {name: sum(counts.values()) for name, counts in tally.items()}
         if any(totals.values()):
@@ -206,13 +216,25 @@ class AnalyticsProjection:
     ) -> bool:
         """Stores the object's frame count; True if the job did not hold it before."""
         cur.execute(
-            "INSERT INTO analytics_objects (job_id, object_id, creator, frames)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (job_id, object_id) DO UPDATE"
-            " SET frames = EXCLUDED.frames RETURNING (xmax = 0)",
+            f"{UPSERT_OBJECT} RETURNING (xmax = 0)",
             (job_id, obj.id, user, object_frames(obj, stop_frame)),
         )
         row = cur.fetchone()
         return bool(row and row[0])
+
+    def _write_objects(
+        self,
+        cur: Cursor,
+        job_id: int,
+        user: int,
+        objects: list[Tag] | list[Shape] | list[Track],
+        stop_frame: int,
+    ) -> None:
+        if objects:
+            cur.executemany(
+                UPSERT_OBJECT,
+                [(job_id, obj.id, user, object_frames(obj, stop_frame)) for obj in objects],
+            )
 
     # Client events
 
