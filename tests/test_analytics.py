@@ -7,6 +7,7 @@ Every expected figure below is worked out by hand from the script.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,8 +20,10 @@ from core.client_events import ClientEventBatch
 from core.commands import CommandContext
 from core.jobs import Job
 from core.object_counts import object_frames, visible_frames
+from core.permissions import Principal
 from core.storage import StorageSpec
 from core.tasks import Task
+from core.undo import redo, undo
 from infra.runtime import Runtime
 from infra.settings import Settings
 from projections.analytics import AnalyticsProjection, checksum
@@ -55,18 +58,23 @@ def runtime(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def run(runtime: Runtime, actor: int | None, command: Callable[[Any], object]) -> None:
-    runtime.writer.submit_sync(command, CommandContext(actor, None))
+    runtime.writer.submit_sync(command, CommandContext(actor, f"test-{uuid.uuid4()}"))
 
 
-def make_task(unit: Any) -> None:
+def make_task(
+    unit: Any,
+    task_id: int = TASK,
+    project_id: int | None = PROJECT,
+    jobs: tuple = ((JOB1, 0), (JOB2, 10)),
+) -> None:
     unit.add(
         Task._start(
-            TASK,
-            task_id=TASK,
+            task_id,
+            task_id=task_id,
             name="t",
             owner_id=ALICE,
             assignee_id=None,
-            project_id=PROJECT,
+            project_id=project_id,
             bug_tracker="",
             overlap=None,
             segment_size=10,
@@ -77,12 +85,12 @@ def make_task(unit: Any) -> None:
             organization_id=None,
         )
     )
-    for job_id, start in ((JOB1, 0), (JOB2, 10)):
+    for job_id, start in jobs:
         unit.add(
             Job._start(
                 job_id,
                 job_id=job_id,
-                task_id=TASK,
+                task_id=task_id,
                 start_frame=start,
                 stop_frame=start + 9,
                 job_type="annotation",
@@ -247,6 +255,23 @@ def test_idle_cut_off_is_configurable(workload: Runtime) -> None:
     finally:
         projection.idle_cutoff = 300.0
         workload.analytics.rebuild()
+
+
+def test_undo_and_redo_count_as_the_edits_they_make(workload: Runtime) -> None:
+    carol, job = Principal(103, "carol"), 3
+    run(workload, None, lambda unit: make_task(unit, 2, None, ((job, 0),)))
+    now = datetime.now(UTC)
+    run(workload, carol.id, created(job, now, shapes=[box(40), box(41)]))
+    run(workload, carol.id, lambda unit: undo(unit, carol, job))  # deletes both
+    run(workload, carol.id, lambda unit: redo(unit, carol, job))  # creates both again
+    moved = LabeledData(shapes=[box(40, x=3)])
+    run(workload, carol.id, at(job, now, Job.AnnotationsUpdated, data=moved))
+    run(workload, carol.id, lambda unit: undo(unit, carol, job))  # updates 40 back
+    workload.analytics.catch_up()
+    result = read(workload, "job", job)
+    assert (result["created"], result["updated"], result["deleted"]) == (4, 2, 2)
+    assert result["total_object_count"] == 2
+    assert read(workload, "user", carol.id)["created"] == 4
 
 
 def test_object_frames() -> None:
