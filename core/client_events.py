@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -34,26 +34,32 @@ MAX_EVENTS = 1000
 MAX_PAYLOAD = 64 * 1024
 
 
-class ClientEvent(msgspec.Struct, kw_only=True):
-    """One event as cvat-ui and cvat-sdk send it."""
+Id = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+Big = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Text = Annotated[str, msgspec.Meta(max_length=4096)]
 
-    scope: str
+
+class ClientEvent(msgspec.Struct, kw_only=True):
+    """One event as cvat-ui and cvat-sdk send it (the user and org fields are the server's)."""
+
+    scope: Text
     timestamp: datetime
-    obj_name: str | None = None
-    obj_id: int | None = None
-    obj_val: str | None = None
-    source: str | None = None
-    count: int | None = None
-    duration: int = 0
-    project_id: int | None = None
-    task_id: int | None = None
-    job_id: int | None = None
+    obj_name: Text | None = None
+    obj_id: Big | None = None
+    obj_val: Text | None = None
+    source: Text | None = None
+    count: Count | None = None
+    duration: Big = 0
+    project_id: Id | None = None
+    task_id: Id | None = None
+    job_id: Id | None = None
     user_id: int | None = None
     user_name: str | None = None
     user_email: str | None = None
     org_id: int | None = None
     org_slug: str | None = None
-    payload: str | None = None
+    payload: Annotated[str, msgspec.Meta(max_length=MAX_PAYLOAD)] | None = None
 
 
 class ClientEventsBody(msgspec.Struct, kw_only=True):
@@ -93,20 +99,19 @@ def accepted_events(
             errors.add(
                 f"events[{index}].scope", f"scope {event.scope!r} is not allowed from client"
             )
-        if event.payload is not None:
-            if len(event.payload) > MAX_PAYLOAD:
-                errors.add(f"events[{index}].payload", f"longer than {MAX_PAYLOAD} characters")
-            elif not _is_json(event.payload):
-                errors.add(f"events[{index}].payload", "JSON payload is not valid")
-        if event.count is not None and event.count < 0:
-            errors.add(f"events[{index}].count", "must not be negative")
-        if event.duration < 0:
-            errors.add(f"events[{index}].duration", "must not be negative")
-    if body.timestamp.tzinfo is None:
-        errors.add("timestamp", "give a time zone (for example a trailing Z)")
+        if event.payload is not None and not _is_json(event.payload):
+            errors.add(f"events[{index}].payload", "JSON payload is not valid")
+        for name in ("scope", "obj_name", "obj_val", "source"):
+            if "\x00" in (getattr(event, name) or ""):
+                errors.add(f"events[{index}].{name}", "must not contain NUL characters")
     errors.raise_if_any()
-    correction = received - body.timestamp
+    correction = received - _utc(body.timestamp)
     return [_accepted(event, poster, correction) for event in body.events]
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time without a zone is taken as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _is_json(text: str) -> bool:
@@ -118,7 +123,7 @@ def _is_json(text: str) -> bool:
 
 
 def _accepted(event: ClientEvent, poster: Poster, correction: timedelta) -> dict[str, Any]:
-    moment = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=UTC)
+    moment = _utc(event.timestamp)
     payload = json.loads(event.payload) if event.payload is not None else {}
     fields: dict[str, Any] = msgspec.to_builtins(event)
     fields.update(

@@ -162,6 +162,14 @@ def client_body(*events: dict[str, Any], sent: str | None = None) -> dict[str, A
                      "payload": "{not json"}], "timestamp": "2026-01-01T00:00:00Z"},
         {"events": [{"scope": "change:frame", "timestamp": "2026-01-01T00:00:00Z",
                      "job_id": "seven"}], "timestamp": "2026-01-01T00:00:00Z"},
+        {"events": [{"scope": "change:frame", "timestamp": "2026-01-01T00:00:00Z",
+                     "job_id": 2**40}], "timestamp": "2026-01-01T00:00:00Z"},
+        {"events": [{"scope": "change:frame", "timestamp": "2026-01-01T00:00:00Z",
+                     "obj_name": "a\u0000b"}], "timestamp": "2026-01-01T00:00:00Z"},
+        {"events": [{"scope": "change:frame", "timestamp": "2026-01-01T00:00:00Z",
+                     "duration": -1}], "timestamp": "2026-01-01T00:00:00Z"},
+        {"events": [{"scope": "change:frame", "timestamp": "yesterday"}],
+         "timestamp": "2026-01-01T00:00:00Z"},
     ],
 )  # fmt: skip
 def test_posting_bad_client_events_is_refused_and_writes_nothing(
@@ -303,3 +311,12 @@ def test_cvat_sdk_posts_client_events(server: LiveServer, job: dict[str, int]) -
     assert response.status == 201
     assert echoed.events[0].scope == "load:job" and echoed.events[0].job_id == job["job"]
     assert echoed.events[0].user_name == "admin"
+
+
+def test_times_without_a_zone_are_taken_as_utc(admin: httpx.Client) -> None:
+    naive = datetime.now(UTC).replace(tzinfo=None).isoformat()
+    event = {"scope": "zoom:image", "timestamp": naive}
+    answer = admin.post("/api/events", json={"events": [event], "timestamp": naive})
+    assert answer.status_code == 201, answer.text
+    moved = datetime.fromisoformat(answer.json()["events"][0]["timestamp"])
+    assert abs((moved - datetime.now(UTC)).total_seconds()) < 60
