@@ -13,7 +13,7 @@ inline in the write path, and rebuilds from position 0 with `reset`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -246,13 +246,7 @@ class AnalyticsProjection:
             (position, seq, *({**defaults, **posted}.get(column) for column in RECORD_COLUMNS))
             for seq, posted in enumerate(event.events)
         ]
-        if rows:
-            placeholders = ", ".join(["%s"] * (len(RECORD_COLUMNS) + 2))
-            cur.executemany(
-                f"INSERT INTO analytics_event_records (position, seq, {', '.join(RECORD_COLUMNS)})"
-                f" VALUES ({placeholders}) ON CONFLICT DO NOTHING",
-                rows,
-            )
+        _insert_records(cur, rows)
         job_ids = sorted({posted["job_id"] for posted in event.events if posted.get("job_id")})
         for job_id in job_ids:
             cur.execute("SELECT 1 FROM analytics_jobs WHERE job_id = %s", (job_id,))
@@ -344,16 +338,21 @@ class AnalyticsProjection:
                 **extra,
             }
             rows.append((position, seq, *(values[column] for column in RECORD_COLUMNS)))
-        if rows:
-            placeholders = ", ".join(["%s"] * (len(RECORD_COLUMNS) + 2))
-            cur.executemany(
-                f"INSERT INTO analytics_event_records (position, seq, {', '.join(RECORD_COLUMNS)})"
-                f" VALUES ({placeholders}) ON CONFLICT DO NOTHING",
-                rows,
-            )
+        _insert_records(cur, rows)
 
 
-def _day(moment: datetime) -> Any:
+def _insert_records(cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
+    """Rows of (position, seq, *RECORD_COLUMNS)."""
+    if rows:
+        placeholders = ", ".join(["%s"] * (len(RECORD_COLUMNS) + 2))
+        cur.executemany(
+            f"INSERT INTO analytics_event_records (position, seq, {', '.join(RECORD_COLUMNS)})"
+            f" VALUES ({placeholders}) ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+
+def _day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
