@@ -7,6 +7,8 @@ Every expected figure below is worked out by hand from the script.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +30,7 @@ from infra.runtime import Runtime
 from infra.settings import Settings
 from projections.analytics import AnalyticsProjection, checksum
 from projections.analytics_reads import figures
+from projections.follower import ProjectionFollower
 
 ALICE, BOB = 101, 102
 TASK, PROJECT = 1, 7
@@ -285,3 +288,46 @@ def test_object_frames() -> None:
         label_id=1, frame=0, elements=[track(2, keyframe(8)), track(3, keyframe(9))]
     )
     assert object_frames(tracked_skeleton, 9) == 3
+
+
+def test_one_follower_leads_and_another_takes_over(workload: Runtime) -> None:
+    """Followers on two 'instances': one leads and keeps the projection at the log's end; when
+    it stops, the other takes the lock and carries on."""
+    runner, dave, job = workload.analytics, 104, 4
+    run(workload, None, lambda unit: make_task(unit, 3, None, ((job, 0),)))
+
+    async def scenario() -> None:
+        first, second = (
+            ProjectionFollower(
+                runner, workload.database_url, 7319002, poll_interval=0.05, lock_retry=0.05
+            )
+            for _ in range(2)
+        )
+        tasks = [asyncio.create_task(f.run()) for f in (first, second)]
+        try:
+            await until(lambda: first.leading or second.leading)
+            await asyncio.sleep(0.2)
+            assert [first.leading, second.leading].count(True) == 1
+            leader, other = (first, second) if first.leading else (second, first)
+            await asyncio.to_thread(run, workload, dave, created(job, NOW, shapes=[box(50)]))
+            end = workload.store.recorder.max_notification_id()
+            await until(lambda: runner.position() == end)
+            leader.stop()
+            await until(lambda: other.leading)
+            await asyncio.to_thread(run, workload, dave, created(job, NOW, shapes=[box(51)]))
+            end = workload.store.recorder.max_notification_id()
+            await until(lambda: runner.position() == end)
+        finally:
+            for follower in (first, second):
+                follower.stop()
+            await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+    assert read(workload, "job", job)["total_object_count"] == 2
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
