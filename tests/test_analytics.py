@@ -27,7 +27,7 @@ from core.storage import StorageSpec
 from core.tasks import Task
 from core.undo import redo, undo
 from infra.runtime import Runtime
-from infra.settings import Settings
+from infra.settings import ConfigError, Settings
 from projections.analytics import AnalyticsProjection, checksum
 from projections.analytics_reads import figures
 from projections.follower import ProjectionFollower
@@ -331,3 +331,15 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+def test_idle_cut_off_setting(runtime: Runtime) -> None:
+    env = {"PALIMPSEST_ANALYTICS_IDLE_CUTOFF": "90"}
+    assert Settings.from_env(env).analytics_idle_cutoff == 90.0
+    assert Settings.from_env({}).analytics_idle_cutoff == 300.0
+    for bad in ("soon", "0", "-5", "nan", "inf"):
+        with pytest.raises(ConfigError, match="PALIMPSEST_ANALYTICS_IDLE_CUTOFF"):
+            Settings.from_env({"PALIMPSEST_ANALYTICS_IDLE_CUTOFF": bad})
+    projection = runtime.analytics.projection
+    assert isinstance(projection, AnalyticsProjection)
+    assert projection.idle_cutoff == runtime.settings.analytics_idle_cutoff
