@@ -137,6 +137,8 @@ def test_analytics_permissions(
 ) -> None:
     admin_id = admin.get("/api/users/self").json()["id"]
     assert httpx.get(f"{server.url}/api/analytics/jobs/{job['job']}").status_code == 401
+    assert httpx.get(f"{server.url}/api/analytics/reports").status_code == 401
+    assert httpx.post(f"{server.url}/api/events", json={}).status_code == 401
     with register(server, "analyst") as other:
         mine = other.get("/api/users/self").json()["id"]
         assert other.get(f"/api/analytics/users/{admin_id}").status_code == 403

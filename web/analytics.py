@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.errors import PermissionDenied
+from core.errors import NotAuthenticated, PermissionDenied
 from core.permissions import Action
 from projections.analytics_reads import Target, figures
-from web.context import allowed, path_id, query_int, runtime
+from web.context import allowed, path_id, principal, query_int, runtime
 from web.errors import BadRequest
 from web.reads import fetch_doc
 from web.responses import json_response, read_body
@@ -63,6 +63,7 @@ async def _figures_response(request: Request, target: Target) -> Response:
 
 async def reports_get(request: Request) -> Response:
     """CVAT's GET /api/analytics/reports?job_id|task_id|project_id&start_date&end_date."""
+    _signed_in(request)
     ids = {name: query_int(request, f"{name}_id") for name in ("job", "task", "project")}
     target, ident = _one_target(ids)
     start = _query_date(request, "start_date")
@@ -77,6 +78,7 @@ async def reports_get(request: Request) -> Response:
 async def reports_create(request: Request) -> Response:
     """CVAT's POST /api/analytics/reports: figures are always current, so the request is done
     as soon as it is made; `?rq_id=` answers 201 with the report."""
+    _signed_in(request)
     rq_id = request.query_params.get("rq_id")
     if rq_id is None:
         body = await read_body(request, ReportRequest)
@@ -203,6 +205,11 @@ async def _check_readable(request: Request, target: Target, ident: int) -> None:
     await fetch_doc(request, CATALOG_TABLES[target], ident, target)
     if target == "user" and ident != caller.id and not caller.is_superuser:
         raise PermissionDenied("only the user themselves or an admin may see their analytics")
+
+
+def _signed_in(request: Request) -> None:
+    if principal(request) is None:
+        raise NotAuthenticated()
 
 
 def _one_target(ids: dict[str, int | None]) -> tuple[Target, int]:
