@@ -76,7 +76,7 @@ def replay(settings: Settings) -> int:
     services = Services.start(settings)
     runtime = Runtime.open(settings, services.database_url)
     try:
-        for runner in (runtime.catalog, runtime.history):
+        for runner in (runtime.catalog, runtime.history, runtime.analytics):
             position = runner.rebuild()
             print(f"{runner.projection.name} rebuilt from the log up to position {position}")
     finally:

@@ -21,6 +21,7 @@ from infra.settings import Settings
 from infra.snapshots import SnapshotTaker
 from infra.store import Palimpsest, open_store
 from infra.writer import CommandWriter, Written
+from projections.analytics import AnalyticsProjection
 from projections.catalog import CatalogProjection
 from projections.history import HistoryProjection, versions_of_commands
 from projections.runner import ProjectionRunner
@@ -43,6 +44,8 @@ class Runtime:
     nats_url: str | None = None
     instance: InstanceLock | None = None
     after_commit_hooks: list[Callable[[Sequence[Recording]], None]] = field(default_factory=list)
+    # Follows the log in the background (projections/follower.py), not in the write path.
+    analytics: ProjectionRunner = field(init=False)
 
     @classmethod
     def open(cls, settings: Settings, database_url: str, nats_url: str | None = None) -> Runtime:
@@ -66,6 +69,9 @@ class Runtime:
             settings, database_url, store, pool, ids, writer, catalog, snapshots, history,
             nats_url, after_commit_hooks=hooks,
         )  # fmt: skip
+        runtime.analytics = ProjectionRunner(
+            store, pool, AnalyticsProjection(settings.analytics_idle_cutoff)
+        )
         runtime.instance = InstanceLock(database_url)
         for runner in (catalog, history):
             runner.catch_up()

@@ -193,3 +193,78 @@ CREATE INDEX IF NOT EXISTS job_history_command ON job_history (stream, command_i
 
 -- Which server instance runs a background request (its advisory lock says if it still lives).
 ALTER TABLE background_requests ADD COLUMN IF NOT EXISTS instance integer;
+
+-- The analytics projection (projections/analytics.py): performance figures and the event log
+-- of CVAT's /api/events, all rebuilt from the log.
+CREATE TABLE IF NOT EXISTS analytics_users (
+    user_id integer PRIMARY KEY,
+    username text NOT NULL,
+    email text
+);
+CREATE TABLE IF NOT EXISTS analytics_tasks (
+    task_id integer PRIMARY KEY,
+    project_id integer
+);
+CREATE TABLE IF NOT EXISTS analytics_jobs (
+    job_id integer PRIMARY KEY,
+    stream uuid NOT NULL UNIQUE,
+    task_id integer NOT NULL,
+    project_id integer,
+    stop_frame integer NOT NULL,
+    state text NOT NULL,
+    state_since timestamptz NOT NULL,
+    in_progress_seconds double precision NOT NULL DEFAULT 0,
+    deleted boolean NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS analytics_jobs_task ON analytics_jobs (task_id);
+CREATE INDEX IF NOT EXISTS analytics_jobs_project ON analytics_jobs (project_id);
+-- Live objects of each job, with how many frames each counts for (a track: its visible frames).
+CREATE TABLE IF NOT EXISTS analytics_objects (
+    job_id integer NOT NULL,
+    object_id integer NOT NULL,
+    creator integer NOT NULL,  -- 0: the system
+    frames integer NOT NULL,
+    PRIMARY KEY (job_id, object_id)
+);
+-- Per job, user and UTC day: objects created, updated, deleted, and active seconds.
+CREATE TABLE IF NOT EXISTS analytics_daily (
+    job_id integer NOT NULL,
+    user_id integer NOT NULL,  -- 0: the system
+    day date NOT NULL,
+    created integer NOT NULL DEFAULT 0,
+    updated integer NOT NULL DEFAULT 0,
+    deleted integer NOT NULL DEFAULT 0,
+    active_seconds double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, user_id, day)
+);
+CREATE INDEX IF NOT EXISTS analytics_daily_user ON analytics_daily (user_id, day);
+CREATE TABLE IF NOT EXISTS analytics_last_activity (
+    job_id integer NOT NULL,
+    user_id integer NOT NULL,
+    at timestamptz NOT NULL,
+    PRIMARY KEY (job_id, user_id)
+);
+-- CVAT's event rows (client events as posted, and server events derived from the log).
+CREATE TABLE IF NOT EXISTS analytics_event_records (
+    position bigint NOT NULL,
+    seq integer NOT NULL,
+    scope text NOT NULL,
+    obj_name text,
+    obj_id bigint,
+    obj_val text,
+    source text NOT NULL,
+    timestamp timestamptz NOT NULL,
+    count integer,
+    duration bigint NOT NULL DEFAULT 0,
+    project_id integer,
+    task_id integer,
+    job_id integer,
+    user_id integer,
+    user_name text,
+    user_email text,
+    org_id integer,
+    org_slug text,
+    payload text,
+    PRIMARY KEY (position, seq)
+);
+CREATE INDEX IF NOT EXISTS analytics_event_records_time ON analytics_event_records (timestamp);

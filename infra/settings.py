@@ -24,6 +24,7 @@ class Settings:
     allow_signup: bool = True
     log_format: Literal["console", "json"] = "console"
     public_url: str | None = None
+    analytics_idle_cutoff: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +39,7 @@ class Settings:
             allow_signup=_flag(env, "PALIMPSEST_ALLOW_SIGNUP", True),
             log_format=_choice(env, "PALIMPSEST_LOG_FORMAT", ("console", "json"), "console"),
             public_url=env.get("PALIMPSEST_PUBLIC_URL") or None,
+            analytics_idle_cutoff=_seconds(env, "PALIMPSEST_ANALYTICS_IDLE_CUTOFF", 300.0),
         )
 
 
@@ -48,6 +50,19 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or not 0 <= int(raw) <= 65535:
         raise ConfigError(f"{name}={raw!r} is not a port number (0-65535)")
     return int(raw)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}={raw!r} is not a positive number of seconds")
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

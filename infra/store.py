@@ -11,6 +11,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from core.accounts import AccountEmail, AccountName, User
 from core.annotations import AnnotationState, LabeledData, ObjectIds
+from core.client_events import ClientEventBatch
 from core.jobs import Job
 from core.labels import AttributeSpec, LabelSpec
 from core.organizations import Invitation, Organization, OrganizationSlug
@@ -83,6 +84,7 @@ class Palimpsest(Application):
         Job,
         Organization,
         OrganizationSlug,
+        ClientEventBatch,
     )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

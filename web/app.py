@@ -16,12 +16,14 @@ from core.jobs import Job
 from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
+from projections.follower import ProjectionFollower
 from projections.relay import Relay
 from realtime.fanout import LiveFanout
 from realtime.rooms import Hub
 from web import (
     access_tokens,
     accounts,
+    analytics,
     annotations,
     background_requests,
     datasets,
@@ -33,12 +35,14 @@ from web import (
     rooms,
     tasks,
 )
+from web import events as client_events
 from web.errors import EXCEPTION_HANDLERS
 from web.idempotency import IdempotencyMiddleware
 from web.middleware import AuthenticationMiddleware, RequestLogMiddleware
 from web.sessions import Authenticator
 
 STATIC_DIR = Path(__file__).parent / "static"
+ANALYTICS_LOCK_KEY = 7310003  # pg advisory lock key; 7310002 is the relay's
 
 
 def create_app(runtime: Runtime) -> Starlette:
@@ -60,6 +64,9 @@ def create_app(runtime: Runtime) -> Starlette:
         runtime.after_commit_hooks.append(
             lambda recordings: hub.committed(r.domain_event for r in recordings)
         )
+        follower = ProjectionFollower(runtime.analytics, runtime.database_url, ANALYTICS_LOCK_KEY)
+        runtime.after_commit_hooks.append(lambda _: follower.nudge())
+        app.state.background.add(asyncio.create_task(follower.run()))
         relay = fanout = None
         if runtime.nats_url:
             fanout = LiveFanout(hub, runtime.nats_url)
@@ -68,6 +75,7 @@ def create_app(runtime: Runtime) -> Starlette:
             runtime.after_commit_hooks.append(lambda _: relay.nudge())
             app.state.background.add(asyncio.create_task(relay.run()))
         yield
+        follower.stop()
         if relay is not None:
             await relay.stop()
         if fanout is not None:
@@ -90,6 +98,8 @@ def create_app(runtime: Runtime) -> Starlette:
         *datasets.ROUTES,
         *rooms.ROUTES,
         *background_requests.ROUTES,
+        *analytics.ROUTES,
+        *client_events.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     app = Starlette(
