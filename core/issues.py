@@ -11,6 +11,7 @@ from core.jobs import Job
 from core.permissions import Action, Principal, Resource, authorize
 from core.projects import check_user_exists
 from core.review import CommentRef, Issue, ReviewState
+from core.tasks import job_resource
 from core.units import Unit
 
 MAX_MESSAGE = 4096
@@ -44,6 +45,7 @@ class CommentPatch(msgspec.Struct, forbid_unknown_fields=True):
 def open_issue(unit: Unit, principal: Principal, body: IssueInput) -> tuple[Issue, int]:
     """Opens an issue with its first comment; returns the issue and the comment's id."""
     job = unit.get(Job, body.job)
+    authorize(principal, Action.VIEW, job_resource(unit, job))
     if body.frame not in job.frames:
         raise ValidationFailed.one(
             "frame", f"frame {body.frame} is outside job {job.job_id} ({job.start_frame}-"
@@ -68,6 +70,7 @@ def change_issue(
     unit: Unit, principal: Principal, job_id: int, issue_id: int, body: IssuePatch
 ) -> Issue:
     job = unit.get(Job, job_id)
+    authorize(principal, Action.VIEW, job_resource(unit, job))
     issue = _issue(job.review, issue_id)
     changes: dict[str, object] = {}
     if body.position is not UNSET and body.position != issue.position:
@@ -84,6 +87,7 @@ def change_issue(
 
 def remove_issue(unit: Unit, principal: Principal, job_id: int, issue_id: int) -> None:
     job = unit.get(Job, job_id)
+    authorize(principal, Action.VIEW, job_resource(unit, job))
     issue = _issue(job.review, issue_id)
     authorize(principal, Action.DELETE, Resource("issue", issue.owner_id))
     job.trigger_event(Job.IssueRemoved, issue_id=issue_id)
@@ -91,6 +95,7 @@ def remove_issue(unit: Unit, principal: Principal, job_id: int, issue_id: int) -
 
 def add_comment(unit: Unit, principal: Principal, job_id: int, body: CommentInput) -> int:
     job = unit.get(Job, job_id)
+    authorize(principal, Action.VIEW, job_resource(unit, job))
     _issue(job.review, body.issue)
     message = _message(body.message)
     comment_id = unit.next_id("comment")
@@ -102,6 +107,7 @@ def edit_comment(
     unit: Unit, principal: Principal, job_id: int, comment_id: int, body: CommentPatch
 ) -> None:
     job = unit.get(Job, job_id)
+    authorize(principal, Action.VIEW, job_resource(unit, job))
     ref = _comment(job.review, comment_id)
     authorize(principal, Action.CHANGE, Resource("comment", ref.owner_id))
     job.trigger_event(Job.CommentEdited, comment_id=comment_id, message=_message(body.message))
@@ -109,6 +115,7 @@ def edit_comment(
 
 def remove_comment(unit: Unit, principal: Principal, job_id: int, comment_id: int) -> None:
     job = unit.get(Job, job_id)
+    authorize(principal, Action.VIEW, job_resource(unit, job))
     ref = _comment(job.review, comment_id)
     authorize(principal, Action.DELETE, Resource("comment", ref.owner_id))
     job.trigger_event(Job.CommentRemoved, comment_id=comment_id)

@@ -12,9 +12,9 @@ from core.annotations import LabeledData, ObjectIds, Shape, Track, ids_of
 from core.errors import ErrorCollector, NotFound
 from core.jobs import Job
 from core.labels import LabelSpec
-from core.permissions import Action, Principal, Resource, authorize
+from core.permissions import Action, Principal, authorize
 from core.projects import Project
-from core.tasks import Task
+from core.tasks import Task, job_resource
 from core.units import Unit
 
 PatchAction = Literal["create", "update", "delete"]
@@ -34,7 +34,7 @@ def rules_for(unit: Unit, job: Job) -> AnnotationRules:
 
 def annotatable_job(unit: Unit, principal: Principal, job_id: int) -> Job:
     job = unit.get(Job, job_id)
-    authorize(principal, Action.ANNOTATE, Resource("job"))
+    authorize(principal, Action.ANNOTATE, job_resource(unit, job))
     return job
 
 

@@ -8,13 +8,9 @@ import msgspec
 
 from core.aggregate import Entity
 from core.annotations import AnnotationState, LabeledData, ObjectIds
-from core.errors import ValidationFailed
-from core.permissions import Principal
-from core.projects import check_user_exists
 from core.review import CommentRef, Issue, ReviewState
 from core.storage import apply_changes
 from core.undo_book import UndoBook, move_step, record_change
-from core.units import Unit
 
 Stage = Literal["annotation", "validation", "acceptance"]
 State = Literal["new", "in progress", "completed", "rejected"]
@@ -182,48 +178,9 @@ class Job(Entity):
         return job_status(self.stage, self.state)
 
 
-def _sent_back(job: Job, changes: dict[str, object]) -> bool:
-    """A reviewer rejecting a job with open issues sends it back to its annotator."""
-    stage = changes.get("stage", job.stage)
-    return (
-        changes.get("state") == "rejected"
-        and stage == "validation"
-        and job.review.open_issues() > 0
-    )
-
-
 def job_status(stage: str, state: str) -> str:
     if stage == "annotation":
         return "annotation"
     if stage == "acceptance" and state == "completed":
         return "completed"
     return "validation"
-
-
-class JobPatch(msgspec.Struct):
-    assignee: int | None | msgspec.UnsetType = UNSET
-    stage: Stage | msgspec.UnsetType = UNSET
-    state: State | msgspec.UnsetType = UNSET
-
-
-def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) -> Job:
-    job = unit.get(Job, job_id)
-    changes: dict[str, object] = {}
-    if body.assignee is not UNSET and body.assignee != job.assignee_id:
-        check_user_exists(unit, body.assignee, "assignee")
-        changes["assignee_id"] = body.assignee
-    if body.stage is not UNSET and body.stage != job.stage:
-        changes["stage"] = body.stage
-        if body.state is UNSET:
-            changes["state"] = "new"
-    if body.state is not UNSET and body.state != job.state:
-        changes["state"] = body.state
-    if _sent_back(job, changes):
-        changes.update(stage="annotation", state="rejected")
-        if job.annotator_id is not None:
-            changes["assignee_id"] = job.annotator_id
-    if job.job_type == "ground_truth" and changes.get("stage") not in (None, "annotation"):
-        raise ValidationFailed.one("stage", "a ground truth job stays in the annotation stage")
-    if changes:
-        job.trigger_event(Job.Updated, changes=changes)
-    return job

@@ -1,17 +1,25 @@
 """Who may do what: every request and every command passes through `authorize`.
 
-The full role matrix (organizations, memberships) arrives with the permissions issue; until
-then: any signed-in user may list, view, create and annotate; only a resource's owner or an
-admin may change or delete a project or task, edit or remove a comment, or remove an issue;
-users change only their own account.
+The rules are CVAT's (its IAM rule tables, manual 2.2 and 2.6), written as one table below:
+
+* An admin may do anything.
+* Inside an organization, its owner and maintainers may do anything to what it holds;
+  supervisors and workers are treated as below, by their relation to the resource.
+* Otherwise a user acts on a project, task or job by their relation to it: its `owner`, its
+  `assignee`, someone owning or assigned to what contains it (`parent`: the task or project of
+  a job, the project of a task), or someone assigned to something inside it (`child`: a job of
+  a task, a task or job of a project). `RULES` lists which relations allow which action.
+* A resource one may not view answers "not found" (no probing of ids); an action on a visible
+  resource one may not take answers "forbidden".
+* Creating in an organization takes the supervisor role or above.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from core.errors import NotAuthenticated, PermissionDenied
+from core.errors import NotAuthenticated, NotFound, PermissionDenied
 
 
 @dataclass(frozen=True)
@@ -22,10 +30,105 @@ class Principal:
     # The organization the request acts in (X-Organization), and the caller's role there.
     org_id: int | None = None
     org_role: str | None = None
+    # The caller's role in every organization they belong to.
+    roles: dict[int, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+class Action(StrEnum):
+    LIST = "list"
+    VIEW = "view"
+    CREATE = "create"
+    CHANGE = "change"
+    DELETE = "delete"
+    ANNOTATE = "annotate"
+
+
+class Relation(StrEnum):
+    OWNER = "owner"
+    ASSIGNEE = "assignee"
+    PARENT = "parent"
+    CHILD = "child"
 
 
 # Organization roles, least to most powerful.
 ROLE_RANK: dict[str, int] = {"worker": 1, "supervisor": 2, "maintainer": 3, "owner": 4}
+SEES_ALL_OF_ORGANIZATION = ROLE_RANK["maintainer"]
+
+OWN, ASG, PAR, CHI = Relation.OWNER, Relation.ASSIGNEE, Relation.PARENT, Relation.CHILD
+RULES: dict[tuple[str, Action], frozenset[Relation]] = {
+    ("project", Action.VIEW): frozenset({OWN, ASG, CHI}),
+    ("project", Action.CHANGE): frozenset({OWN, ASG}),
+    ("project", Action.DELETE): frozenset({OWN}),
+    ("project", Action.ANNOTATE): frozenset({OWN, ASG}),  # importing a dataset
+    ("task", Action.VIEW): frozenset({OWN, ASG, PAR, CHI}),
+    ("task", Action.CHANGE): frozenset({OWN, ASG, PAR}),
+    ("task", Action.DELETE): frozenset({OWN, PAR}),
+    ("task", Action.ANNOTATE): frozenset({OWN, ASG, PAR}),
+    ("job", Action.VIEW): frozenset({ASG, PAR}),
+    ("job", Action.ANNOTATE): frozenset({ASG, PAR}),
+    ("job", Action.CHANGE): frozenset({PAR}),  # stage and assignee; its assignee sets its state
+    ("job", Action.DELETE): frozenset({PAR}),
+}
+# Kinds whose single owner alone (or an admin) changes and deletes them.
+OWNED_KINDS = frozenset({"user", "comment"})
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str  # "project", "task", "job", "issue", "comment", "user", ...
+    owner_id: int | None = None
+    assignee_id: int | None = None
+    org_id: int | None = None
+    parents: frozenset[int] = frozenset()  # owners and assignees of what contains it
+    children: frozenset[int] = frozenset()  # assignees (and owners) of what it contains
+    ident: object = ""  # its id, for messages
+
+    def relations_of(self, user_id: int) -> set[Relation]:
+        found = set()
+        if user_id == self.owner_id:
+            found.add(Relation.OWNER)
+        if user_id == self.assignee_id:
+            found.add(Relation.ASSIGNEE)
+        if user_id in self.parents:
+            found.add(Relation.PARENT)
+        if user_id in self.children:
+            found.add(Relation.CHILD)
+        return found
+
+
+def may_attempt(principal: Principal | None, action: Action, kind: str) -> Principal:
+    """The gate before the resource is known (an HTTP route): everything `authorize` decides
+    without the resource itself. The command then authorizes against the real resource."""
+    if principal is None:
+        raise NotAuthenticated()
+    return principal
+
+
+def authorize(principal: Principal | None, action: Action, resource: Resource) -> Principal:
+    """Returns the principal if the action is allowed; raises NotFound when the resource is
+    not even visible to them, PermissionDenied when the action is not theirs to take."""
+    if principal is None:
+        raise NotAuthenticated()
+    if principal.is_superuser or _manages(principal, resource.org_id):
+        return principal
+    if resource.org_id is not None and resource.org_id not in principal.roles:
+        raise NotFound(resource.kind, resource.ident)
+    kind = resource.kind
+    if (kind, Action.VIEW) in RULES:
+        relations = resource.relations_of(principal.id)
+        if not relations & RULES[(kind, Action.VIEW)]:
+            raise NotFound(kind, resource.ident)
+        if action in (Action.VIEW, Action.LIST) or relations & RULES.get((kind, action), set()):
+            return principal
+        raise PermissionDenied(f"you may not {action} this {kind}")
+    if _owner_only(action, kind) and resource.owner_id != principal.id:
+        raise PermissionDenied(f"only the author of this {kind} or an admin may {action} it")
+    return principal
+
+
+def sees_all_of(principal: Principal, org_id: int | None) -> bool:
+    """Whether the principal sees everything the organization holds (or everything at all)."""
+    return principal.is_superuser or _manages(principal, org_id)
 
 
 def check_may_create_in_organization(principal: Principal, kind: str) -> None:
@@ -38,22 +141,10 @@ def check_may_create_in_organization(principal: Principal, kind: str) -> None:
         )
 
 
-class Action(StrEnum):
-    LIST = "list"
-    VIEW = "view"
-    CREATE = "create"
-    CHANGE = "change"
-    DELETE = "delete"
-    ANNOTATE = "annotate"
-
-
-@dataclass(frozen=True)
-class Resource:
-    kind: str  # "project", "task", "job", "label", "user", "request", "server"
-    owner_id: int | None = None
-
-
-OWNED_KINDS = frozenset({"project", "task", "user", "comment"})
+def _manages(principal: Principal, org_id: int | None) -> bool:
+    if org_id is None:
+        return False
+    return ROLE_RANK.get(principal.roles.get(org_id, ""), 0) >= SEES_ALL_OF_ORGANIZATION
 
 
 def _owner_only(action: Action, kind: str) -> bool:
@@ -61,25 +152,3 @@ def _owner_only(action: Action, kind: str) -> bool:
     if kind == "issue":
         return action == Action.DELETE
     return action in (Action.CHANGE, Action.DELETE) and kind in OWNED_KINDS
-
-
-def may_attempt(principal: Principal | None, action: Action, kind: str) -> Principal:
-    """The gate before the resource is known (an HTTP route): everything `authorize` decides
-    without the resource's owner. The command then authorizes against the real resource."""
-    if principal is None:
-        raise NotAuthenticated()
-    return principal
-
-
-def authorize(principal: Principal | None, action: Action, resource: Resource) -> Principal:
-    """Returns the principal if the action is allowed; raises otherwise."""
-    if principal is None:
-        raise NotAuthenticated()
-    if principal.is_superuser:
-        return principal
-    if _owner_only(action, resource.kind):
-        if resource.owner_id is None or resource.owner_id != principal.id:
-            raise PermissionDenied(
-                f"only the owner of this {resource.kind} or an admin may {action} it"
-            )
-    return principal

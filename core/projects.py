@@ -116,6 +116,17 @@ def check_name(name: str, field: str = "name") -> str:
     return name.strip()
 
 
+def project_resource(project: Project) -> Resource:
+    """The project as the permission rules see it."""
+    return Resource(
+        "project",
+        project.owner_id,
+        project.assignee_id,
+        project.organization_id,
+        ident=project.project_id,
+    )
+
+
 def create_project(unit: Unit, principal: Principal, body: ProjectWrite) -> Project:
     check_may_create_in_organization(principal, "project")
     name = check_name(body.name)
@@ -143,7 +154,7 @@ def update_project(
     unit: Unit, principal: Principal, project_id: int, body: ProjectPatch
 ) -> Project:
     project = unit.get(Project, project_id)
-    authorize(principal, Action.CHANGE, Resource("project", project.owner_id))
+    authorize(principal, Action.CHANGE, project_resource(project))
     changes: dict[str, object] = {}
     if body.name is not UNSET:
         changes["name"] = check_name(body.name)

@@ -16,14 +16,14 @@ from core.job_annotations import (
     replace_annotations,
 )
 from core.jobs import Job
-from core.permissions import Action, Principal, Resource, authorize
-from core.tasks import Task
+from core.permissions import Action, Principal, authorize
+from core.tasks import Task, task_resource
 from core.units import Unit
 
 
 def task_jobs(unit: Unit, principal: Principal, task_id: int) -> tuple[Task, list[Job]]:
     task = unit.get(Task, task_id)
-    authorize(principal, Action.ANNOTATE, Resource("task"))
+    authorize(principal, Action.ANNOTATE, task_resource(unit, task))
     jobs = [unit.get(Job, job_id) for job_id in task.job_ids]
     return task, [job for job in jobs if job.job_type == "annotation"]
 

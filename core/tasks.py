@@ -15,7 +15,7 @@ from core.permissions import (
     authorize,
     check_may_create_in_organization,
 )
-from core.projects import Project, check_name, check_user_exists
+from core.projects import Project, check_name, check_user_exists, project_resource
 from core.segments import segment_ranges
 from core.storage import StorageInput, StorageSpec, apply_changes, build_storage
 from core.task_data import TaskData
@@ -126,6 +126,39 @@ class TaskPatch(msgspec.Struct):
     target_storage: StorageInput | None | msgspec.UnsetType = UNSET
 
 
+def task_resource(unit: Unit, task: Task) -> Resource:
+    """The task as the permission rules see it."""
+    project = unit.find(Project, task.project_id) if task.project_id is not None else None
+    return Resource(
+        "task",
+        task.owner_id,
+        task.assignee_id,
+        task.organization_id,
+        parents=_people(project),
+        ident=task.task_id,
+    )
+
+
+def job_resource(unit: Unit, job: Job) -> Resource:
+    """The job as the permission rules see it."""
+    task = unit.get(Task, job.task_id)
+    project = unit.find(Project, task.project_id) if task.project_id is not None else None
+    return Resource(
+        "job",
+        None,
+        job.assignee_id,
+        task.organization_id,
+        parents=_people(task) | _people(project),
+        ident=job.job_id,
+    )
+
+
+def _people(container: Project | Task | None) -> frozenset[int]:
+    if container is None:
+        return frozenset()
+    return frozenset(i for i in (container.owner_id, container.assignee_id) if i is not None)
+
+
 def create_task(unit: Unit, principal: Principal, body: TaskWrite) -> Task:
     check_may_create_in_organization(principal, "task")
     name = check_name(body.name)
@@ -181,7 +214,7 @@ def _project_for_task(unit: Unit, project_id: int | None) -> Project | None:
 
 def update_task(unit: Unit, principal: Principal, task_id: int, body: TaskPatch) -> Task:
     task = unit.get(Task, task_id)
-    authorize(principal, Action.CHANGE, Resource("task", task.owner_id))
+    authorize(principal, Action.CHANGE, task_resource(unit, task))
     changes: dict[str, object] = {}
     if body.name is not UNSET:
         changes["name"] = check_name(body.name)
@@ -219,7 +252,7 @@ def update_task(unit: Unit, principal: Principal, task_id: int, body: TaskPatch)
 def attach_data(unit: Unit, principal: Principal, task_id: int, data: TaskData) -> Task:
     """Records the task's media and cuts it into jobs, as CVAT's segmenting does."""
     task = unit.get(Task, task_id)
-    authorize(principal, Action.CHANGE, Resource("task", task.owner_id))
+    authorize(principal, Action.CHANGE, task_resource(unit, task))
     if task.data is not None:
         raise ValidationFailed.one("data", "Adding more data is not supported")
     if data.size < 1:
@@ -256,7 +289,7 @@ def _effective_overlap(ranges: list[tuple[int, int]]) -> int:
 
 def delete_task(unit: Unit, principal: Principal, task_id: int) -> None:
     task = unit.get(Task, task_id)
-    authorize(principal, Action.DELETE, Resource("task", task.owner_id))
+    authorize(principal, Action.DELETE, task_resource(unit, task))
     _delete_task_tree(unit, task)
     if task.project_id is not None:
         project = unit.find(Project, task.project_id)
@@ -266,7 +299,7 @@ def delete_task(unit: Unit, principal: Principal, task_id: int) -> None:
 
 def delete_project(unit: Unit, principal: Principal, project_id: int) -> None:
     project = unit.get(Project, project_id)
-    authorize(principal, Action.DELETE, Resource("project", project.owner_id))
+    authorize(principal, Action.DELETE, project_resource(project))
     for task_id in project.task_ids:
         task = unit.find(Task, task_id)
         if task is not None and not task.deleted:

@@ -14,16 +14,6 @@ from tests.task_setup import upload_task
 
 
 @pytest.fixture(scope="module")
-def job(admin: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    task = upload_task(
-        admin, tmp_path_factory.mktemp("frames"), [f"{i}.png" for i in range(6)],
-        {"name": "review", "labels": [{"name": "car"}], "segment_size": 3},
-    )  # fmt: skip
-    jobs = admin.get("/api/jobs", params={"task_id": task["id"], "sort": "id"}).json()["results"]
-    return {"task": task["id"], "id": jobs[0]["id"], "second": jobs[1]["id"]}
-
-
-@pytest.fixture(scope="module")
 def bob(server: LiveServer) -> httpx.Client:
     return register(server, "reviewer-bob")
 
@@ -31,6 +21,28 @@ def bob(server: LiveServer) -> httpx.Client:
 @pytest.fixture(scope="module")
 def carol(server: LiveServer) -> httpx.Client:
     return register(server, "annotator-carol")
+
+
+@pytest.fixture(scope="module")
+def job(
+    admin: httpx.Client,
+    bob: httpx.Client,
+    carol: httpx.Client,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    """A task the reviewer bob is assigned to, whose first job is the annotator carol's."""
+    task = upload_task(
+        admin, tmp_path_factory.mktemp("frames"), [f"{i}.png" for i in range(6)],
+        {"name": "review", "labels": [{"name": "car"}], "segment_size": 3},
+    )  # fmt: skip
+    admin.patch(f"/api/tasks/{task['id']}", json={"assignee_id": user_id(bob)})
+    jobs = admin.get("/api/jobs", params={"task_id": task["id"], "sort": "id"}).json()["results"]
+    admin.patch(f"/api/jobs/{jobs[0]['id']}", json={"assignee": user_id(carol)})
+    return {"task": task["id"], "id": jobs[0]["id"], "second": jobs[1]["id"]}
+
+
+def user_id(client: httpx.Client) -> int:
+    return client.get("/api/users/self").json()["id"]
 
 
 def open_issue(client: httpx.Client, job_id: int, **fields: Any) -> dict[str, Any]:

@@ -36,7 +36,9 @@ def room(
         label["id"]
         for label in admin.get("/api/labels", params={"task_id": task["id"]}).json()["results"]
     ]
-    register(server, "bob").close()
+    with register(server, "bob") as bob:  # bob works on the task with admin
+        bob_id = bob.get("/api/users/self").json()["id"]
+    admin.patch(f"/api/tasks/{task['id']}", json={"assignee_id": bob_id})
     return {
         "job": job,
         "labels": labels,
@@ -254,6 +256,9 @@ def test_strangers_and_unknown_jobs_are_refused(server: LiveServer, room: dict[s
         RoomClient(server.url, room["job"], "not-a-token")
     with pytest.raises(InvalidStatus):
         RoomClient(server.url, 999999, room["admin"])
+    register(server, "eve").close()  # signed in, but nothing to do with this job
+    with pytest.raises(InvalidStatus):
+        RoomClient(server.url, room["job"], token(server, "eve", "secret-pass-1"))
 
 
 def test_concurrent_random_edits_converge(

@@ -47,8 +47,12 @@ def test_project_create_list_retrieve(admin: httpx.Client) -> None:
 def test_other_user_cannot_delete_a_project(server: LiveServer, admin: httpx.Client) -> None:
     project = admin.post("/api/projects", json={"name": "mine"}).json()
     with register(server, "mallory") as mallory:
-        response = mallory.delete(f"/api/projects/{project['id']}")
-    assert response.status_code == 403
+        hidden = mallory.delete(f"/api/projects/{project['id']}")
+        mallory_id = mallory.get("/api/users/self").json()["id"]
+        admin.patch(f"/api/projects/{project['id']}", json={"assignee_id": mallory_id})
+        refused = mallory.delete(f"/api/projects/{project['id']}")
+    assert hidden.status_code == 404  # not hers, not assigned: she cannot even probe it
+    assert refused.status_code == 403  # assigned, she sees it, but only its owner deletes it
     assert admin.get(f"/api/projects/{project['id']}").status_code == 200
 
 

@@ -21,7 +21,7 @@ from core.task_annotations import (
     patch_task_annotations,
     replace_task_annotations,
 )
-from web.context import allowed, base_url, execute, path_id, query_int
+from web.context import base_url, execute, path_id, permitted, query_int
 from web.errors import BadRequest
 from web.pagination import page_links, page_params
 from web.reads import fetch_all, fetch_doc
@@ -72,7 +72,7 @@ def _patch_action(request: Request) -> str:
 
 
 async def job_annotations_read(request: Request) -> Response:
-    allowed(request, Action.VIEW, "job")
+    await permitted(request, Action.VIEW, "job", path_id(request))
     _refuse_old_export(request)
     job_id = path_id(request)
     reader = request.app.state.jobs
@@ -101,7 +101,7 @@ def _parse_time(text: str) -> datetime:
 
 
 async def job_annotations_replace(request: Request) -> Response:
-    caller = allowed(request, Action.ANNOTATE, "job")
+    caller = await permitted(request, Action.ANNOTATE, "job", path_id(request))
     job_id = path_id(request)
     data = await _body(request)
     written = await execute(request, lambda unit: replace_annotations(unit, caller, job_id, data))
@@ -109,7 +109,7 @@ async def job_annotations_replace(request: Request) -> Response:
 
 
 async def job_annotations_patch(request: Request) -> Response:
-    caller = allowed(request, Action.ANNOTATE, "job")
+    caller = await permitted(request, Action.ANNOTATE, "job", path_id(request))
     job_id = path_id(request)
     action = _patch_action(request)
     data = await _body(request)
@@ -120,14 +120,14 @@ async def job_annotations_patch(request: Request) -> Response:
 
 
 async def job_annotations_delete(request: Request) -> Response:
-    caller = allowed(request, Action.ANNOTATE, "job")
+    caller = await permitted(request, Action.ANNOTATE, "job", path_id(request))
     job_id = path_id(request)
     await execute(request, lambda unit: clear_annotations(unit, caller, job_id))
     return Response(status_code=204)
 
 
 async def job_history(request: Request) -> Response:
-    allowed(request, Action.VIEW, "job")
+    await permitted(request, Action.VIEW, "job", path_id(request))
     job_id = path_id(request)
     await fetch_doc(request, "catalog_jobs", job_id, "job")
     page, page_size = page_params(request)
@@ -178,7 +178,7 @@ async def _task_job_ids(request: Request, task_id: int) -> list[int]:
 
 
 async def task_annotations_read(request: Request) -> Response:
-    allowed(request, Action.VIEW, "task")
+    await permitted(request, Action.VIEW, "task", path_id(request))
     _refuse_old_export(request)
     reader = request.app.state.jobs
     merged = LabeledData()
@@ -191,7 +191,7 @@ async def task_annotations_read(request: Request) -> Response:
 
 
 async def task_annotations_replace(request: Request) -> Response:
-    caller = allowed(request, Action.ANNOTATE, "task")
+    caller = await permitted(request, Action.ANNOTATE, "task", path_id(request))
     task_id = path_id(request)
     data = await _body(request)
     written = await execute(
@@ -201,7 +201,7 @@ async def task_annotations_replace(request: Request) -> Response:
 
 
 async def task_annotations_patch(request: Request) -> Response:
-    caller = allowed(request, Action.ANNOTATE, "task")
+    caller = await permitted(request, Action.ANNOTATE, "task", path_id(request))
     task_id = path_id(request)
     action = _patch_action(request)
     data = await _body(request)
@@ -212,7 +212,7 @@ async def task_annotations_patch(request: Request) -> Response:
 
 
 async def task_annotations_delete(request: Request) -> Response:
-    caller = allowed(request, Action.ANNOTATE, "task")
+    caller = await permitted(request, Action.ANNOTATE, "task", path_id(request))
     task_id = path_id(request)
     await execute(request, lambda unit: clear_task_annotations(unit, caller, task_id))
     return Response(status_code=204)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any, TypeVar
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from core.errors import NotAuthenticated
-from core.permissions import Action, Principal, may_attempt
+from core.errors import NotAuthenticated, NotFound
+from core.permissions import Action, Principal, Resource, authorize, may_attempt
 from infra.runtime import Runtime
 from infra.writer import Written
+from projections.visibility import resource_of
 from web.errors import BadRequest
 
 T = TypeVar("T")
@@ -28,6 +30,25 @@ def principal(request: Request) -> Principal | None:
 def allowed(request: Request, action: Action, kind: str) -> Principal:
     """The caller, if `action` on this kind of resource is allowed to them at all."""
     return may_attempt(principal(request), action, kind)
+
+
+async def permitted(request: Request, action: Action, kind: str, ident: int) -> Principal:
+    """The caller, if they may take `action` on project, task or job `ident`: NotFound when
+    they may not even see it (or it does not exist), PermissionDenied otherwise."""
+    caller = may_attempt(principal(request), action, kind)
+    pool = runtime(request).pool
+
+    def load() -> Resource | None:
+        with pool.connection() as conn:
+            return resource_of(conn.cursor(), kind, ident)
+
+    resource = await run_in_threadpool(load)
+    if resource is None:
+        raise NotFound(kind, ident)
+    try:
+        return authorize(caller, action, resource)
+    except NotFound:
+        raise NotFound(kind, ident) from None
 
 
 def base_url(request: Request) -> str:

@@ -31,7 +31,7 @@ from core.permissions import Action, Principal
 from core.task_annotations import patch_task_annotations, replace_task_annotations
 from infra.background import Operation
 from web import background_work, tus
-from web.context import allowed, base_url, path_id, query_flag, runtime
+from web.context import allowed, base_url, path_id, permitted, query_flag, runtime
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
@@ -106,8 +106,8 @@ async def _dataset(request: Request, target: str, ident: int) -> tuple[TaskDatas
 
 async def export_start(request: Request) -> Response:
     target = _target(request)
-    caller = allowed(request, Action.VIEW, target)
     ident = path_id(request)
+    caller = await permitted(request, Action.VIEW, target, ident)
     format_name = request.query_params.get("format") or ""
     try:
         find_exporter(format_name)
@@ -181,8 +181,8 @@ def _target(request: Request) -> str:
 
 async def annotations_upload(request: Request) -> Response:
     target = _target(request)
-    caller = allowed(request, Action.ANNOTATE, target)
     ident = path_id(request)
+    caller = await permitted(request, Action.ANNOTATE, target, ident)
     headers = request.headers
     if "tus-resumable" in headers:
         return await tus.create(request, caller.id, echo_name=False)

@@ -9,12 +9,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import NotFound
-from core.jobs import JobPatch, update_job
+from core.job_workflow import JobPatch, update_job
 from core.label_changes import change_label
 from core.labels import LabelInput
 from core.permissions import Action
 from projections.list_query import Field, ListSpec
-from web.context import allowed, base_url, execute, path_id, query_int
+from web.context import allowed, base_url, execute, path_id, permitted, query_int
 from web.errors import BadRequest
 from web.pagination import Listing, list_response, unpaged
 from web.reads import fetch_all, fetch_doc
@@ -72,7 +72,7 @@ JOBS = Listing(
         default_order="-id",
     ),
     render=job_json,
-    org_scoped=True,
+    kind="job",
 )
 
 
@@ -82,12 +82,13 @@ async def jobs_list(request: Request) -> Response:
 
 
 async def job_detail(request: Request) -> Response:
-    allowed(request, Action.VIEW, "job")
+    await permitted(request, Action.VIEW, "job", path_id(request))
     return await job_response(request, path_id(request))
 
 
 async def job_update(request: Request) -> Response:
-    caller = allowed(request, Action.ANNOTATE, "job")
+    # Its assignee may set its state, others its stage and assignee: the command decides.
+    caller = await permitted(request, Action.VIEW, "job", path_id(request))
     job_id = path_id(request)
     body = await read_body(request, JobPatch)
     await execute(request, lambda unit: update_job(unit, caller, job_id, body))

@@ -15,7 +15,7 @@ from core.errors import NotFound
 from core.permissions import Action
 from core.segments import parse_frame_filter
 from web import tus
-from web.context import allowed, path_id, query_int, runtime
+from web.context import path_id, permitted, query_int, runtime
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
@@ -49,14 +49,14 @@ def _frame_file(media: Path, data: dict[str, Any], frame: int, quality: str) -> 
 
 
 async def task_data_read(request: Request) -> Response:
-    allowed(request, Action.VIEW, "task")
+    await permitted(request, Action.VIEW, "task", path_id(request))
     task_id = path_id(request)
     data = await _task_data(request, task_id)
     return await _media_response(request, task_id, data, range(data["size"]))
 
 
 async def job_data_read(request: Request) -> Response:
-    allowed(request, Action.VIEW, "job")
+    await permitted(request, Action.VIEW, "job", path_id(request))
     job = await fetch_doc(request, "catalog_jobs", path_id(request), "job")
     data = await _task_data(request, job["task_id"])
     frames = range(job["start_frame"], job["stop_frame"] + 1)
@@ -141,14 +141,14 @@ def _image_type(path: Path) -> str:
 
 
 async def task_meta(request: Request) -> Response:
-    allowed(request, Action.VIEW, "task")
+    await permitted(request, Action.VIEW, "task", path_id(request))
     task_id = path_id(request)
     data = await _task_data(request, task_id)
     return json_response(_meta(data, range(data["size"])))
 
 
 async def job_meta(request: Request) -> Response:
-    allowed(request, Action.VIEW, "job")
+    await permitted(request, Action.VIEW, "job", path_id(request))
     job = await fetch_doc(request, "catalog_jobs", path_id(request), "job")
     data = await _task_data(request, job["task_id"])
     return json_response(_meta(data, range(job["start_frame"], job["stop_frame"] + 1)))
@@ -183,7 +183,7 @@ def _meta(data: dict[str, Any], frames: range) -> dict[str, Any]:
 
 
 async def task_preview(request: Request) -> Response:
-    allowed(request, Action.VIEW, "task")
+    await permitted(request, Action.VIEW, "task", path_id(request))
     task_id = path_id(request)
     task = await fetch_doc(request, "catalog_tasks", task_id, "task")
     if task.get("data") is None:
@@ -194,7 +194,7 @@ async def task_preview(request: Request) -> Response:
 
 
 async def job_preview(request: Request) -> Response:
-    allowed(request, Action.VIEW, "job")
+    await permitted(request, Action.VIEW, "job", path_id(request))
     job = await fetch_doc(request, "catalog_jobs", path_id(request), "job")
     media = task_media_dir(runtime(request), job["task_id"])
     return await _preview_response(media, job["start_frame"])

@@ -59,25 +59,26 @@ class AuthenticationMiddleware:
     async def _in_organization(
         self, request: HTTPConnection, credentials: Credentials
     ) -> Credentials:
-        """Puts the organization the request acts in (`X-Organization: slug`, `?org=slug` or
-        `?org_id=N`; empty for the personal workspace) on the caller."""
+        """Puts the caller's organization roles on them, and the organization the request
+        acts in (`X-Organization: slug`, `?org=slug` or `?org_id=N`; empty for the personal
+        workspace)."""
+        principal = credentials.principal
+        roles = await run_in_threadpool(self.authenticator.roles, principal.id)
+        principal = replace(principal, roles=roles)
         slug = request.headers.get("x-organization") or request.query_params.get("org") or None
         raw_id = request.query_params.get("org_id") or None
-        if slug is None and raw_id is None:
-            return credentials
-        org_id = None
-        if slug is None:
-            if not raw_id.isdigit():  # type: ignore[union-attr]
-                raise _Refused(400, f"org_id {raw_id!r} is not a whole number")
-            org_id = int(raw_id)  # type: ignore[arg-type]
-        principal = credentials.principal
-        found = await run_in_threadpool(self.authenticator.organization, principal, slug, org_id)
-        if found is None:
-            raise _Refused(404, f"organization {slug or org_id!r} not found")
-        found_id, role = found
-        if role is None and not principal.is_superuser:
-            raise _Refused(403, "You are not a member of this organization.")
-        principal = replace(principal, org_id=found_id, org_role=role)
+        if slug is not None or raw_id is not None:
+            org_id = None
+            if slug is None:
+                if not raw_id.isdigit():  # type: ignore[union-attr]
+                    raise _Refused(400, f"org_id {raw_id!r} is not a whole number")
+                org_id = int(raw_id)  # type: ignore[arg-type]
+            found = await run_in_threadpool(self.authenticator.organization_id, slug, org_id)
+            if found is None:
+                raise _Refused(404, f"organization {slug or org_id!r} not found")
+            if found not in roles and not principal.is_superuser:
+                raise _Refused(403, "You are not a member of this organization.")
+            principal = replace(principal, org_id=found, org_role=roles.get(found))
         return replace(credentials, principal=principal)
 
     async def _credentials(self, request: HTTPConnection) -> Credentials | None:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from projections.list_query import ListQueryError, ListSpec, build_order, build_where
+from projections.visibility import visible_where
 from web.context import base_url, principal, runtime
 from web.errors import BadRequest
 from web.responses import json_response
@@ -28,8 +29,9 @@ class Listing:
     table: str
     spec: ListSpec
     render: Render
-    # Rows carry doc->'organization': with an organization chosen, only its rows are listed.
-    org_scoped: bool = False
+    # The kind (project, task, job) whose view rule filters the rows; with an organization
+    # chosen, only its rows are listed.
+    kind: str | None = None
 
 
 async def list_response(
@@ -47,12 +49,15 @@ async def list_response(
     except ListQueryError as error:
         raise BadRequest({error.field: [str(error)]}) from None
     caller = principal(request)
-    if listing.org_scoped and caller is not None and caller.org_id is not None:
-        scope = sql.SQL("(doc->>'organization')::int = %s")
-        extra_where = (
-            scope if extra_where is None else sql.SQL("({}) AND {}").format(extra_where, scope)
-        )
-        extra_params = (*extra_params, caller.org_id)
+    if listing.kind is not None and caller is not None:
+        scope = visible_where(listing.kind, caller)
+        if caller.org_id is not None:
+            scope = sql.SQL("{} AND (doc->>'organization')::int = {}").format(
+                scope, sql.Literal(caller.org_id)
+            )
+        if extra_where is not None:
+            scope = sql.SQL("({}) AND {}").format(extra_where, scope)
+        extra_where = scope
     if extra_where is not None:
         where = sql.SQL("({}) AND ({})").format(where, extra_where)
         values = [*values, *extra_params]

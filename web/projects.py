@@ -12,7 +12,7 @@ from core.permissions import Action
 from core.projects import ProjectPatch, ProjectWrite, create_project
 from core.tasks import delete_project
 from projections.list_query import Field, ListSpec
-from web.context import allowed, base_url, execute, path_id
+from web.context import allowed, base_url, execute, path_id, permitted
 from web.pagination import Listing, list_response
 from web.reads import fetch_doc
 from web.representations import project_json
@@ -36,7 +36,7 @@ PROJECTS = Listing(
         ordering_fields=("id", "name", "owner", "assignee", "status", "updated_date"),
     ),
     render=project_json,
-    org_scoped=True,
+    kind="project",
 )
 
 
@@ -53,12 +53,12 @@ async def project_create(request: Request) -> Response:
 
 
 async def project_detail(request: Request) -> Response:
-    allowed(request, Action.VIEW, "project")
+    await permitted(request, Action.VIEW, "project", path_id(request))
     return await _project_response(request, path_id(request))
 
 
 async def project_update(request: Request) -> Response:
-    caller = allowed(request, Action.CHANGE, "project")
+    caller = await permitted(request, Action.CHANGE, "project", path_id(request))
     project_id = path_id(request)
     body = await read_body(request, ProjectPatch)
     await execute(request, lambda unit: change_project(unit, caller, project_id, body))
@@ -66,7 +66,7 @@ async def project_update(request: Request) -> Response:
 
 
 async def project_delete(request: Request) -> Response:
-    caller = allowed(request, Action.DELETE, "project")
+    caller = await permitted(request, Action.DELETE, "project", path_id(request))
     project_id = path_id(request)
     await execute(request, lambda unit: delete_project(unit, caller, project_id))
     return Response(status_code=204)

@@ -9,8 +9,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from core.errors import DomainError
+from core.errors import DomainError, NotFound
 from core.permissions import Action, Resource, authorize
+from projections.visibility import resource_of
 from realtime.rooms import Connection
 from realtime.session import RoomSession
 
@@ -28,14 +29,17 @@ async def job_room(websocket: WebSocket) -> None:
         await websocket.close(code=CLOSE_UNAUTHENTICATED, reason="sign in first")
         return
     job_id = int(websocket.path_params["id"])
+    runtime = websocket.app.state.runtime
+    resource = await run_in_threadpool(_job_resource, runtime, job_id)
     try:
-        principal = authorize(credentials.principal, Action.VIEW, Resource("job"))
+        if resource is None:
+            raise NotFound("job", job_id)
+        principal = authorize(credentials.principal, Action.VIEW, resource)
+    except NotFound:
+        await websocket.close(code=CLOSE_NOT_FOUND, reason=f"job {job_id} was not found")
+        return
     except DomainError as error:
         await websocket.close(code=CLOSE_FORBIDDEN, reason=str(error)[:120])
-        return
-    runtime = websocket.app.state.runtime
-    if not await run_in_threadpool(_job_exists, runtime, job_id):
-        await websocket.close(code=CLOSE_NOT_FOUND, reason=f"job {job_id} was not found")
         return
     await websocket.accept()
     hub = websocket.app.state.hub
@@ -81,12 +85,9 @@ async def _send_all(websocket: WebSocket, connection: Connection) -> None:
         pass
 
 
-def _job_exists(runtime: object, job_id: int) -> bool:
+def _job_resource(runtime: object, job_id: int) -> Resource | None:
     with runtime.pool.connection() as conn:  # type: ignore[attr-defined]
-        return (
-            conn.execute("SELECT 1 FROM catalog_jobs WHERE id = %s", (job_id,)).fetchone()
-            is not None
-        )
+        return resource_of(conn.cursor(), "job", job_id)
 
 
 ROUTES = [WebSocketRoute("/ws/jobs/{id:int}", job_room)]

@@ -89,19 +89,23 @@ class Authenticator:
                 self._basic_cache[cache_key] = (now + BASIC_CACHE_SECONDS, principal)
         return principal
 
-    def organization(
-        self, principal: Principal, slug: str | None, org_id: int | None
-    ) -> tuple[int, str | None] | None:
-        """The organization named by slug or id and the caller's role in it (None if they
-        are not a member); None if there is no such organization."""
-        where = "lower(o.slug) = lower(%s)" if slug is not None else "o.id = %s"
+    def roles(self, user_id: int) -> dict[int, str]:
+        """The user's role in each organization they belong to."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT org_id, role FROM catalog_memberships WHERE user_id = %s", (user_id,)
+            ).fetchall()
+        return {org_id: role for org_id, role in rows}
+
+    def organization_id(self, slug: str | None, org_id: int | None) -> int | None:
+        """The id of the organization named by slug or id, if there is one."""
+        where = "lower(slug) = lower(%s)" if slug is not None else "id = %s"
         with self._pool.connection() as conn:
             row = conn.execute(
-                "SELECT o.id, m.role FROM catalog_organizations o LEFT JOIN catalog_memberships m"
-                f" ON m.org_id = o.id AND m.user_id = %s WHERE {where}",
-                (principal.id, slug if slug is not None else org_id),
+                f"SELECT id FROM catalog_organizations WHERE {where}",
+                (slug if slug is not None else org_id,),
             ).fetchone()
-        return (row[0], row[1]) if row else None
+        return row[0] if row else None
 
     def forget(self, user_id: int) -> None:
         """Drops cached credentials of a user whose password just changed."""

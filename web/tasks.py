@@ -13,7 +13,7 @@ from core.label_changes import change_task
 from core.permissions import Action
 from core.tasks import TaskPatch, TaskWrite, create_task, delete_task
 from projections.list_query import Field, ListSpec
-from web.context import allowed, base_url, execute, path_id, runtime
+from web.context import allowed, base_url, execute, path_id, permitted, runtime
 from web.pagination import Listing, list_response
 from web.reads import fetch_doc
 from web.representations import task_json
@@ -68,7 +68,7 @@ TASKS = Listing(
         ),
     ),
     render=task_json,
-    org_scoped=True,
+    kind="task",
 )
 
 
@@ -85,12 +85,12 @@ async def task_create(request: Request) -> Response:
 
 
 async def task_detail(request: Request) -> Response:
-    allowed(request, Action.VIEW, "task")
+    await permitted(request, Action.VIEW, "task", path_id(request))
     return await task_response(request, path_id(request))
 
 
 async def task_update(request: Request) -> Response:
-    caller = allowed(request, Action.CHANGE, "task")
+    caller = await permitted(request, Action.CHANGE, "task", path_id(request))
     task_id = path_id(request)
     body = await read_body(request, TaskPatch)
     await execute(request, lambda unit: change_task(unit, caller, task_id, body))
@@ -98,7 +98,7 @@ async def task_update(request: Request) -> Response:
 
 
 async def task_delete(request: Request) -> Response:
-    caller = allowed(request, Action.DELETE, "task")
+    caller = await permitted(request, Action.DELETE, "task", path_id(request))
     task_id = path_id(request)
     await execute(request, lambda unit: delete_task(unit, caller, task_id))
     # The events keep the history; the media of a deleted task is not needed to read it.

@@ -16,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.errors import ValidationFailed
-from core.permissions import Action, Principal, Resource, authorize
+from core.permissions import Action, Principal
 from core.task_data import DataRequest, check_data_request
 from core.tasks import attach_data
 from infra.background import Operation
 from infra.runtime import Runtime
 from web import background_work, tus
-from web.context import allowed, path_id, runtime
+from web.context import path_id, permitted, runtime
 from web.errors import BadRequest
 from web.reads import fetch_doc
 from web.responses import json_response
@@ -43,7 +43,7 @@ def task_media_dir(rt: Runtime, task_id: int) -> Path:
 
 
 async def task_data_upload(request: Request) -> Response:
-    caller = allowed(request, Action.CHANGE, "task")
+    caller = await permitted(request, Action.CHANGE, "task", path_id(request))
     task_id = path_id(request)
     await _check_can_attach(request, caller, task_id)
     headers = request.headers
@@ -67,7 +67,6 @@ async def task_data_upload(request: Request) -> Response:
 
 async def _check_can_attach(request: Request, caller: Principal, task_id: int) -> None:
     task = await fetch_doc(request, "catalog_tasks", task_id, "task")
-    authorize(caller, Action.CHANGE, Resource("task", (task["owner"] or {}).get("id")))
     if task.get("data") is not None:
         raise ValidationFailed.one("data", "Adding more data is not supported")
 
