@@ -146,3 +146,71 @@ CREATE INDEX IF NOT EXISTS job_history_command ON job_history (stream, command_i
 
 -- Which server instance runs a background request (its advisory lock says if it still lives).
 ALTER TABLE background_requests ADD COLUMN IF NOT EXISTS instance integer;
+
+-- Webhooks (CVAT's /api/webhooks), projected from their own aggregates' events.
+CREATE SEQUENCE IF NOT EXISTS palimpsest_webhook_id;
+CREATE TABLE IF NOT EXISTS catalog_webhooks (
+    id integer PRIMARY KEY,
+    uuid uuid UNIQUE NOT NULL,
+    project_id integer,
+    is_active boolean NOT NULL,
+    events text[] NOT NULL,
+    created_position bigint NOT NULL,  -- the log position it was made at: it sees only later events
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS catalog_webhooks_project ON catalog_webhooks (project_id);
+
+-- The last catalog document of each deleted project, task and job (webhooks send it).
+CREATE TABLE IF NOT EXISTS catalog_tombstones (
+    kind text NOT NULL,
+    id integer NOT NULL,
+    doc jsonb NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+
+-- Each webhook's signing secret: never in the log, never returned.
+CREATE TABLE IF NOT EXISTS webhook_secrets (
+    webhook_id integer PRIMARY KEY,
+    secret text NOT NULL
+);
+
+-- Payloads waiting to be sent, written by the webhook dispatcher as it follows the log.
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id bigserial PRIMARY KEY,
+    webhook_id integer NOT NULL,
+    event text NOT NULL,
+    payload text NOT NULL,  -- the JSON body, sent and signed as stored
+    redelivery boolean NOT NULL DEFAULT false,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt timestamptz NOT NULL DEFAULT now(),
+    done boolean NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (next_attempt) WHERE NOT done;
+
+-- Every attempt to send a payload (CVAT's deliveries), with the receiver's answer.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id bigserial PRIMARY KEY,
+    webhook_id integer NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_webhook ON webhook_deliveries (webhook_id, id);
+
+-- Webhook documents with their last delivery, and who manages them (the project's owner).
+CREATE OR REPLACE VIEW webhook_docs AS
+SELECT w.id, w.project_id, p.owner_id AS manager_id,
+       w.doc || jsonb_strip_nulls(jsonb_build_object(
+           'last_status', d.doc->'status_code', 'last_delivery_date', d.doc->'created_date')) AS doc
+FROM catalog_webhooks w
+JOIN catalog_projects p ON p.id = w.project_id
+LEFT JOIN LATERAL (
+    SELECT doc FROM webhook_deliveries WHERE webhook_id = w.id ORDER BY id DESC LIMIT 1
+) d ON true;
+ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS outbox_id bigint;
+CREATE OR REPLACE VIEW webhook_delivery_docs AS
+SELECT id, webhook_id, doc || jsonb_build_object('id', id, 'webhook_id', webhook_id) AS doc
+FROM webhook_deliveries;
+-- Where and how to send a webhook's deliveries (a deleted one is missing).
+CREATE OR REPLACE VIEW webhook_targets AS
+SELECT w.id, w.doc->>'target_url' AS target_url, (w.doc->>'enable_ssl')::boolean AS enable_ssl,
+       COALESCE(s.secret, '') AS secret, w.is_active
+FROM catalog_webhooks w LEFT JOIN webhook_secrets s ON s.webhook_id = w.id;

@@ -18,6 +18,7 @@ from core.storage import StorageSpec
 from core.task_data import FrameMeta, TaskData
 from core.tasks import Task
 from core.undo_book import UndoBook
+from core.webhooks import Webhook
 
 LARGE_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (LabeledData, AnnotationState, UndoBook)
 EVENT_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
@@ -64,7 +65,7 @@ class Palimpsest(Application):
     """All aggregates in one application: one events table, one notification log."""
 
     name = "Palimpsest"
-    aggregate_types = (User, AccountName, AccountEmail, Project, Task, Job)
+    aggregate_types = (User, AccountName, AccountEmail, Project, Task, Job, Webhook)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -17,6 +17,7 @@ from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
 from projections.relay import Relay
+from projections.webhook_dispatch import WebhookDispatcher
 from realtime.fanout import LiveFanout
 from realtime.rooms import Hub
 from web import (
@@ -30,6 +31,7 @@ from web import (
     projects,
     rooms,
     tasks,
+    webhooks,
 )
 from web.errors import EXCEPTION_HANDLERS
 from web.idempotency import IdempotencyMiddleware
@@ -47,6 +49,12 @@ def create_app(runtime: Runtime) -> Starlette:
             runtime.store.events.get(Job.stream_id(job_id), gt=after)
         )
     )
+    settings = runtime.settings
+    dispatcher = WebhookDispatcher(
+        runtime.store,
+        runtime.pool,
+        settings.public_url or f"http://{settings.host}:{settings.port}",
+    )
     request_log = RequestLog(
         runtime.pool, runtime.instance.key if runtime.instance is not None else None
     )
@@ -58,6 +66,8 @@ def create_app(runtime: Runtime) -> Starlette:
         runtime.after_commit_hooks.append(
             lambda recordings: hub.committed(r.domain_event for r in recordings)
         )
+        runtime.after_commit_hooks.append(lambda _: dispatcher.nudge())
+        app.state.background.add(asyncio.create_task(dispatcher.run()))
         relay = fanout = None
         if runtime.nats_url:
             fanout = LiveFanout(hub, runtime.nats_url)
@@ -70,6 +80,7 @@ def create_app(runtime: Runtime) -> Starlette:
             await relay.stop()
         if fanout is not None:
             await fanout.stop()
+        await dispatcher.stop()
         await hub.stop()
         for job in list(app.state.background):
             job.cancel()
@@ -86,6 +97,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *datasets.ROUTES,
         *rooms.ROUTES,
         *background_requests.ROUTES,
+        *webhooks.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     app = Starlette(
@@ -103,5 +115,6 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.requests = request_log
     app.state.jobs = JobReader(runtime.store, runtime.pool, runtime.writer.views)
     app.state.hub = hub
+    app.state.webhooks = dispatcher
     app.state.background = set()
     return app
