@@ -126,9 +126,13 @@ class WebhookDispatcher:
         self._loop = asyncio.get_running_loop()
         try:
             while not self._stopping:
-                if await self._lock.try_acquire():
-                    await self._lead()
-                else:
+                try:
+                    if await self._lock.try_acquire():
+                        await self._lead()
+                    else:
+                        await self._sleep(self._lock_retry)
+                except Exception:  # never seen; keep delivering all the same
+                    log.exception("webhook dispatcher failed unexpectedly")
                     await self._sleep(self._lock_retry)
         finally:
             self.leading = False

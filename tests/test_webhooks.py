@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from cvat_sdk import make_client, models
 
 from tests.conftest import register
-from tests.live_server import LiveServer
+from tests.live_server import ADMIN_PASSWORD, LiveServer, free_port
 from tests.task_setup import upload_task
 
 
@@ -237,12 +238,16 @@ def test_an_edit_never_waits_on_a_slow_receiver(admin: httpx.Client, receiver: R
     task = admin.post("/api/tasks", json={"name": "t", "project_id": project_id}).json()
     slow = make_webhook(admin, project_id, receiver.url("/slow"))
     fast = make_webhook(admin, project_id, receiver.url("/fast"))
+    dead = make_webhook(admin, project_id, f"http://127.0.0.1:{free_port()}/down")
     assert admin.patch(f"/api/tasks/{task['id']}", json={"name": "one"}).status_code == 200
     receiver.wait_for(lambda got: any(r.path == "/slow" for r in got))
     # The receiver holds its answer; edits are answered, and other receivers served.
     assert admin.patch(f"/api/tasks/{task['id']}", json={"name": "two"}).status_code == 200
     receiver.wait_for(lambda got: len([r for r in got if r.path == "/fast"]) == 2)
     assert not gate.is_set() and deliveries(admin, slow["id"]) == []
+    # A receiver that is down is recorded as such (and retried), holding up no one.
+    down = wait_until(lambda: deliveries(admin, dead["id"]))
+    assert down[-1]["status_code"] == 502 and down[-1]["attempt"] == 1
     gate.set()
     wait_until(lambda: len(deliveries(admin, slow["id"])) == 2)
     assert len(deliveries(admin, fast["id"])) == 2
@@ -325,3 +330,77 @@ def test_bad_input_is_refused_and_changes_nothing(server: LiveServer, receiver: 
         assert events["webhook_type"] == "project"
         assert {"key": "update:job", "group": {"display_name": "Job"}} in events["events"]
         assert bob.get("/api/webhooks/events", params={"type": "nope"}).status_code == 400
+
+
+def test_a_deletion_carries_the_last_state(admin: httpx.Client, receiver: Receiver) -> None:
+    project_id = make_project(admin, "deletions")
+    task = admin.post("/api/tasks", json={"name": "doomed", "project_id": project_id}).json()
+    make_webhook(admin, project_id, receiver.url("/deleted"), events=["delete:task"])
+    assert admin.delete(f"/api/tasks/{task['id']}").status_code == 204
+    receiver.wait_for(lambda got: any(r.path == "/deleted" for r in got))
+    (deleted,) = receiver.at("/deleted")
+    assert deleted.payload["event"] == "delete:task"
+    assert deleted.payload["task"]["id"] == task["id"]
+    assert deleted.payload["task"]["name"] == "doomed"
+    assert "before_update" not in deleted.payload
+
+
+def test_one_instance_delivers_edits_made_on_any(
+    server: LiveServer,
+    admin: httpx.Client,
+    database_url: str,
+    receiver: Receiver,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    other = LiveServer(database_url, tmp_path_factory.mktemp("other")).start()
+    try:
+        with httpx.Client(base_url=other.url, auth=admin.auth, timeout=30) as elsewhere:
+            project_id = make_project(elsewhere, "two servers")
+            task = elsewhere.post("/api/tasks", json={"name": "0", "project_id": project_id})
+            hook = make_webhook(elsewhere, project_id, receiver.url("/twice"))
+            for number, client in enumerate([admin, elsewhere] * 3, start=1):
+                path = f"/api/tasks/{task.json()['id']}"
+                renamed = client.patch(path, json={"name": str(number)})
+                assert renamed.status_code == 200
+            receiver.wait_for(lambda got: len([r for r in got if r.path == "/twice"]) == 6)
+            wait_until(lambda: len(deliveries(elsewhere, hook["id"])) == 6)
+        with psycopg.connect(database_url) as conn:
+            planned = conn.execute(
+                "SELECT count(*) FROM webhook_outbox WHERE webhook_id = %s", (hook["id"],)
+            ).fetchone()
+        assert planned == (6,)
+        befores = sorted(r.payload["before_update"]["name"] for r in receiver.at("/twice"))
+        assert befores == ["0", "1", "2", "3", "4", "5"]
+    finally:
+        other.stop()
+
+
+def test_cvat_sdk_manages_webhooks(server: LiveServer, receiver: Receiver) -> None:
+    with make_client(
+        "http://127.0.0.1", port=server.port, credentials=("admin", ADMIN_PASSWORD)
+    ) as client:
+        project = client.projects.create(models.ProjectWriteRequest(name="sdk hooks"))
+        api = client.api_client.webhooks_api
+        made, _ = api.create(
+            models.WebhookWriteRequest(
+                target_url=receiver.url("/sdk"),
+                type=models.WebhookType("project"),
+                events=[models.EventsEnum("update:task"), models.EventsEnum("create:job")],
+                project_id=project.id,
+                secret="sdk-secret",
+            )
+        )
+        assert made.project_id == project.id and made.is_active
+        delivery, _ = api.create_ping(made.id)
+        assert delivery.status_code == 200 and delivery.event == "ping"
+        fetched, _ = api.retrieve(made.id)
+        assert fetched.last_status == 200
+        page, _ = api.list_deliveries(made.id)
+        assert page.count == 1
+        events, _ = api.retrieve_events(type="project")
+        assert "update:job" in [event.key for event in events.events]
+        updated, _ = api.partial_update(
+            made.id, patched_webhook_write_request={"description": "from the sdk"}
+        )
+        assert updated.description == "from the sdk"
+        api.destroy(made.id)
