@@ -2,8 +2,7 @@
 
 The full role matrix (organizations, memberships) arrives with the permissions issue; until
 then: any signed-in user may list, view, create and annotate; only a resource's owner or an
-admin may change or delete a project or task; users change only their own account; a
-project's webhooks are seen and managed only by the project's owner or an admin.
+admin may change or delete a project or task; users change only their own account.
 """
 
 from __future__ import annotations
@@ -37,9 +36,6 @@ class Resource:
 
 
 OWNED_KINDS = frozenset({"project", "task", "user"})
-# Kinds whose every action but listing (which shows only one's own) is the owner's; the owner
-# of a webhook is the owner of its project.
-PRIVATE_KINDS = frozenset({"webhook"})
 
 
 def authorize(principal: Principal | None, action: Action, resource: Resource) -> Principal:
@@ -48,14 +44,23 @@ def authorize(principal: Principal | None, action: Action, resource: Resource) -
         raise NotAuthenticated()
     if principal.is_superuser:
         return principal
-    private = resource.kind in PRIVATE_KINDS and action is not Action.LIST
-    if private or (action in (Action.CHANGE, Action.DELETE) and resource.kind in OWNED_KINDS):
+    if action in (Action.CHANGE, Action.DELETE) and resource.kind in OWNED_KINDS:
         if resource.owner_id is None or resource.owner_id != principal.id:
-            if private:
-                raise PermissionDenied(
-                    f"only the owner of its project or an admin may {action} this {resource.kind}"
-                )
             raise PermissionDenied(
                 f"only the owner of this {resource.kind} or an admin may {action} it"
             )
+    return principal
+
+
+def authorize_webhook(
+    principal: Principal | None, action: Action, project_owner_id: int | None
+) -> Principal:
+    """A project's webhooks are listed, seen and managed only by the owner of the project
+    (`project_owner_id`, None when the project is gone) or an admin."""
+    if principal is None:
+        raise NotAuthenticated()
+    if principal.is_superuser or action == Action.LIST:
+        return principal
+    if project_owner_id is None or project_owner_id != principal.id:
+        raise PermissionDenied(f"only the owner of its project or an admin may {action} a webhook")
     return principal

@@ -14,7 +14,7 @@ import msgspec
 
 from core.aggregate import Entity
 from core.errors import ErrorCollector, ValidationFailed
-from core.permissions import Action, Principal, Resource, authorize
+from core.permissions import Action, Principal, authorize_webhook
 from core.projects import Project
 from core.units import Unit
 
@@ -151,7 +151,7 @@ def create_webhook(
             errors.add("project_id", f'Invalid pk "{form.project_id}" - object does not exist.')
     errors.raise_if_any()
     assert project is not None
-    authorize(principal, Action.CREATE, Resource("webhook", project.owner_id))
+    authorize_webhook(principal, Action.CREATE, project.owner_id)
     webhook = Webhook._start(
         webhook_id,
         webhook_id=webhook_id,
@@ -174,7 +174,7 @@ def update_webhook(
     unit: Unit, principal: Principal, webhook_id: int, patch: WebhookPatch
 ) -> Webhook:
     webhook = unit.get(Webhook, webhook_id)
-    authorize(principal, Action.CHANGE, Resource("webhook", manager_of(unit, webhook.project_id)))
+    authorize_webhook(principal, Action.CHANGE, manager_of(unit, webhook.project_id))
     errors = ErrorCollector()
     if patch.type is not UNSET and patch.type != webhook.type:
         errors.add("type", "The type of a webhook cannot be changed.")
@@ -211,7 +211,7 @@ def replacement(form: WebhookWrite) -> WebhookPatch:
 
 def delete_webhook(unit: Unit, principal: Principal, webhook_id: int) -> None:
     webhook = unit.get(Webhook, webhook_id)
-    authorize(principal, Action.DELETE, Resource("webhook", manager_of(unit, webhook.project_id)))
+    authorize_webhook(principal, Action.DELETE, manager_of(unit, webhook.project_id))
     webhook.delete()
 
 

@@ -155,18 +155,30 @@ CREATE TABLE IF NOT EXISTS catalog_webhooks (
     project_id integer,
     is_active boolean NOT NULL,
     events text[] NOT NULL,
-    created_position bigint NOT NULL,  -- the log position it was made at: it sees only later events
     doc jsonb NOT NULL
 );
 CREATE INDEX IF NOT EXISTS catalog_webhooks_project ON catalog_webhooks (project_id);
 
--- The last catalog document of each deleted project, task and job (webhooks send it).
+-- The last catalog document of each deleted project, task and job (webhooks send it), kept
+-- by a trigger whatever deletes the row.
 CREATE TABLE IF NOT EXISTS catalog_tombstones (
     kind text NOT NULL,
     id integer NOT NULL,
     doc jsonb NOT NULL,
     PRIMARY KEY (kind, id)
 );
+CREATE OR REPLACE FUNCTION catalog_bury() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO catalog_tombstones (kind, id, doc) VALUES (TG_ARGV[0], OLD.id, OLD.doc)
+    ON CONFLICT (kind, id) DO UPDATE SET doc = EXCLUDED.doc;
+    RETURN OLD;
+END $$;
+CREATE OR REPLACE TRIGGER catalog_projects_bury BEFORE DELETE ON catalog_projects
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury('project');
+CREATE OR REPLACE TRIGGER catalog_tasks_bury BEFORE DELETE ON catalog_tasks
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury('task');
+CREATE OR REPLACE TRIGGER catalog_jobs_bury BEFORE DELETE ON catalog_jobs
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury('job');
 
 -- Each webhook's signing secret: never in the log, never returned.
 CREATE TABLE IF NOT EXISTS webhook_secrets (

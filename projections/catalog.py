@@ -23,7 +23,7 @@ from core.labels import LabelSpec
 from core.projects import Project
 from core.storage import StorageSpec
 from core.tasks import Task
-from core.webhooks import Webhook
+from projections import catalog_webhooks
 
 Cursor = psycopg.Cursor[Any]
 Doc = dict[str, Any]
@@ -67,6 +67,7 @@ class CatalogProjection:
             AccessTokenCreated: self._access_token_created,
             AccessTokenUpdated: self._access_token_updated,
             AccessTokenRevoked: self._access_token_revoked,
+            **catalog_webhooks.HANDLERS,
             Project.Created: self._project_created,
             Project.Updated: self._project_updated,
             Project.LabelsChanged: self._project_labels_changed,
@@ -81,21 +82,17 @@ class CatalogProjection:
             Job.Created: self._job_created,
             Job.Updated: self._job_updated,
             Job.Deleted: self._job_deleted,
-            Webhook.Updated: self._webhook_updated,
-            Webhook.Deleted: self._webhook_deleted,
         }
 
     def apply(self, cur: Cursor, event: Any, notification: Notification) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(cur, event)
-        elif type(event) is Webhook.Created:
-            self._webhook_created(cur, event, notification.id)
 
     def reset(self, cur: Cursor) -> None:
         cur.execute(
             "TRUNCATE catalog_users, catalog_projects, catalog_tasks, catalog_jobs, catalog_labels,"
-            " catalog_access_tokens, catalog_webhooks, catalog_tombstones"
+            " catalog_access_tokens"
         )
 
     # Users
@@ -255,7 +252,6 @@ class CatalogProjection:
         row = _load(cur, "catalog_projects", event.originator_id)
         if row is None:
             return
-        _bury(cur, "project", "catalog_projects", row[0])
         cur.execute("DELETE FROM catalog_labels WHERE project_id = %s", (row[0],))
         cur.execute("DELETE FROM catalog_projects WHERE id = %s", (row[0],))
 
@@ -365,7 +361,6 @@ class CatalogProjection:
         if row is None:
             return
         task_id, doc = row
-        _bury(cur, "task", "catalog_tasks", task_id)
         cur.execute("DELETE FROM catalog_labels WHERE task_id = %s", (task_id,))
         cur.execute("DELETE FROM catalog_jobs WHERE task_id = %s", (task_id,))
         cur.execute("DELETE FROM catalog_tasks WHERE id = %s", (task_id,))
@@ -433,59 +428,7 @@ class CatalogProjection:
         _refresh_task_jobs(cur, doc["task_id"])
 
     def _job_deleted(self, cur: Cursor, event: Job.Deleted) -> None:
-        row = _load(cur, "catalog_jobs", event.originator_id)
-        if row is None:
-            return
-        _bury(cur, "job", "catalog_jobs", row[0])
-        cur.execute("DELETE FROM catalog_jobs WHERE id = %s", (row[0],))
-
-    # Webhooks (their secrets are not in the log: see web/webhooks.py)
-
-    def _webhook_created(self, cur: Cursor, event: Webhook.Created, position: int) -> None:
-        stamp = iso(event.timestamp)
-        doc = {
-            "id": event.webhook_id,
-            "target_url": event.target_url,
-            "description": event.description,
-            "type": event.type,
-            "content_type": event.content_type,
-            "is_active": event.is_active,
-            "enable_ssl": event.enable_ssl,
-            "created_date": stamp,
-            "updated_date": stamp,
-            "owner": basic_user(cur, event.owner_id),
-            "project_id": event.project_id,
-            "organization": event.organization_id,
-            "events": event.events,
-        }
-        cur.execute(
-            "INSERT INTO catalog_webhooks"
-            " (id, uuid, project_id, is_active, events, created_position, doc)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                event.webhook_id,
-                event.originator_id,
-                event.project_id,
-                event.is_active,
-                event.events,
-                position,
-                Jsonb(doc),
-            ),
-        )
-
-    def _webhook_updated(self, cur: Cursor, event: Webhook.Updated) -> None:
-        row = _load(cur, "catalog_webhooks", event.originator_id)
-        if row is None:
-            return
-        webhook_id, doc = row
-        doc.update(event.changes, updated_date=iso(event.timestamp))
-        cur.execute(
-            "UPDATE catalog_webhooks SET doc = %s, is_active = %s, events = %s WHERE id = %s",
-            (Jsonb(doc), doc["is_active"], doc["events"], webhook_id),
-        )
-
-    def _webhook_deleted(self, cur: Cursor, event: Webhook.Deleted) -> None:
-        cur.execute("DELETE FROM catalog_webhooks WHERE uuid = %s", (event.originator_id,))
+        cur.execute("DELETE FROM catalog_jobs WHERE uuid = %s", (event.originator_id,))
 
 
 def write_labels(
@@ -544,17 +487,6 @@ def _load(cur: Cursor, table: str, uuid: Any) -> tuple[int, Doc] | None:
     )
     row = cur.fetchone()
     return (row[0], row[1]) if row else None
-
-
-def _bury(cur: Cursor, kind: str, table: str, ident: int) -> None:
-    """Keeps the last document of a row about to be deleted (webhooks send it)."""
-    cur.execute(
-        psycopg.sql.SQL(
-            "INSERT INTO catalog_tombstones (kind, id, doc) SELECT %s, id, doc FROM {}"
-            " WHERE id = %s ON CONFLICT (kind, id) DO UPDATE SET doc = EXCLUDED.doc"
-        ).format(psycopg.sql.Identifier(table)),
-        (kind, ident),
-    )
 
 
 def _touch(cur: Cursor, table: str, ident: int, doc: Doc, moment: datetime) -> None:

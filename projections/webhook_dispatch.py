@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import psycopg
 import structlog
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -275,9 +276,15 @@ class WebhookDispatcher:
             )
 
     def _active_webhooks(self, cur: psycopg.Cursor[Any]) -> dict[int, list[Any]]:
+        """Active webhooks by project, with the log position each was made at (it is sent
+        only later events)."""
+        events_table = sql.Identifier(self._app.recorder.events_table_name)  # type: ignore[attr-defined]
         cur.execute(
-            "SELECT project_id, id, events, created_position FROM catalog_webhooks"
-            " WHERE is_active AND project_id IS NOT NULL"
+            sql.SQL(
+                "SELECT w.project_id, w.id, w.events, e.notification_id FROM catalog_webhooks w"
+                " JOIN {} e ON e.originator_id = w.uuid AND e.originator_version = 1"
+                " WHERE w.is_active AND w.project_id IS NOT NULL"
+            ).format(events_table)
         )
         hooks: dict[int, list[Any]] = {}
         for project_id, webhook_id, events, created_position in cur.fetchall():
@@ -286,8 +293,7 @@ class WebhookDispatcher:
 
     def _lock_tracking(self, cur: psycopg.Cursor[Any]) -> int:
         cur.execute(
-            "INSERT INTO projection_tracking (name, position)"
-            " SELECT %s, COALESCE(min(created_position), 0) FROM catalog_webhooks"
+            "INSERT INTO projection_tracking (name, position) VALUES (%s, 0)"
             " ON CONFLICT (name) DO NOTHING",
             (TRACKING_NAME,),
         )

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import NotFound
-from core.permissions import Action, Principal, Resource, authorize
+from core.permissions import Action, Principal, authorize_webhook
 from core.webhooks import (
     PROJECT_EVENTS,
     WebhookPatch,
@@ -101,7 +101,7 @@ DELIVERIES = Listing(
 
 def signed_in(request: Request) -> Principal:
     """The caller; who may do what to a webhook is decided with its project's owner."""
-    return authorize(principal(request), Action.LIST, Resource("webhook"))
+    return authorize_webhook(principal(request), Action.LIST, None)
 
 
 def dispatcher(request: Request) -> WebhookDispatcher:
@@ -221,7 +221,7 @@ async def _permitted_doc(request: Request, action: Action) -> Doc:
     webhook, 403 if it is not theirs to see or manage."""
     caller = signed_in(request)
     doc, manager_id = await _load(request, path_id(request))
-    authorize(caller, action, Resource("webhook", manager_id))
+    authorize_webhook(caller, action, manager_id)
     return doc
 
 
