@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from cvat_sdk import make_client, models
 
+from projections.webhook_dispatch import Answer, Outgoing, WebhookDispatcher
 from tests.conftest import register
 from tests.live_server import ADMIN_PASSWORD, LiveServer, free_port
 from tests.task_setup import upload_task
@@ -208,6 +209,7 @@ def test_failing_receiver_is_retried_and_history_shows_each_attempt(
     one = admin.get(f"/api/webhooks/{hook['id']}/deliveries/{attempts[1]['id']}")
     assert one.status_code == 200 and one.json()["status_code"] == 500
     assert len(receiver.at("/flaky")) == 2
+    assert all("X-Signature-256" not in r.headers for r in receiver.at("/flaky"))  # no secret
 
 
 def test_ping_and_redelivery(admin: httpx.Client, receiver: Receiver) -> None:
@@ -404,3 +406,62 @@ def test_cvat_sdk_manages_webhooks(server: LiveServer, receiver: Receiver) -> No
         )
         assert updated.description == "from the sdk"
         api.destroy(made.id)
+
+
+def test_an_inactive_webhook_is_sent_nothing(
+    admin: httpx.Client, database_url: str, receiver: Receiver
+) -> None:
+    project_id = make_project(admin, "quiet")
+    task = admin.post("/api/tasks", json={"name": "t", "project_id": project_id}).json()
+    quiet = make_webhook(admin, project_id, receiver.url("/quiet"), is_active=False)
+    loud = make_webhook(admin, project_id, receiver.url("/loud"))
+    assert admin.patch(f"/api/tasks/{task['id']}", json={"name": "t2"}).status_code == 200
+    receiver.wait_for(lambda got: any(r.path == "/loud" for r in got))
+    with psycopg.connect(database_url) as conn:
+        planned = conn.execute(
+            "SELECT webhook_id FROM webhook_outbox WHERE webhook_id IN (%s, %s)",
+            (quiet["id"], loud["id"]),
+        ).fetchall()
+    assert planned == [(loud["id"],)]
+    assert receiver.at("/quiet") == []
+
+
+def test_attempts_stop_after_the_last_one_with_growing_waits(
+    server: LiveServer, admin: httpx.Client, database_url: str, receiver: Receiver
+) -> None:
+    """The retry bookkeeping, on a dispatcher that is not running (so it sends nothing)."""
+    assert server.runtime is not None
+    project_id = make_project(admin, "gives up")
+    hook = make_webhook(admin, project_id, receiver.url("/never"), is_active=False)
+    dispatcher = WebhookDispatcher(
+        server.runtime.store, server.runtime.pool, server.url, max_attempts=3, backoff=60
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        (outbox_id,) = conn.execute(
+            "INSERT INTO webhook_outbox (webhook_id, event, payload, next_attempt)"
+            " VALUES (%s, 'update:task', '{\"event\": \"update:task\"}',"
+            " now() + interval '1 hour') RETURNING id",  # never due for the running dispatcher
+            (hook["id"],),
+        ).fetchone()
+
+        def attempt(number: int, status: int) -> tuple[bool, float]:
+            outgoing = Outgoing(
+                outbox_id, hook["id"], "update:task", '{"event": "update:task"}', False,
+                number, receiver.url("/never"), True, "",
+            )  # fmt: skip
+            dispatcher.record(outgoing, Answer(status, "no", 5))
+            done, wait = conn.execute(
+                "SELECT done, extract(epoch FROM next_attempt - now()) FROM webhook_outbox"
+                " WHERE id = %s",
+                (outbox_id,),
+            ).fetchone()
+            return done, float(wait)
+
+        done, wait = attempt(1, 503)
+        assert not done and 50 < wait <= 60
+        done, wait = attempt(2, 429)
+        assert not done and 110 < wait <= 120
+        done, _ = attempt(3, 500)
+        assert done
+    history = deliveries(admin, hook["id"])
+    assert [(d["attempt"], d["status_code"]) for d in history] == [(3, 500), (2, 429), (1, 503)]
