@@ -46,7 +46,7 @@ log = structlog.get_logger(__name__)
 WEBHOOK_LOCK_KEY = 7310003  # pg advisory lock key; 7310002 is the relay's
 TRACKING_NAME = "webhooks"
 SIGNATURE_HEADER = "X-Signature-256"
-RESPONSE_LIMIT = 1024 * 1024  # bytes of a receiver's answer kept in the history
+RESPONSE_LIMIT = 64 * 1024  # bytes of a receiver's answer kept in the history; the rest is cut
 BLOCK = 500
 RETRYABLE = frozenset({408, 429})
 NO_ANSWER = 502  # what an attempt records when the receiver cannot be reached, as CVAT does
@@ -422,10 +422,10 @@ class WebhookDispatcher:
 
 
 async def _read_limited(response: httpx.Response) -> str:
-    """The answer's text if it is at most RESPONSE_LIMIT bytes, else "" (as CVAT keeps it)."""
+    """The first RESPONSE_LIMIT bytes of the answer, as text; the rest is not read."""
     data = bytearray()
     async for chunk in response.aiter_bytes():
         data.extend(chunk)
-        if len(data) > RESPONSE_LIMIT:
-            return ""
-    return data.decode("utf-8", errors="replace")
+        if len(data) >= RESPONSE_LIMIT:
+            break
+    return data[:RESPONSE_LIMIT].decode("utf-8", errors="replace")

@@ -39,9 +39,10 @@ class Received:
 @dataclass
 class Receiver:
     """An HTTP server recording every POST; per path, a list of statuses to answer with in
-    turn (then 200) and an optional gate the answer waits on."""
+    turn (then 200), an optional gate the answer waits on, and an optional answer body."""
 
     statuses: dict[str, list[int]] = field(default_factory=dict)
+    answers: dict[str, bytes] = field(default_factory=dict)
     gates: dict[str, threading.Event] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
@@ -61,7 +62,7 @@ class Receiver:
                     gate.wait(timeout=60)
                 planned = receiver.statuses.get(self.path) or [200]
                 status = planned.pop(0) if len(planned) > 1 else planned[0]
-                answer = f"answered {status}".encode()
+                answer = receiver.answers.get(self.path, f"answered {status}".encode())
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -230,6 +231,10 @@ def test_ping_and_redelivery(admin: httpx.Client, receiver: Receiver) -> None:
     assert first.body == second.body
     redone = wait_until(lambda: [d for d in deliveries(admin, hook["id"]) if d["redelivery"]])
     assert redone[0]["event"] == "ping" and redone[0]["status_code"] == 200
+    receiver.answers["/ping-big"] = b"x" * (100 * 1024)
+    big = make_webhook(admin, project_id, receiver.url("/ping-big"))
+    cut = admin.post(f"/api/webhooks/{big['id']}/ping").json()["response"]
+    assert cut == "x" * (64 * 1024)  # the history keeps the start of a long answer
     missing = admin.post(f"/api/webhooks/{hook['id']}/deliveries/999999/redelivery")
     assert missing.status_code == 404
 
