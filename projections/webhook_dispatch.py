@@ -26,7 +26,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import psycopg
@@ -60,6 +60,14 @@ def signature(secret: str, body: bytes) -> str:
 
 def succeeded(status: int) -> bool:
     return status < 500 and status not in RETRYABLE
+
+
+class Subscriber(NamedTuple):
+    """An active webhook as the planner sees it."""
+
+    webhook_id: int
+    events: frozenset[str]
+    since: int  # the log position of its Created event: it is sent only later events
 
 
 @dataclass(frozen=True)
@@ -253,16 +261,20 @@ class WebhookDispatcher:
             return len(notifications)
 
     def _plan_event(
-        self, cur: psycopg.Cursor[Any], position: int, event: Any, hooks: dict[int, list[Any]]
+        self,
+        cur: psycopg.Cursor[Any],
+        position: int,
+        event: Any,
+        hooks: dict[int, list[Subscriber]],
     ) -> None:
         scope = self._resolver.scope(event)
         subject = subject_of(event, scope)
-        if subject is None:
+        if subject is None or scope.project_id is None:
             return
         chosen = [
-            webhook_id
-            for webhook_id, events, created_position in hooks.get(scope.project_id or -1, [])
-            if subject.key in events and position > created_position
+            hook.webhook_id
+            for hook in hooks.get(scope.project_id, [])
+            if subject.key in hook.events and position > hook.since
         ]
         if not chosen:
             return
@@ -275,9 +287,8 @@ class WebhookDispatcher:
                 (webhook_id, subject.key, encode({**payload, "webhook_id": webhook_id})),
             )
 
-    def _active_webhooks(self, cur: psycopg.Cursor[Any]) -> dict[int, list[Any]]:
-        """Active webhooks by project, with the log position each was made at (it is sent
-        only later events)."""
+    def _active_webhooks(self, cur: psycopg.Cursor[Any]) -> dict[int, list[Subscriber]]:
+        """Active webhooks by project."""
         events_table = sql.Identifier(self._app.recorder.events_table_name)  # type: ignore[attr-defined]
         cur.execute(
             sql.SQL(
@@ -286,9 +297,11 @@ class WebhookDispatcher:
                 " WHERE w.is_active AND w.project_id IS NOT NULL"
             ).format(events_table)
         )
-        hooks: dict[int, list[Any]] = {}
-        for project_id, webhook_id, events, created_position in cur.fetchall():
-            hooks.setdefault(project_id, []).append((webhook_id, set(events), created_position))
+        hooks: dict[int, list[Subscriber]] = {}
+        for project_id, webhook_id, events, since in cur.fetchall():
+            hooks.setdefault(project_id, []).append(
+                Subscriber(webhook_id, frozenset(events), since)
+            )
         return hooks
 
     def _lock_tracking(self, cur: psycopg.Cursor[Any]) -> int:
