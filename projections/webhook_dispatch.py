@@ -43,7 +43,8 @@ from projections.webhook_payloads import build_payload, changed_fields, encode, 
 
 log = structlog.get_logger(__name__)
 
-WEBHOOK_LOCK_KEY = 7310003  # pg advisory lock key; 7310002 is the relay's
+# pg advisory lock key; taken: 7310001 schema, 7310002 relay, 7310003 analytics
+WEBHOOK_LOCK_KEY = 7310040
 TRACKING_NAME = "webhooks"
 SIGNATURE_HEADER = "X-Signature-256"
 RESPONSE_LIMIT = 64 * 1024  # bytes of a receiver's answer kept in the history; the rest is cut
