@@ -152,3 +152,17 @@ def _owner_only(action: Action, kind: str) -> bool:
     if kind == "issue":
         return action == Action.DELETE
     return action in (Action.CHANGE, Action.DELETE) and kind in OWNED_KINDS
+
+
+def authorize_webhook(
+    principal: Principal | None, action: Action, project_owner_id: int | None
+) -> Principal:
+    """A project's webhooks are listed, seen and managed only by the owner of the project
+    (`project_owner_id`, None when the project is gone) or an admin."""
+    if principal is None:
+        raise NotAuthenticated()
+    if principal.is_superuser or action == Action.LIST:
+        return principal
+    if project_owner_id is None or project_owner_id != principal.id:
+        raise PermissionDenied(f"only the owner of its project or an admin may {action} a webhook")
+    return principal

@@ -268,3 +268,83 @@ CREATE TABLE IF NOT EXISTS analytics_event_records (
     PRIMARY KEY (position, seq)
 );
 CREATE INDEX IF NOT EXISTS analytics_event_records_time ON analytics_event_records (timestamp);
+
+-- Webhooks (CVAT's /api/webhooks), projected from their own aggregates' events.
+CREATE SEQUENCE IF NOT EXISTS palimpsest_webhook_id;
+CREATE TABLE IF NOT EXISTS catalog_webhooks (
+    id integer PRIMARY KEY,
+    uuid uuid UNIQUE NOT NULL,
+    project_id integer,
+    is_active boolean NOT NULL,
+    events text[] NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS catalog_webhooks_project ON catalog_webhooks (project_id);
+
+-- The last catalog document of each deleted project, task and job (webhooks send it), kept
+-- by a trigger whatever deletes the row.
+CREATE TABLE IF NOT EXISTS catalog_tombstones (
+    kind text NOT NULL,
+    id integer NOT NULL,
+    doc jsonb NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE OR REPLACE FUNCTION catalog_bury() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO catalog_tombstones (kind, id, doc) VALUES (TG_ARGV[0], OLD.id, OLD.doc)
+    ON CONFLICT (kind, id) DO UPDATE SET doc = EXCLUDED.doc;
+    RETURN OLD;
+END $$;
+CREATE OR REPLACE TRIGGER catalog_projects_bury BEFORE DELETE ON catalog_projects
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury('project');
+CREATE OR REPLACE TRIGGER catalog_tasks_bury BEFORE DELETE ON catalog_tasks
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury('task');
+CREATE OR REPLACE TRIGGER catalog_jobs_bury BEFORE DELETE ON catalog_jobs
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury('job');
+
+-- Each webhook's signing secret: never in the log, never returned.
+CREATE TABLE IF NOT EXISTS webhook_secrets (
+    webhook_id integer PRIMARY KEY,
+    secret text NOT NULL
+);
+
+-- Payloads waiting to be sent, written by the webhook dispatcher as it follows the log.
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id bigserial PRIMARY KEY,
+    webhook_id integer NOT NULL,
+    event text NOT NULL,
+    payload text NOT NULL,  -- the JSON body, sent and signed as stored
+    redelivery boolean NOT NULL DEFAULT false,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt timestamptz NOT NULL DEFAULT now(),
+    done boolean NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (next_attempt) WHERE NOT done;
+
+-- Every attempt to send a payload (CVAT's deliveries), with the receiver's answer.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id bigserial PRIMARY KEY,
+    webhook_id integer NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_webhook ON webhook_deliveries (webhook_id, id);
+
+-- Webhook documents with their last delivery, and who manages them (the project's owner).
+CREATE OR REPLACE VIEW webhook_docs AS
+SELECT w.id, w.project_id, p.owner_id AS manager_id,
+       w.doc || jsonb_strip_nulls(jsonb_build_object(
+           'last_status', d.doc->'status_code', 'last_delivery_date', d.doc->'created_date')) AS doc
+FROM catalog_webhooks w
+JOIN catalog_projects p ON p.id = w.project_id
+LEFT JOIN LATERAL (
+    SELECT doc FROM webhook_deliveries WHERE webhook_id = w.id ORDER BY id DESC LIMIT 1
+) d ON true;
+ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS outbox_id bigint;
+CREATE OR REPLACE VIEW webhook_delivery_docs AS
+SELECT id, webhook_id, doc || jsonb_build_object('id', id, 'webhook_id', webhook_id) AS doc
+FROM webhook_deliveries;
+-- Where and how to send a webhook's deliveries (a deleted one is missing).
+CREATE OR REPLACE VIEW webhook_targets AS
+SELECT w.id, w.doc->>'target_url' AS target_url, (w.doc->>'enable_ssl')::boolean AS enable_ssl,
+       COALESCE(s.secret, '') AS secret, w.is_active
+FROM catalog_webhooks w LEFT JOIN webhook_secrets s ON s.webhook_id = w.id;

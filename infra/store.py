@@ -21,6 +21,7 @@ from core.storage import StorageSpec
 from core.task_data import FrameMeta, TaskData
 from core.tasks import Task
 from core.undo_book import UndoBook
+from core.webhooks import Webhook
 
 LARGE_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
     LabeledData,
@@ -85,6 +86,7 @@ class Palimpsest(Application):
         Organization,
         OrganizationSlug,
         ClientEventBatch,
+        Webhook,
     )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

@@ -23,7 +23,7 @@ from core.labels import LabelSpec
 from core.projects import Project
 from core.storage import StorageSpec
 from core.tasks import Task
-from projections import catalog_organizations, catalog_review
+from projections import catalog_organizations, catalog_review, catalog_webhooks
 from projections.catalog_docs import basic_user, iso
 
 Cursor = psycopg.Cursor[Any]
@@ -47,6 +47,7 @@ class CatalogProjection:
             AccessTokenCreated: self._access_token_created,
             AccessTokenUpdated: self._access_token_updated,
             AccessTokenRevoked: self._access_token_revoked,
+            **catalog_webhooks.HANDLERS,
             Project.Created: self._project_created,
             Project.Updated: self._project_updated,
             Project.LabelsChanged: self._project_labels_changed,

@@ -18,6 +18,7 @@ from infra.job_reads import JobReader
 from infra.runtime import Runtime
 from projections.follower import ProjectionFollower
 from projections.relay import Relay
+from projections.webhook_dispatch import WebhookDispatcher
 from realtime.fanout import LiveFanout
 from realtime.rooms import Hub
 from web import (
@@ -34,6 +35,7 @@ from web import (
     review,
     rooms,
     tasks,
+    webhooks,
 )
 from web import events as client_events
 from web.errors import EXCEPTION_HANDLERS
@@ -53,6 +55,12 @@ def create_app(runtime: Runtime) -> Starlette:
             runtime.store.events.get(Job.stream_id(job_id), gt=after)
         )
     )
+    settings = runtime.settings
+    dispatcher = WebhookDispatcher(
+        runtime.store,
+        runtime.pool,
+        settings.public_url or f"http://{settings.host}:{settings.port}",
+    )
     request_log = RequestLog(
         runtime.pool, runtime.instance.key if runtime.instance is not None else None
     )
@@ -67,6 +75,8 @@ def create_app(runtime: Runtime) -> Starlette:
         follower = ProjectionFollower(runtime.analytics, runtime.database_url, ANALYTICS_LOCK_KEY)
         runtime.after_commit_hooks.append(lambda _: follower.nudge())
         app.state.background.add(asyncio.create_task(follower.run()))
+        runtime.after_commit_hooks.append(lambda _: dispatcher.nudge())
+        app.state.background.add(asyncio.create_task(dispatcher.run()))
         relay = fanout = None
         if runtime.nats_url:
             fanout = LiveFanout(hub, runtime.nats_url)
@@ -80,6 +90,7 @@ def create_app(runtime: Runtime) -> Starlette:
             await relay.stop()
         if fanout is not None:
             await fanout.stop()
+        await dispatcher.stop()
         await hub.stop()
         for job in list(app.state.background):
             job.cancel()
@@ -100,6 +111,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *background_requests.ROUTES,
         *analytics.ROUTES,
         *client_events.ROUTES,
+        *webhooks.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     app = Starlette(
@@ -117,5 +129,6 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.requests = request_log
     app.state.jobs = JobReader(runtime.store, runtime.pool, runtime.writer.views)
     app.state.hub = hub
+    app.state.webhooks = dispatcher
     app.state.background = set()
     return app
