@@ -19,6 +19,7 @@ from core.labels import LabelSpec
 from workers.formats.coco import export_coco, import_coco
 from workers.formats.cvat_images import export_images, export_video, import_cvat
 from workers.formats.dataset import FrameInfo, ImageSource, TaskDataset
+from workers.formats.datumaro import export_datumaro, import_datumaro
 
 Exporter = Callable[..., list[str]]
 Importer = Callable[[Path, list[LabelSpec], list[FrameInfo]], LabeledData]
@@ -49,6 +50,8 @@ FORMATS: list[Format] = [
     Format("CVAT 1.1", "XML, ZIP", "1.1", "2d", None, import_cvat),
     Format("COCO 1.0", "ZIP", "1.0", "2d", export_coco, None),
     Format("COCO 1.0", "JSON, ZIP", "1.0", "2d", None, import_coco),
+    Format("Datumaro 1.0", "ZIP", "1.0", "2d", export_datumaro, None),
+    Format("Datumaro 1.0", "JSON, ZIP", "1.0", "2d", None, import_datumaro),
 ]
 
 
