@@ -80,7 +80,7 @@ def export_coco(
         by_frame[item.shape.frame].append(item)
     annotations: list[dict] = []
     for image_id, frame in enumerate(frames, start=1):
-        for instance in _instances(by_frame.pop(frame.index, [])):
+        for instance in frame_instances(by_frame.pop(frame.index, [])):
             entry = _annotation(instance, frame, image_id, labels, categories, warnings)
             if entry is not None:
                 entry["id"] = len(annotations) + 1
@@ -139,7 +139,7 @@ def _carried(flat: list[FlatShape], tags: Sequence, warnings: list[str]) -> list
     return [item for item in flat if item.shape.type in CARRIED]
 
 
-def _instances(items: list[FlatShape]) -> list[list[FlatShape]]:
+def frame_instances(items: list[FlatShape]) -> list[list[FlatShape]]:
     """Shapes of one frame grouped: a nonzero group is one instance, others stand alone."""
     groups: dict[int, list[FlatShape]] = defaultdict(list)
     alone: list[list[FlatShape]] = []

@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from core.annotations import LabeledData, Shape, Tag, TrackedShape
+from core.annotations import LabeledData, Shape, Tag
 from core.labels import LabelSpec, all_labels
 from workers.formats import masks
 from workers.formats.archives import read_annotation_files, write_images
@@ -38,6 +38,7 @@ from workers.formats.mapping import FrameIndex, LabelIndex
 from workers.formats.object_fields import (
     ObjectFields,
     TrackFrames,
+    as_tracked,
     attributes_dict,
     list_of_dicts,
     numbers,
@@ -320,7 +321,7 @@ class _Reader:
         if shape_type == "skeleton":
             nodes = self._nodes(name, entry, names, label, frame, where)
         if fields.track_id is not None:
-            elements = [(node.label_id, _tracked(node)) for node in nodes]
+            elements = [(node.label_id, as_tracked(node)) for node in nodes]
             shape = fields.tracked(shape_type, points, frame.index, z_order)
             self.tracks.add(name, fields.track_id, label, shape, fields.keyframe, group, elements)
             return
@@ -398,14 +399,3 @@ class _Reader:
                 )
             )
         return nodes
-
-
-def _tracked(node: Shape) -> TrackedShape:
-    return TrackedShape(
-        type=node.type,
-        frame=node.frame,
-        points=list(node.points),
-        occluded=node.occluded,
-        outside=node.outside,
-        attributes=list(node.attributes),
-    )

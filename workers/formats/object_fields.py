@@ -229,3 +229,17 @@ class TrackFrames:
     def finish(self, data: LabeledData) -> LabeledData:
         data.tracks.extend(self.tracks())
         return data
+
+
+def as_tracked(shape: Shape) -> TrackedShape:
+    """A shape read from a track frame, as that frame of its track."""
+    return TrackedShape(
+        type=shape.type,
+        frame=shape.frame,
+        points=list(shape.points),
+        occluded=shape.occluded,
+        outside=shape.outside,
+        z_order=shape.z_order,
+        rotation=shape.rotation,
+        attributes=list(shape.attributes),
+    )
