@@ -207,3 +207,25 @@ def test_a_hostile_voc_upload_fails_and_changes_nothing(
     status = import_into(admin, target, "PASCAL VOC 1.1", buffer.getvalue())
     assert status["status"] == "failed" and "entities" in status["message"]
     assert admin.get(f"/api/tasks/{target}/annotations/").json() == before
+
+
+def test_cvat_video_numbers_frames_with_start_frame_and_step(
+    admin: httpx.Client, source: dict[str, Any]
+) -> None:
+    names = [f"{i}.png" for i in range(7)]
+    spec = {"name": "stepped", "labels": LABELS}
+    folder = source["folder"] / "stepped"
+    task = upload_task(admin, folder, names, spec, start_frame=1, frame_filter="step=2")
+    car = _labels(admin, task["id"])["car"]
+    body = {"tracks": [{"label_id": car["id"], "frame": 0, "shapes": [
+        {"type": "rectangle", "frame": 0, "points": [1, 1, 5, 5]},
+        {"type": "rectangle", "frame": 2, "points": [3, 3, 7, 7], "outside": True},
+    ]}]}  # fmt: skip
+    assert admin.put(f"/api/tasks/{task['id']}/annotations/", json=body).status_code == 200
+    content = export(admin, "task", task["id"], "CVAT for video 1.1", images=False)
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        xml = archive.read("annotations.xml").decode()
+    assert 'frame="1"' in xml and 'frame="3"' in xml and 'frame="5"' in xml
+    target = upload_task(admin, folder / "dst", names, spec, start_frame=1, frame_filter="step=2")
+    assert import_into(admin, target["id"], "CVAT 1.1", content)["status"] == "finished"
+    assert named(admin, target["id"]) == named(admin, task["id"])

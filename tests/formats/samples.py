@@ -265,3 +265,8 @@ def zip_members(members: dict[str, bytes]) -> bytes:
         for name, content in members.items():
             archive.writestr(name, content)
     return buffer.getvalue()
+
+
+def numbered_frames(start: int = 10, step: int = 2) -> list[FrameInfo]:
+    """The sample frames as a task with a start frame and a frame step numbers them."""
+    return [FrameInfo(f.index, f.name, f.width, f.height, start + f.index * step) for f in frames()]

@@ -24,12 +24,18 @@ class FormatError(ValueError):
 
 @dataclass(frozen=True)
 class FrameInfo:
-    """One frame of the task: its task-relative number, file name and stored size."""
+    """One frame of the task: its task-relative number, file name and stored size, and the
+    number CVAT's files give it (``start_frame + index * step``) when that differs."""
 
     index: int
     name: str
     width: int
     height: int
+    number: int | None = None
+
+    @property
+    def cvat_number(self) -> int:
+        return self.index if self.number is None else self.number
 
 
 @dataclass
@@ -56,3 +62,7 @@ class TaskDataset:
     def stop_frame(self) -> int:
         """The last frame number of the task (-1 without frames)."""
         return max((frame.index for frame in self.frames), default=-1)
+
+    def frame_numbers(self) -> dict[int, int]:
+        """CVAT's frame number of each task-relative frame index."""
+        return {frame.index: frame.cvat_number for frame in self.frames}

@@ -95,7 +95,7 @@ def _item(frame: FrameInfo, annotations: list[dict]) -> dict:
         "id": item_id(frame),
         "annotations": annotations,
         "image": {"path": frame.name, "size": [frame.height, frame.width]},
-        "attr": {"frame": frame.index},
+        "attr": {"frame": frame.cvat_number},
     }
 
 

@@ -240,8 +240,8 @@ class _VocReader:
             if found is not None:
                 return found
             number = _FRAME_NUMBER.match(posixpath.splitext(posixpath.basename(filename))[0])
-            if number and int(number.group(1)) in self.frames.by_index:
-                return self.frames.by_index[int(number.group(1))]
+            if number and int(number.group(1)) in self.frames.by_number:
+                return self.frames.by_number[int(number.group(1))]
         own = posixpath.splitext(name)[0].split("Annotations/", 1)[-1]
         found = self.frames.match(f"{own}.")  # the XML's own name is the item id
         if found is None:
