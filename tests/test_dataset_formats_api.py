@@ -229,3 +229,16 @@ def test_cvat_video_numbers_frames_with_start_frame_and_step(
     target = upload_task(admin, folder / "dst", names, spec, start_frame=1, frame_filter="step=2")
     assert import_into(admin, target["id"], "CVAT 1.1", content)["status"] == "finished"
     assert named(admin, target["id"]) == named(admin, task["id"])
+
+
+def test_a_finished_export_says_what_the_format_left_out(
+    admin: httpx.Client, source: dict[str, Any]
+) -> None:
+    response = admin.post(
+        f"/api/tasks/{source['task']['id']}/dataset/export",
+        params={"format": "COCO Keypoints 1.0"},
+    )
+    status = wait_for_request(admin, response.json()["rq_id"])
+    assert status["status"] == "finished"
+    assert "5 rectangle shapes were left out" in status["message"]
+    assert "1 tags were left out" in status["message"]
