@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from tests.formats.test_hostile import BILLION_LAUGHS
+from tests.live_server import LiveServer
 from tests.task_setup import upload_task, wait_for_request
+from tests.test_datasets_api import cli
 
 SKELETON_SVG = (
     '<line x1="10" y1="10" x2="50" y2="50" data-type="edge" data-node-from="1" data-node-to="2">'
@@ -242,3 +244,19 @@ def test_a_finished_export_says_what_the_format_left_out(
     assert status["status"] == "finished"
     assert "5 rectangle shapes were left out" in status["message"]
     assert "1 tags were left out" in status["message"]
+
+
+@pytest.mark.parametrize("fmt", ["Datumaro 1.0", "Segmentation mask 1.1"])
+def test_cvat_cli_exports_and_imports(
+    server: LiveServer, admin: httpx.Client, source: dict[str, Any], tmp_path: Path, fmt: str
+) -> None:
+    out = tmp_path / "export.zip"
+    exported = cli(server, "task", "export-dataset", str(source["task"]["id"]), str(out),
+                   "--format", fmt, "--with-images", "True",
+                   "--completion_verification_period", "0.1")  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    target = fresh(admin, source["folder"], f"dst-cli-{fmt.split()[0].lower()}")
+    imported = cli(server, "task", "import-dataset", str(target), str(out), "--format", fmt)
+    assert imported.returncode == 0, imported.stderr
+    shapes = named(admin, target)["shapes"]
+    assert shapes and all(s["frame"] in range(4) for s in shapes)
