@@ -164,7 +164,7 @@ def _minimal(annotation: dict) -> dict:
                 "categories": {"label": {"labels": [{"name": "car"}]}},
                 "items": [{"id": "elsewhere", "annotations": []}],
             },
-            "'elsewhere.'",
+            "item 'elsewhere'",
         ),
         ({"categories": {"label": {"labels": "x"}}}, "not a list of objects"),
         ([1], "not a Datumaro document"),

@@ -8,6 +8,7 @@ malformed input alike.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +37,13 @@ class FrameInfo:
     @property
     def cvat_number(self) -> int:
         return self.index if self.number is None else self.number
+
+    @property
+    def item_id(self) -> str:
+        """The frame's Datumaro item id: its file name without extension, relative, with
+        forward slashes and no ``.``/``..`` parts (it names files in exports)."""
+        stem = posixpath.splitext(self.name.replace("\\", "/"))[0]
+        return "/".join(p for p in stem.split("/") if p not in ("", ".", "..")) or str(self.index)
 
 
 @dataclass

@@ -18,7 +18,6 @@ written as their visible frames with ``track_id`` and ``keyframe`` and rebuilt o
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 import zipfile
 from collections import defaultdict
@@ -86,13 +85,9 @@ def export_datumaro(
     return warnings
 
 
-def item_id(frame: FrameInfo) -> str:
-    return posixpath.splitext(frame.name.replace("\\", "/"))[0]
-
-
 def _item(frame: FrameInfo, annotations: list[dict]) -> dict:
     return {
-        "id": item_id(frame),
+        "id": frame.item_id,
         "annotations": annotations,
         "image": {"path": frame.name, "size": [frame.height, frame.width]},
         "attr": {"frame": frame.cvat_number},
@@ -289,8 +284,7 @@ class _Reader:
         image = item.get("image") or {}
         path = image.get("path") if isinstance(image, dict) else None
         found = self.frames.match(path) if isinstance(path, str) else None
-        # an item id is the frame's file name without its extension
-        return found or self.frames.require(f"{ident}.", number)
+        return found or self.frames.require_item(str(ident), number)
 
     def _label(self, names: list[tuple[str, str]], raw: object, where: str) -> tuple[str, str]:
         index = whole(raw, f"{where}: label_id")

@@ -149,6 +149,16 @@ class FrameIndex:
             raise FormatError(f"the image {what} does not match any frame of the task")
         return frame
 
+    def match_item(self, item_id: str, number: int | None = None) -> FrameInfo | None:
+        """As `match`, for a Datumaro-style item id: a file name without its extension."""
+        return self.match(f"{item_id}.", number)
+
+    def require_item(self, item_id: str, number: int | None = None) -> FrameInfo:
+        frame = self.match_item(item_id, number)
+        if frame is None:
+            raise FormatError(f"the item {item_id!r} does not match any frame of the task")
+        return frame
+
     def frame_number(self, number: int) -> int:
         """The task-relative index of the frame CVAT numbers ``number``."""
         frame = self.by_number.get(number)

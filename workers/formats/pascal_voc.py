@@ -41,8 +41,7 @@ from workers.formats.dataset import FormatError, FrameInfo, ImageSource, TaskDat
 from workers.formats.mapping import FrameIndex, LabelIndex
 from workers.formats.object_fields import ObjectFields, TrackFrames
 from workers.formats.segmentation_mask import (
-    LABELMAP,
-    item_id,
+    is_segmentation_member,
     read_segmentation,
     voc_colormap,
     write_segmentation,
@@ -80,15 +79,15 @@ def export_pascal_voc(
     frames = sorted(dataset.frames, key=lambda f: f.index)
     for frame in frames:
         document = _annotation_xml(frame, boxes[frame.index], labels, frame.index in painted)
-        out.writestr(f"Annotations/{item_id(frame)}.xml", document)
-    ids = [item_id(frame) for frame in frames]
+        out.writestr(f"Annotations/{frame.item_id}.xml", document)
+    ids = [frame.item_id for frame in frames]
     out.writestr(f"ImageSets/Main/{subset}.txt", "".join(f"{i}\n" for i in ids))
     tagged: dict[int, set[int]] = defaultdict(set)
     for tag in dataset.annotations.tags:
         tagged[tag.label_id].add(tag.frame)
     for label in dataset.labels:
-        lines = [f"{item_id(f)} {' 1' if f.index in tagged[label.id] else '-1'}\n" for f in frames]
-        out.writestr(f"ImageSets/Main/{label.name}_{subset}.txt", "".join(lines))
+        lines = [f"{f.item_id} {' 1' if f.index in tagged[label.id] else '-1'}\n" for f in frames]
+        out.writestr(f"ImageSets/Main/{list_name(label)}_{subset}.txt", "".join(lines))
     write_segmentation(out, dataset, segmented, voc_colormap(dataset.labels), warnings)
     if images is not None:
         write_images(out, frames, images, "JPEGImages")
@@ -148,6 +147,11 @@ def _object_element(item: FlatShape, label: LabelSpec) -> etree._Element:
     return element
 
 
+def list_name(label: LabelSpec) -> str:
+    """A label's name as its classification list names it (no folder separators)."""
+    return label.name.replace("/", "_").replace("\\", "_")
+
+
 def _bit(value: str) -> str:
     return "1" if value.strip().lower() in ("true", "1") else "0"
 
@@ -184,14 +188,11 @@ def _folder_of(name: str) -> str:
 def _is_voc_member(name: str) -> bool:
     """Annotation XML (anywhere but among images), the Main lists, labelmap and the PNGs of
     the segmentation folders."""
-    parts = name.split("/")
     if name.lower().endswith(".xml"):
-        return "JPEGImages" not in parts
-    if posixpath.basename(name) == LABELMAP:
+        return "JPEGImages" not in name.split("/")
+    if name.lower().endswith(".txt") and _folder_of(name) == "Main":
         return True
-    if name.lower().endswith(".txt"):
-        return _folder_of(name) == "Main"
-    return "SegmentationClass" in parts[:-1] or "SegmentationObject" in parts[:-1]
+    return is_segmentation_member(name)
 
 
 @dataclass
@@ -243,7 +244,7 @@ class _VocReader:
             if number and int(number.group(1)) in self.frames.by_number:
                 return self.frames.by_number[int(number.group(1))]
         own = posixpath.splitext(name)[0].split("Annotations/", 1)[-1]
-        found = self.frames.match(f"{own}.")  # the XML's own name is the item id
+        found = self.frames.match_item(own)
         if found is None:
             raise FormatError(
                 f"{name}: the image {filename or own!r} does not match any frame of the task"
@@ -265,7 +266,7 @@ class _VocReader:
         occluded = element.findtext("occluded")
         if occluded is not None:
             values["occluded"] = occluded.strip()
-        fields = ObjectFields.read(_numbers_as_text(values), {}, label, where)
+        fields = ObjectFields.read(_typed_reserved(values), {}, label, where)
         return _Object(label, self._box(element, where), fields, element.sourceline or 0)
 
     @staticmethod
@@ -293,7 +294,7 @@ class _VocReader:
             (
                 spec
                 for spec in sorted(self.labels.labels, key=lambda s: -len(s.name))
-                if stem.startswith(f"{spec.name}_")
+                if stem.startswith(f"{list_name(spec)}_")
             ),
             None,
         )
@@ -311,7 +312,7 @@ class _VocReader:
                 continue
             if label is None:
                 raise FormatError(f"{name}: the label of {stem!r} does not exist in the task")
-            frame = self.frames.require(f"{' '.join(parts[:-1])}.")
+            frame = self.frames.require_item(" ".join(parts[:-1]))
             self.data.tags.append(Tag(label.id, frame.index, source="file"))
 
 
@@ -319,7 +320,7 @@ def _flag_text(text: str) -> str:
     return "true" if text.strip().lower() in ("1", "true") else "false"
 
 
-def _numbers_as_text(values: dict[str, object]) -> dict[str, object]:
+def _typed_reserved(values: dict[str, object]) -> dict[str, object]:
     """Reserved fields typed as `ObjectFields` reads them; label attributes kept as text."""
     result = dict(values)
     if "rotation" in result:

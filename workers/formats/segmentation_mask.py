@@ -161,9 +161,7 @@ def export_segmentation_mask(
         warnings.append(f"{count} {shape_type} shapes were left out (masks do not carry them)")
     if dataset.annotations.tags:
         warnings.append(f"{len(dataset.annotations.tags)} tags were left out (not carried)")
-    if any(item.shape.attributes for item in flat) or any(
-        label.attributes for label in dataset.labels
-    ):
+    if any(item.shape.attributes for item in flat if item.shape.type in PAINTED):
         warnings.append("attributes were left out (masks do not carry them)")
     write_segmentation(out, dataset, flat, label_colormap(dataset.labels), warnings)
     if images is not None:
@@ -189,7 +187,7 @@ def write_segmentation(
     frames = sorted(dataset.frames, key=lambda f: f.index)
     ids = []
     for frame in frames:
-        ident = item_id(frame)
+        ident = frame.item_id
         ids.append(ident)
         classes, objects = _paint(frame, by_frame.pop(frame.index, []), labels, class_of, warnings)
         class_colors = [entry.color or (0, 0, 0) for entry in colormap]
@@ -199,10 +197,6 @@ def write_segmentation(
         warnings.append(f"objects on frames {sorted(by_frame)[:10]} outside the task were left out")
     out.writestr(f"ImageSets/Segmentation/{subset}.txt", "".join(f"{i}\n" for i in ids))
     out.writestr(LABELMAP, labelmap_text(colormap))
-
-
-def item_id(frame: FrameInfo) -> str:
-    return posixpath.splitext(frame.name.replace("\\", "/"))[0]
 
 
 def _paint(
@@ -303,11 +297,12 @@ def import_segmentation_mask(
 
 def read_segmentation_files(source: Path) -> dict[str, bytes]:
     """labelmap.txt and the segmentation PNGs of a ZIP, by member name."""
+    return dict(read_annotation_files(source, (".png", ".txt"), is_segmentation_member))
 
-    def wanted(name: str) -> bool:
-        return posixpath.basename(name) == LABELMAP or _folder(name) != ""
 
-    return dict(read_annotation_files(source, (".png", ".txt"), wanted))
+def is_segmentation_member(name: str) -> bool:
+    """labelmap.txt, or a file under SegmentationClass/ or SegmentationObject/."""
+    return posixpath.basename(name) == LABELMAP or _folder(name) != ""
 
 
 SEGMENTATION_FOLDERS = ("SegmentationClass", "SegmentationObject")
@@ -366,7 +361,7 @@ class _MaskReader:
         self.next_group = 1
 
     def item(self, ident: str, class_png: bytes | None, object_png: bytes | None) -> list[Shape]:
-        frame = self.frames.require(f"{ident}.")  # an item id is a file name without extension
+        frame = self.frames.require_item(ident)
         if class_png is None:
             raise FormatError(f"SegmentationObject/{ident}.png has no SegmentationClass PNG")
         classes = self._indices(class_png, frame, self.class_colors, f"SegmentationClass/{ident}")
@@ -448,7 +443,9 @@ def decode_png(raw: bytes, frame: FrameInfo, where: str) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.shape[:2] != (frame.height, frame.width):
         raise FormatError(f"{where}.png cannot be decoded")
-    if image.ndim == 3 and image.shape[2] == 4:
+    if image.ndim == 3 and image.shape[2] == 2:  # gray and alpha
+        image = image[..., 0]
+    elif image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]
     if image.dtype != np.uint8:
         raise FormatError(f"{where}.png is not an 8-bit image")
