@@ -202,7 +202,6 @@ class _Object:
     label: LabelSpec
     box: list[float]
     fields: ObjectFields
-    line: int
 
 
 @dataclass
@@ -267,7 +266,7 @@ class _VocReader:
         if occluded is not None:
             values["occluded"] = occluded.strip()
         fields = ObjectFields.read(_typed_reserved(values), {}, label, where)
-        return _Object(label, self._box(element, where), fields, element.sourceline or 0)
+        return _Object(label, self._box(element, where), fields)
 
     @staticmethod
     def _box(element: etree._Element, where: str) -> list[float]:
