@@ -162,7 +162,7 @@ def _minimal(annotation: dict) -> dict:
         (
             {
                 "categories": {"label": {"labels": [{"name": "car"}]}},
-                "items": [{"id": "elsewhere", "annotations": []}],
+                "items": [{"id": "elsewhere", "annotations": [{"type": "label", "label_id": 0}]}],
             },
             "item 'elsewhere'",
         ),

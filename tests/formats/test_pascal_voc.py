@@ -187,7 +187,9 @@ def test_bad_annotation_files_are_refused(tmp_path: Path, content: bytes, messag
 
 
 def test_an_unmatched_image_is_refused(tmp_path: Path) -> None:
-    content = b"<annotation><filename>nowhere.jpg</filename></annotation>"
+    content = (
+        b"<annotation><filename>nowhere.jpg</filename>" + OBJECT % (b"car", b"1") + b"</annotation>"
+    )
     with pytest.raises(FormatError, match="'nowhere.jpg'"):
         _import(tmp_path, samples.zip_members({"Annotations/other.xml": content}))
 

@@ -258,8 +258,11 @@ class _Reader:
             raise FormatError(f"{name}: 'categories' has no 'label' section")
         names = self._label_names(name, categories["label"])
         for item in list_of_dicts(document, "items", name):
+            entries = list_of_dicts(item, "annotations", name)
+            if not entries:
+                continue  # an empty item needs no frame (a task export read into a job)
             frame = self._frame(name, item)
-            for entry in list_of_dicts(item, "annotations", name):
+            for entry in entries:
                 where = f"{name}: item {item.get('id')!r}, annotation {entry.get('id')!r}"
                 self._annotation(name, entry, names, frame, where)
 
@@ -281,7 +284,7 @@ class _Reader:
         attr = item.get("attr") or {}
         number = attr.get("frame") if isinstance(attr, dict) else None
         number = number if isinstance(number, int) and not isinstance(number, bool) else None
-        image = item.get("image") or {}
+        image = item.get("image") or item.get("media") or {}
         path = image.get("path") if isinstance(image, dict) else None
         found = self.frames.match(path) if isinstance(path, str) else None
         return found or self.frames.require_item(str(ident), number)

@@ -224,6 +224,8 @@ class _VocReader:
                 document.filename = (child.text or "").strip()
             elif child.tag == "object":
                 document.objects.append(self._object(name, child))
+        if not document.objects:
+            return  # an empty image needs no frame (a task export read into a job)
         frame = self._frame(name, document.filename)
         for obj in document.objects:
             fields = obj.fields

@@ -51,6 +51,7 @@ VOID = 255
 LABELMAP = "labelmap.txt"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SUBPIXEL_BITS = 8
+MAX_UNMATCHED_PIXELS = 1 << 25
 
 
 def voc_color(index: int) -> Color:
@@ -361,15 +362,21 @@ class _MaskReader:
         self.next_group = 1
 
     def item(self, ident: str, class_png: bytes | None, object_png: bytes | None) -> list[Shape]:
-        frame = self.frames.require_item(ident)
         if class_png is None:
             raise FormatError(f"SegmentationObject/{ident}.png has no SegmentationClass PNG")
-        classes = self._indices(class_png, frame, self.class_colors, f"SegmentationClass/{ident}")
+        frame = self.frames.match_item(ident)
+        size = None if frame is None else (frame.width, frame.height)
+        where = f"SegmentationClass/{ident}"
+        classes = self._indices(class_png, size, self.class_colors, where)
+        if frame is None:
+            if np.any((classes != 0) & (classes != VOID)):
+                raise FormatError(f"the item {ident!r} does not match any frame of the task")
+            return []  # an empty mask needs no frame (a task export read into a job)
         if object_png is None:
             objects = classes
         else:
             where = f"SegmentationObject/{ident}"
-            objects = self._indices(object_png, frame, self.object_colors, where)
+            objects = self._indices(object_png, size, self.object_colors, where)
         shapes = []
         for number in np.unique(objects):
             if number in (0, VOID):
@@ -401,9 +408,9 @@ class _MaskReader:
         ]
 
     def _indices(
-        self, raw: bytes, frame: FrameInfo, colors: dict[Color, int], where: str
+        self, raw: bytes, size: tuple[int, int] | None, colors: dict[Color, int], where: str
     ) -> np.ndarray:
-        image = decode_png(raw, frame, where)
+        image = decode_png(raw, size, where)
         if image.ndim == 2:
             return image.astype(np.uint8)
         rgb = image[..., 2::-1].astype(np.uint32)
@@ -431,17 +438,18 @@ def _inverse(colors: list[Color | None], duplicate_message: str) -> dict[Color, 
     return result
 
 
-def decode_png(raw: bytes, frame: FrameInfo, where: str) -> np.ndarray:
-    """A PNG's pixels (grayscale or BGR), refused unless its header gives the frame's size."""
+def decode_png(raw: bytes, size: tuple[int, int] | None, where: str) -> np.ndarray:
+    """A PNG's pixels (grayscale or BGR), refused unless its header gives ``size`` (width,
+    height), or without a size, unless it has at most ``MAX_UNMATCHED_PIXELS``."""
     if len(raw) < 24 or not raw.startswith(_PNG_SIGNATURE) or raw[12:16] != b"IHDR":
         raise FormatError(f"{where}.png is not a PNG image")
     width, height = struct.unpack(">II", raw[16:24])
-    if (width, height) != (frame.width, frame.height):
-        raise FormatError(
-            f"{where}.png is {width}x{height}, its frame {frame.width}x{frame.height}"
-        )
+    if size is not None and (width, height) != size:
+        raise FormatError(f"{where}.png is {width}x{height}, its frame {size[0]}x{size[1]}")
+    if size is None and width * height > MAX_UNMATCHED_PIXELS:
+        raise FormatError(f"{where}.png is {width}x{height}, larger than any frame")
     image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.shape[:2] != (frame.height, frame.width):
+    if image is None or image.shape[:2] != (height, width):
         raise FormatError(f"{where}.png cannot be decoded")
     if image.ndim == 3 and image.shape[2] == 2:  # gray and alpha
         image = image[..., 0]
