@@ -88,6 +88,8 @@ def test_layout_follows_datumaro() -> None:
         "skeleton",
         "label",
     }
+    cuboid = next(a for a in items[2]["annotations"] if a["type"] == "cuboid_2d")
+    assert cuboid["points"][:2] == [[10.0, 12.0], [14.0, 16.0]] and len(cuboid["points"]) == 8
     ellipse = next(a for a in items[2]["annotations"] if a["type"] == "ellipse")
     assert ellipse["points"] == [40.0, 35.0, 60.0, 45.0]
     skeleton = next(a for a in items[4]["annotations"] if a["type"] == "skeleton")
@@ -155,6 +157,7 @@ def _minimal(annotation: dict) -> dict:
         (_minimal({"type": "mask", "rle": {"size": [80, 100], "counts": [1, 2]}}), "runs cover"),
         (_minimal({"type": "mask", "rle": {"size": [8, 10], "counts": [80]}}), "differs"),
         (_minimal({"type": "cuboid_2d", "points": [1, 2]}), "expected 16"),
+        (_minimal({"type": "cuboid_2d", "points": [[1, 2], [3, "x"]]}), "not a number"),
         (_minimal({"type": "caption"}), "'caption' is not supported"),
         (_minimal({"type": "bbox", "bbox": [0, 0, 1, 1], "attributes": {"model": "z"}}), "'z'"),
         (_minimal({"type": "bbox", "bbox": [0, 0, 1, 1], "attributes": []}), "not an object"),

@@ -8,7 +8,8 @@ size}, attr: {frame}}``, the id being the frame's file name without extension.
 
 Annotations carry every CVAT object: tags (``label``), ``bbox`` ``[x, y, w, h]``,
 ``polygon``/``polyline``/``points`` (flat ``points``; points with ``visibility``),
-``ellipse`` (``points`` = its box corners), ``cuboid_2d`` (CVAT's 16 numbers), ``mask``
+``ellipse`` (``points`` = its box corners), ``cuboid_2d`` (CVAT's 8 points as [x, y] pairs,
+flat lists read too), ``mask``
 (pycocotools' compressed ``rle`` over the whole image) and ``skeleton`` (``elements``, points
 whose visibility is 0 outside, 1 occluded, 2 visible). Each has ``id``, ``label_id`` (index
 into the labels), ``group``, ``z_order`` and ``attributes`` (see `object_fields`). Tracks are
@@ -195,7 +196,8 @@ class _Writer:
         if shape.type == "cuboid":
             if len(points) != 16:
                 raise ValueError("a cuboid has 8 points")
-            return {"type": "cuboid_2d", "points": points}
+            pairs = [[x, y] for x, y in zip(points[0::2], points[1::2], strict=True)]
+            return {"type": "cuboid_2d", "points": pairs}
         if shape.type == "mask":
             return {"type": "mask", "rle": self._rle(shape)}
         if shape.type == "skeleton":
@@ -347,6 +349,9 @@ class _Reader:
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             return "ellipse", [cx, cy, x1, y0]
         if kind == "cuboid_2d":
+            raw = entry.get("points")
+            if isinstance(raw, list) and all(isinstance(p, list) for p in raw):
+                entry = {"points": [v for pair in raw for v in pair]}
             return "cuboid", self._exactly(entry, 16, where)
         if kind == "mask":
             rle = entry.get("rle")
