@@ -105,7 +105,7 @@ def _categories(labels: Sequence[LabelSpec]) -> dict:
                 {
                     "name": label.name,
                     "parent": parents.get(label.id, ""),
-                    "attributes": [spec.name for spec in label.attributes],
+                    "attributes": sorted(spec.name for spec in label.attributes),
                 }
                 for label in flat
             ],
