@@ -260,3 +260,25 @@ def test_cvat_cli_exports_and_imports(
     assert imported.returncode == 0, imported.stderr
     shapes = named(admin, target)["shapes"]
     assert shapes and all(s["frame"] in range(4) for s in shapes)
+
+
+def test_a_job_export_imports_into_a_job(admin: httpx.Client, source: dict[str, Any]) -> None:
+    def second_job(task_id: int) -> int:
+        jobs = admin.get("/api/jobs", params={"task_id": task_id, "sort": "id"}).json()
+        return int(jobs["results"][1]["id"])
+
+    content = export(admin, "job", second_job(source["task"]["id"]), "Datumaro 1.0", False)
+    folder = source["folder"] / "dst-job"
+    target = upload_task(
+        admin, folder, FRAMES, {"name": "dst-job", "labels": LABELS, "segment_size": 2}
+    )
+    response = admin.post(
+        f"/api/jobs/{second_job(target['id'])}/annotations/",
+        params={"format": "Datumaro 1.0"},
+        files={"annotation_file": ("upload.zip", content, "application/zip")},
+    )
+    assert response.status_code == 202, response.text
+    assert wait_for_request(admin, response.json()["rq_id"])["status"] == "finished"
+    original = named(admin, source["task"]["id"])
+    on_job = {key: [o for o in original[key] if o["frame"] >= 2] for key in original}
+    assert named(admin, target["id"]) == on_job
