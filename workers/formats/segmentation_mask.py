@@ -186,12 +186,12 @@ def write_segmentation(
         if item.shape.type in PAINTED:
             by_frame[item.shape.frame].append(item)
     frames = sorted(dataset.frames, key=lambda f: f.index)
+    class_colors = [entry.color or (0, 0, 0) for entry in colormap]
     ids = []
     for frame in frames:
         ident = frame.item_id
         ids.append(ident)
         classes, objects = _paint(frame, by_frame.pop(frame.index, []), labels, class_of, warnings)
-        class_colors = [entry.color or (0, 0, 0) for entry in colormap]
         out.writestr(f"SegmentationClass/{ident}.png", _png(classes, class_colors))
         out.writestr(f"SegmentationObject/{ident}.png", _png(objects, VOC_PALETTE))
     if by_frame:
@@ -223,7 +223,7 @@ def _paint(
             continue
         leader = max(bitmaps, key=lambda pair: int(pair[1].sum()))[0]
         name = labels.name(leader.shape.label_id)
-        if name not in class_of:
+        if name not in class_of or class_of[name] >= VOID:
             warnings.append(f"an object on frame {frame.index} has a label without a class")
             continue
         if number == VOID - 1:
