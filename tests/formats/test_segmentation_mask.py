@@ -217,3 +217,12 @@ def test_a_labelled_rgb_png_imports(tmp_path: Path) -> None:
         samples.CAR,
         [0.0, 0.0, 0.0, 79.0, 99.0, 79.0, 99.0, 0.0],
     )
+
+
+def test_a_shape_outside_its_frame_is_reported() -> None:
+    outside = Shape("rectangle", samples.CAR, 0, [200.0, 200.0, 300.0, 300.0])
+    archive, warnings = samples.export_to_bytes(
+        export_segmentation_mask, samples.dataset(LabeledData(shapes=[outside]))
+    )
+    assert warnings == ["a rectangle on frame 0 was left out: it covers no pixel of the frame"]
+    assert not _pngs(archive)["SegmentationObject/img0.png"].any()

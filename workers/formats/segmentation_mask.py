@@ -213,15 +213,15 @@ def _paint(
     instances.sort(key=lambda group: min(item.shape.z_order for item in group))
     number = 0
     for instance in instances:
-        bitmaps = []
+        rasters = []
         for item in instance:
             try:
-                bitmaps.append((item, shape_bitmap(item.shape, frame)))
+                rasters.append((item, shape_raster(item.shape, frame)))
             except (IndexError, ValueError, FormatError) as error:
                 warnings.append(f"a {item.shape.type} on frame {frame.index} was left out: {error}")
-        if not bitmaps:
+        if not rasters:
             continue
-        leader = max(bitmaps, key=lambda pair: int(pair[1].sum()))[0]
+        leader = max(rasters, key=lambda pair: pair[1].area)[0]
         name = labels.name(leader.shape.label_id)
         if name not in class_of or class_of[name] >= VOID:
             warnings.append(f"an object on frame {frame.index} has a label without a class")
@@ -230,23 +230,44 @@ def _paint(
             warnings.append(f"frame {frame.index} has more than 254 objects; the rest was left out")
             break
         number += 1
-        union = np.zeros_like(classes, dtype=bool)
-        for _, bitmap in bitmaps:
-            union |= bitmap.astype(bool)
-        classes[union] = class_of[name]
-        objects[union] = number
+        for _, raster in rasters:
+            raster.paint(classes, class_of[name])
+            raster.paint(objects, number)
     return classes, objects
 
 
-def shape_bitmap(shape: Shape, frame: FrameInfo) -> np.ndarray:
-    """The pixels of a rectangle, polygon, ellipse or mask on its frame, as 0/1."""
+@dataclass(frozen=True)
+class Raster:
+    """The pixels of a shape within its box on the frame: ``bitmap`` (bool) at (left, top)."""
+
+    bitmap: np.ndarray
+    left: int
+    top: int
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.bitmap))
+
+    def paint(self, canvas: np.ndarray, value: int) -> None:
+        height, width = self.bitmap.shape
+        region = canvas[self.top : self.top + height, self.left : self.left + width]
+        region[self.bitmap] = value
+
+
+def shape_raster(shape: Shape, frame: FrameInfo) -> Raster:
+    """The pixels a rectangle, polygon, ellipse or mask covers on its frame (ValueError when
+    it covers none)."""
     if frame.width <= 0 or frame.height <= 0:
         raise ValueError("the frame has no size")
-    canvas = np.zeros((frame.height, frame.width), dtype=np.uint8)
     if shape.type == "mask":
         box, left, top = masks.cvat_mask_bitmap(shape.points, frame.width * frame.height)
-        masks.paste(canvas, box.astype(np.uint8), left, top)
-        return canvas
+        x0, y0 = max(left, 0), max(top, 0)
+        x1 = min(left + box.shape[1], frame.width)
+        y1 = min(top + box.shape[0], frame.height)
+        if x0 >= x1 or y0 >= y1:
+            raise ValueError("it covers no pixel of the frame")
+        bitmap = box[y0 - top : y1 - top, x0 - left : x1 - left].astype(bool)
+        return Raster(bitmap, x0, y0)
     if shape.type == "rectangle":
         outline = _box_corners(shape.points, shape.rotation)
     elif shape.type == "ellipse":
@@ -255,9 +276,20 @@ def shape_bitmap(shape: Shape, frame: FrameInfo) -> np.ndarray:
         outline = [float(v) for v in shape.points]
     if len(outline) < 6 or len(outline) % 2:
         raise ValueError("too few points to fill")
-    scaled = np.round(np.asarray(outline).reshape(-1, 2) * (1 << _SUBPIXEL_BITS))
-    cv2.fillPoly(canvas, [scaled.astype(np.int32)], 1, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
-    return canvas
+    corners = np.asarray(outline).reshape(-1, 2)
+    x0 = max(int(np.floor(corners[:, 0].min())), 0)
+    y0 = max(int(np.floor(corners[:, 1].min())), 0)
+    x1 = min(int(np.ceil(corners[:, 0].max())), frame.width - 1)
+    y1 = min(int(np.ceil(corners[:, 1].max())), frame.height - 1)
+    if x0 > x1 or y0 > y1:
+        raise ValueError("it covers no pixel of the frame")
+    canvas = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.uint8)
+    # integer offsets keep the fixed-point rasterization identical to a whole-frame one
+    scaled = np.round((corners - (x0, y0)) * (1 << _SUBPIXEL_BITS)).astype(np.int32)
+    cv2.fillPoly(canvas, [scaled], 1, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
+    if not canvas.any():
+        raise ValueError("it covers no pixel of the frame")
+    return Raster(canvas.astype(bool), x0, y0)
 
 
 def _box_corners(points: Sequence[float], rotation: float) -> list[float]:
@@ -272,10 +304,11 @@ def _box_corners(points: Sequence[float], rotation: float) -> list[float]:
 
 
 def _png(indices: np.ndarray, palette: Sequence[Color]) -> bytes:
-    lookup = np.zeros((256, 3), dtype=np.uint8)
-    lookup[: len(palette)] = np.asarray(palette[:256], dtype=np.uint8)
-    rgb = lookup[indices]
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    """An RGB PNG painting each index in its palette color."""
+    lookup = np.zeros((1, 256, 3), dtype=np.uint8)
+    lookup[0, : len(palette)] = np.asarray(palette[:256], dtype=np.uint8)[:, ::-1]  # BGR
+    bgr = cv2.LUT(cv2.merge([indices, indices, indices]), lookup)
+    ok, encoded = cv2.imencode(".png", bgr)
     if not ok:
         raise ValueError("the mask could not be encoded")
     return encoded.tobytes()
@@ -355,10 +388,12 @@ class _MaskReader:
         self.colormap = colormap
         self.labels = labels
         self.frames = frames
-        self.class_colors = _inverse(
-            [entry.color for entry in colormap], "labelmap.txt has two labels of one color"
+        self.class_colors = _ColorTable(
+            _inverse(
+                [entry.color for entry in colormap], "labelmap.txt has two labels of one color"
+            )
         )
-        self.object_colors = _inverse(list(VOC_PALETTE), "")
+        self.object_colors = _ColorTable(_inverse(list(VOC_PALETTE), ""))
         self.next_group = 1
 
     def item(self, ident: str, class_png: bytes | None, object_png: bytes | None) -> list[Shape]:
@@ -378,19 +413,24 @@ class _MaskReader:
             where = f"SegmentationObject/{ident}"
             objects = self._indices(object_png, size, self.object_colors, where)
         shapes = []
-        for number in np.unique(objects):
+        present = np.flatnonzero(np.bincount(objects.ravel(), minlength=256))
+        for number in present:
             if number in (0, VOID):
                 continue
-            inside = objects == number
-            counts = np.bincount(classes[inside], minlength=256)
+            whole = objects == number
+            rows, cols = np.flatnonzero(whole.any(axis=1)), np.flatnonzero(whole.any(axis=0))
+            top, left = int(rows[0]), int(cols[0])
+            box = (slice(top, int(rows[-1]) + 1), slice(left, int(cols[-1]) + 1))
+            inside = whole[box]
+            counts = np.bincount(classes[box][inside], minlength=256)
             counts[[0, VOID]] = 0
-            if not counts.any():
-                continue
-            shapes.extend(self._instance(inside, int(counts.argmax()), frame, ident))
+            if counts.any():
+                raster = Raster(inside, left, top)
+                shapes.extend(self._instance(raster, int(counts.argmax()), frame, ident))
         return shapes
 
     def _instance(
-        self, inside: np.ndarray, class_index: int, frame: FrameInfo, ident: str
+        self, raster: Raster, class_index: int, frame: FrameInfo, ident: str
     ) -> list[Shape]:
         if class_index >= len(self.colormap):
             raise FormatError(f"SegmentationClass/{ident}.png uses class {class_index}")
@@ -398,7 +438,7 @@ class _MaskReader:
         if name == BACKGROUND:
             return []
         label = self.labels.top(name)
-        polygons = masks.bitmap_polygons(inside.astype(np.uint8))
+        polygons = masks.bitmap_polygons(raster.bitmap, raster.left, raster.top)
         group = 0
         if len(polygons) > 1:
             group, self.next_group = self.next_group, self.next_group + 1
@@ -408,21 +448,38 @@ class _MaskReader:
         ]
 
     def _indices(
-        self, raw: bytes, size: tuple[int, int] | None, colors: dict[Color, int], where: str
+        self, raw: bytes, size: tuple[int, int] | None, colors: _ColorTable, where: str
     ) -> np.ndarray:
         image = decode_png(raw, size, where)
         if image.ndim == 2:
             return image.astype(np.uint8)
-        rgb = image[..., 2::-1].astype(np.uint32)
-        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-        result = np.zeros(packed.shape, dtype=np.uint8)
-        for value in np.unique(packed):
-            color = (int(value >> 16), int((value >> 8) & 255), int(value & 255))
-            index = colors.get(color)
-            if index is None:
-                raise FormatError(f"{where}.png: the color {color} is not in the labelmap")
-            result[packed == value] = index
-        return result
+        return colors.indices(image, where)
+
+
+class _ColorTable:
+    """Maps the pixels of a BGR image to indices through a table of every 24-bit color
+    (built on first use, 32 MiB): one pass however many colors the image holds."""
+
+    UNKNOWN = 0xFFFF
+
+    def __init__(self, colors: dict[Color, int]) -> None:
+        self.colors = colors
+        self.table: np.ndarray | None = None
+
+    def indices(self, bgr: np.ndarray, where: str) -> np.ndarray:
+        if self.table is None:
+            self.table = np.full(1 << 24, self.UNKNOWN, dtype=np.uint16)
+            for (red, green, blue), index in self.colors.items():
+                self.table[(red << 16) | (green << 8) | blue] = index
+        packed = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA).view(np.uint32)[..., 0]
+        np.bitwise_and(packed, 0xFFFFFF, out=packed)  # B | G << 8 | R << 16 on little-endian
+        found = self.table.take(packed)
+        unknown = found == self.UNKNOWN
+        if unknown.any():
+            value = int(packed[unknown][0])
+            color = (value >> 16, (value >> 8) & 255, value & 255)
+            raise FormatError(f"{where}.png: the color {color} is not in the labelmap")
+        return found.astype(np.uint8)
 
 
 def _inverse(colors: list[Color | None], duplicate_message: str) -> dict[Color, int]:
