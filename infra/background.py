@@ -89,14 +89,18 @@ class RequestLog:
             )
 
     def finish(
-        self, ident: str, result_id: int | None = None, result_url: str | None = None
+        self,
+        ident: str,
+        result_id: int | None = None,
+        result_url: str | None = None,
+        message: str = "",
     ) -> None:
         with self._pool.connection() as conn:
             conn.execute(
-                "UPDATE background_requests SET status = 'finished', progress = 1, message = '',"
+                "UPDATE background_requests SET status = 'finished', progress = 1, message = %s,"
                 " started = coalesce(started, now()), finished = now(), result_id = %s,"
                 " result_url = %s WHERE id = %s",
-                (result_id, result_url, ident),
+                (message, result_id, result_url, ident),
             )
 
     def fail(self, ident: str, message: str) -> None:

@@ -24,6 +24,7 @@ Progress = Callable[[float, str], None]
 class Outcome:
     result_id: int | None = None
     result_url: str | None = None
+    message: str = ""
 
 
 Work = Callable[[str, Progress], Awaitable[Outcome]]
@@ -49,7 +50,9 @@ async def _run(requests: RequestLog, rq_id: str, work: Work) -> None:
     try:
         await run_in_threadpool(progress, 0.0, "Started")
         outcome = await work(rq_id, progress)
-        await run_in_threadpool(requests.finish, rq_id, outcome.result_id, outcome.result_url)
+        await run_in_threadpool(
+            requests.finish, rq_id, outcome.result_id, outcome.result_url, outcome.message
+        )
     except USER_ERRORS as error:
         await run_in_threadpool(requests.fail, rq_id, str(error))
     except Exception as error:

@@ -142,11 +142,12 @@ async def export_start(request: Request) -> Response:
         name = f"{target}_{ident}_{subresource}_{stamp}_{format_name}.zip".lower()
         folder = export_folder(exports, rq_id)
         await run_in_threadpool(shutil.rmtree, folder, True)
-        await run_in_threadpool(
+        warnings = await run_in_threadpool(
             export_dataset, dataset, format_name, folder / name, image if save_images else None
         )
         url = f"{base}/api/{target}s/{ident}/dataset/download?rq_id={quote(rq_id, safe='')}"
-        return background_work.Outcome(result_url=url)
+        # what the format could not carry, for whoever reads the finished request
+        return background_work.Outcome(result_url=url, message="; ".join(warnings))
 
     rq_id = await background_work.start(request, caller, operation, work)
     return json_response({"rq_id": rq_id}, status=202)

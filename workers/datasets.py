@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.annotations import LabeledData
+from core.segments import parse_frame_filter
 from workers.formats.dataset import FrameInfo, TaskDataset
 from workers.formats.registry import find_exporter, find_importer
 
@@ -41,7 +42,14 @@ def frames_of(data: dict, first: int = 0, last: int | None = None) -> list[Frame
     """FrameInfo for task frames first..last from a task's data document."""
     frames = data["frames"]
     stop = len(frames) - 1 if last is None else last
+    start, step = data.get("start_frame", 0), parse_frame_filter(data.get("frame_filter", ""))
     return [
-        FrameInfo(index, frames[index]["name"], frames[index]["width"], frames[index]["height"])
+        FrameInfo(
+            index,
+            frames[index]["name"],
+            frames[index]["width"],
+            frames[index]["height"],
+            start + index * step,
+        )
         for index in range(first, stop + 1)
     ]

@@ -247,3 +247,26 @@ def _strip(value: object) -> object:
 
 def _order(item: dict) -> tuple:
     return (item.get("frame"), item.get("label_id"), item.get("type", ""), str(item))
+
+
+def zip_folder(folder: Path) -> bytes:
+    """A ZIP of every file under ``folder``, named relative to it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def zip_members(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def numbered_frames(start: int = 10, step: int = 2) -> list[FrameInfo]:
+    """The sample frames as a task with a start frame and a frame step numbers them."""
+    return [FrameInfo(f.index, f.name, f.width, f.height, start + f.index * step) for f in frames()]

@@ -342,3 +342,62 @@ def test_text_xml_cannot_hold_is_dropped_on_export(tmp_path: Path) -> None:
     )
     imported = _import(tmp_path, archive)
     assert imported.shapes[0].attributes[-1].value == "bell <&> ok"
+
+
+def test_a_cvat_video_export_with_start_frame_and_step_imports(tmp_path: Path) -> None:
+    path = GOLDEN / "video_from_cvat.xml"
+    imported = import_cvat(path, samples.labels(), samples.numbered_frames())
+    assert imported.shapes == [] and imported.tags == []
+    box, skeleton, polygon, mask = imported.tracks
+    assert (box.label_id, box.group, box.frame, box.source) == (samples.CAR, 3, 0, "file")
+    assert box.attributes == [samples.AttributeValue(samples.MODEL, "b")]
+    assert [(s.frame, s.outside, s.occluded, s.rotation, s.z_order) for s in box.shapes] == [
+        (0, False, False, 0.0, 1),
+        (2, True, True, 10.0, 1),
+        (3, False, False, 0.0, 1),
+    ]
+    assert [s.attributes for s in box.shapes] == [
+        [samples.AttributeValue(samples.SPEED, "10")],
+        [samples.AttributeValue(samples.SPEED, "20")],
+        [samples.AttributeValue(samples.SPEED, "30")],
+    ]
+    assert [s.frame for s in skeleton.shapes] == [1, 3]
+    head, hand = skeleton.elements
+    assert head.attributes == [samples.AttributeValue(samples.LOOK, "right")]
+    assert [(s.frame, s.outside, s.occluded) for s in head.shapes] == [
+        (1, False, True),
+        (3, True, False),
+    ]
+    assert [(s.frame, s.outside) for s in hand.shapes] == [(1, False), (2, True)]
+    assert [(s.frame, s.outside) for s in polygon.shapes] == [(3, False), (4, True)]
+    assert [s.points for s in mask.shapes] == [samples.mask_points(), samples.mask_points()]
+
+
+def test_video_round_trip_numbers_frames_as_cvat_does(tmp_path: Path) -> None:
+    original = LabeledData(tracks=[samples.box_track(), samples.skeleton_track()])
+    data = samples.dataset(original)
+    data.frames = samples.numbered_frames()
+    archive, _ = samples.export_to_bytes(export_video, data)
+    root = _xml(archive)
+    assert [b.get("frame") for b in root.find("track").findall("box")] == ["10", "12", "14", "16"]
+    assert (root.findtext("meta/task/start_frame"), root.findtext("meta/task/stop_frame")) == (
+        "10",
+        "18",
+    )
+    path = samples.write(tmp_path, "upload.zip", archive)
+    imported = import_cvat(path, samples.labels(), samples.numbered_frames())
+    assert samples.normalized(imported) == samples.normalized(original)
+    with pytest.raises(FormatError, match="frame 10 is not a frame"):
+        import_cvat(path, samples.labels(), samples.frames())
+
+
+def test_images_are_numbered_as_cvat_does(tmp_path: Path) -> None:
+    data = samples.dataset(LabeledData(tags=samples.tags()))
+    data.frames = samples.numbered_frames()
+    root = _xml(samples.export_to_bytes(export_images, data)[0])
+    assert [i.get("id") for i in root.findall("image")] == ["10", "12", "14", "16", "18"]
+    document = b'<annotations><image id="14" name="elsewhere.jpg"><tag label="scene"/></image></annotations>'
+    path = samples.write(tmp_path, "a.xml", document)
+    assert [
+        t.frame for t in import_cvat(path, samples.labels(), samples.numbered_frames()).tags
+    ] == [2]

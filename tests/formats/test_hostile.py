@@ -8,11 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from core.annotations import LabeledData
 from tests.formats import samples
 from workers.formats import archives
 from workers.formats.coco import import_coco
+from workers.formats.coco_keypoints import export_coco_keypoints, import_coco_keypoints
 from workers.formats.cvat_images import import_cvat
-from workers.formats.dataset import FormatError
+from workers.formats.dataset import FormatError, FrameInfo
+from workers.formats.datumaro import export_datumaro, import_datumaro
+from workers.formats.pascal_voc import export_pascal_voc, import_pascal_voc
+from workers.formats.segmentation_mask import export_segmentation_mask, import_segmentation_mask
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE annotations [
@@ -164,3 +169,47 @@ def test_member_names_are_judged_strictly() -> None:
     assert not archives.unsafe_member_name("annotations.xml")
     assert archives.safe_archive_name("../../etc/passwd") == "etc/passwd"
     assert archives.safe_archive_name("/dir/./img.png") == "dir/img.png"
+
+
+NEW_IMPORTERS = [
+    import_datumaro,
+    import_pascal_voc,
+    import_segmentation_mask,
+    import_coco_keypoints,
+]
+
+
+@pytest.mark.parametrize("importer", NEW_IMPORTERS)
+@pytest.mark.parametrize("name", ["../annotations/default.json", "/etc/SegmentationClass/a.png"])
+def test_zip_slip_is_refused_by_every_format(tmp_path: Path, importer, name: str) -> None:
+    path = _zip(tmp_path, {name: b"{}", "Annotations/a.xml": b"<annotation/>"})
+    with pytest.raises(FormatError, match="zip slip"):
+        importer(path, samples.labels(), samples.frames())
+
+
+@pytest.mark.parametrize("importer", NEW_IMPORTERS)
+def test_an_archive_bomb_is_refused_by_every_format(tmp_path: Path, importer) -> None:
+    path = _zip(tmp_path, {"annotations/default.json": b"{}", "big.bin": bytes(8 << 20)})
+    with pytest.raises(FormatError, match="archive bomb"):
+        importer(path, samples.labels(), samples.frames())
+
+
+@pytest.mark.parametrize("importer", NEW_IMPORTERS)
+def test_binary_garbage_is_refused_by_every_format(tmp_path: Path, importer) -> None:
+    path = samples.write(tmp_path, "noise.bin", bytes(range(256)) * 4)
+    with pytest.raises(FormatError):
+        importer(path, samples.labels(), samples.frames())
+
+
+@pytest.mark.parametrize(
+    "exporter",
+    [export_datumaro, export_pascal_voc, export_segmentation_mask, export_coco_keypoints],
+)
+def test_exports_never_name_a_member_outside_the_archive(exporter) -> None:
+    data = samples.dataset(LabeledData(tags=samples.tags()))
+    data.frames = [FrameInfo(0, "../../evil.jpg", 10, 10), FrameInfo(1, "/abs/x.png", 10, 10)]
+    data.labels[3].name = "../scene"
+    content, _ = samples.export_to_bytes(exporter, data, images=lambda i: (f"../../i{i}.jpg", b"x"))
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        names = archive.namelist()
+    assert names and not [name for name in names if archives.unsafe_member_name(name)]

@@ -17,10 +17,18 @@ def test_formats_json_has_cvat_shape() -> None:
         "CVAT for images 1.1",
         "CVAT for video 1.1",
         "COCO 1.0",
+        "Datumaro 1.0",
+        "PASCAL VOC 1.1",
+        "Segmentation mask 1.1",
+        "COCO Keypoints 1.0",
     ]
     assert [(e["name"], e["ext"]) for e in listing["importers"]] == [
         ("CVAT 1.1", "XML, ZIP"),
         ("COCO 1.0", "JSON, ZIP"),
+        ("Datumaro 1.0", "JSON, ZIP"),
+        ("PASCAL VOC 1.1", "ZIP"),
+        ("Segmentation mask 1.1", "ZIP"),
+        ("COCO Keypoints 1.0", "JSON, ZIP"),
     ]
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from workers.formats.dataset import FormatError, FrameInfo, ImageSource
@@ -35,9 +35,11 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _IGNORED_PREFIXES = ("__MACOSX/",)
 
 
-def read_annotation_files(path: Path, suffixes: Iterable[str]) -> list[tuple[str, bytes]]:
+def read_annotation_files(
+    path: Path, suffixes: Iterable[str], member_filter: Callable[[str], bool] | None = None
+) -> list[tuple[str, bytes]]:
     """The (name, bytes) of each annotation file: the members of a ZIP whose names end with
-    one of ``suffixes`` (sorted by name), or the bare file itself."""
+    one of ``suffixes`` (and pass ``member_filter``, when given), or the bare file itself."""
     wanted = tuple(suffix.lower() for suffix in suffixes)
     if not zipfile.is_zipfile(path):
         return [(path.name, _read_bare(path))]
@@ -46,6 +48,8 @@ def read_annotation_files(path: Path, suffixes: Iterable[str]) -> list[tuple[str
             members = archive.infolist()
             check_members(members)
             chosen = [m for m in members if _is_wanted(m, wanted)]
+            if member_filter is not None:
+                chosen = [m for m in chosen if member_filter(m.filename)]
             return [(m.filename, _read_member(archive, m)) for m in chosen]
     except (
         zipfile.BadZipFile,

@@ -24,7 +24,6 @@ track was outside. Images are matched to frames by file name without extension.
 from __future__ import annotations
 
 import json
-import math
 import posixpath
 import zipfile
 from collections import Counter, defaultdict
@@ -34,16 +33,24 @@ from pathlib import Path
 
 import numpy as np
 
-from core.annotations import AttributeValue, LabeledData, Shape, TrackedShape
+from core.annotations import LabeledData, Shape
 from core.labels import LabelSpec, all_labels
 from workers.formats import masks
 from workers.formats.archives import read_annotation_files, write_images
 from workers.formats.dataset import FormatError, FrameInfo, ImageSource, TaskDataset
-from workers.formats.mapping import FrameIndex, LabelIndex, attribute_value
-from workers.formats.tracks import FlatShape, Observation, TrackParts, flatten, rebuild_track
+from workers.formats.mapping import FrameIndex, LabelIndex
+from workers.formats.object_fields import (
+    ObjectFields,
+    TrackFrames,
+    attributes_dict,
+    finite,
+    list_of_dicts,
+    parse_json,
+    whole,
+)
+from workers.formats.tracks import FlatShape, flatten
 
 CARRIED = ("rectangle", "polygon", "mask", "ellipse")
-RESERVED = ("occluded", "rotation", "track_id", "keyframe", "outside", "score")
 
 # --- export ---------------------------------------------------------------------------------
 
@@ -64,7 +71,7 @@ def export_coco(
     """Write annotations/instances_<subset>.json (and the frames under images/<subset>/)."""
     subset = dataset.subset or "default"
     labels = LabelIndex(dataset.labels)
-    categories = _categories(dataset.labels)
+    categories = category_ids(dataset.labels)
     flat, warnings = flatten(dataset.annotations, dataset.stop_frame)
     carried = _carried(flat, dataset.annotations.tags, warnings)
     frames = sorted(dataset.frames, key=lambda f: f.index)
@@ -73,7 +80,7 @@ def export_coco(
         by_frame[item.shape.frame].append(item)
     annotations: list[dict] = []
     for image_id, frame in enumerate(frames, start=1):
-        for instance in _instances(by_frame.pop(frame.index, [])):
+        for instance in frame_instances(by_frame.pop(frame.index, [])):
             entry = _annotation(instance, frame, image_id, labels, categories, warnings)
             if entry is not None:
                 entry["id"] = len(annotations) + 1
@@ -82,12 +89,12 @@ def export_coco(
         warnings.append(f"objects on frames {sorted(by_frame)[:10]} outside the task were left out")
     document = {
         "licenses": [{"name": "", "id": 0, "url": ""}],
-        "info": _info(),
+        "info": info_block(),
         "categories": [
             {"id": ident, "name": label.name, "supercategory": parent}
             for label, ident, parent in categories.values()
         ],
-        "images": [_image(image_id, frame) for image_id, frame in enumerate(frames, start=1)],
+        "images": [image_entry(image_id, frame) for image_id, frame in enumerate(frames, start=1)],
         "annotations": annotations,
     }
     out.writestr(f"annotations/instances_{subset}.json", json.dumps(document))
@@ -96,12 +103,12 @@ def export_coco(
     return warnings
 
 
-def _info() -> dict:
+def info_block() -> dict:
     keys = ("contributor", "date_created", "description", "url", "version", "year")
     return dict.fromkeys(keys, "")
 
 
-def _image(image_id: int, frame: FrameInfo) -> dict:
+def image_entry(image_id: int, frame: FrameInfo) -> dict:
     return {
         "id": image_id,
         "width": frame.width,
@@ -114,7 +121,7 @@ def _image(image_id: int, frame: FrameInfo) -> dict:
     }
 
 
-def _categories(labels: Sequence[LabelSpec]) -> dict[int, tuple[LabelSpec, int, str]]:
+def category_ids(labels: Sequence[LabelSpec]) -> dict[int, tuple[LabelSpec, int, str]]:
     """label id -> (label, category id, supercategory)."""
     parents = {sub.id: label.name for label in labels for sub in label.sublabels}
     return {
@@ -132,7 +139,7 @@ def _carried(flat: list[FlatShape], tags: Sequence, warnings: list[str]) -> list
     return [item for item in flat if item.shape.type in CARRIED]
 
 
-def _instances(items: list[FlatShape]) -> list[list[FlatShape]]:
+def frame_instances(items: list[FlatShape]) -> list[list[FlatShape]]:
     """Shapes of one frame grouped: a nonzero group is one instance, others stand alone."""
     groups: dict[int, list[FlatShape]] = defaultdict(list)
     alone: list[list[FlatShape]] = []
@@ -176,7 +183,7 @@ def _annotation(
         "area": float(area if segmentation else (x1 - x0) * (y1 - y0)),
         "bbox": [round(v, 2) for v in (x0, y0, x1 - x0, y1 - y0)],
         "iscrowd": int(crowd),
-        "attributes": _attributes(leader.item, label, labels),
+        "attributes": attributes_dict(leader.item, label),
     }
     if leader.item.shape.score != 1.0:
         entry["score"] = float(leader.item.shape.score)
@@ -246,33 +253,6 @@ def _is_crowd(leader: _Part, label: LabelSpec, bitmaps: list[_Part]) -> bool:
     return any(p.item.shape.label_id == leader.item.shape.label_id for p in bitmaps)
 
 
-def _attributes(item: FlatShape, label: LabelSpec, labels: LabelIndex) -> dict:
-    shape = item.shape
-    given = {v.spec_id: v.value for v in shape.attributes}
-    result: dict = {}
-    for spec in label.attributes:
-        result[spec.name] = _typed(spec.input_type, given.get(spec.id, spec.default_value))
-    result["occluded"] = bool(shape.occluded)
-    if shape.type in ("rectangle", "ellipse"):
-        result["rotation"] = float(shape.rotation)
-    if item.track_id is not None:
-        result["track_id"] = item.track_id
-        result["keyframe"] = bool(item.keyframe)
-    return result
-
-
-def _typed(input_type: str, value: str) -> object:
-    if input_type == "number":
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return number if math.isfinite(number) else value
-    if input_type == "checkbox":
-        return value.strip().lower() == "true"
-    return value
-
-
 # --- import ---------------------------------------------------------------------------------
 
 
@@ -293,29 +273,6 @@ def _chosen(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     return tasks or files
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _finite(value: object, what: str) -> float:
-    if not _is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
-        raise FormatError(f"{what} is not a number: {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
-def _whole(value: object, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise FormatError(f"{what} is not a whole number: {value!r}")
-    return value
-
-
-def _list_of_dicts(document: dict, key: str, name: str) -> list[dict]:
-    value = document.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise FormatError(f"{name}: {key!r} is not a list of objects")
-    return value
-
-
 class _CocoReader:
     """Collects shapes and track frames from COCO documents for one task."""
 
@@ -323,29 +280,25 @@ class _CocoReader:
         self.labels = LabelIndex(labels)
         self.frames = FrameIndex(frames)
         self.data = LabeledData(tags=[], shapes=[], tracks=[])
-        self.tracks: dict[tuple[str, int], TrackParts] = {}
+        self.tracks = TrackFrames(self.frames.stop_frame)
         self.next_group = 1
 
     def read(self, name: str, raw: bytes) -> None:
-        document = _parse_json(name, raw)
+        document = parse_json(name, raw, "COCO")
         categories = self._categories(name, document)
         images = self._images(name, document)
-        for index, entry in enumerate(_list_of_dicts(document, "annotations", name)):
+        for index, entry in enumerate(list_of_dicts(document, "annotations", name)):
             where = f"{name}: annotation #{index} (id {entry.get('id')!r})"
             self._annotation(name, entry, categories, images, where)
 
     def finish(self) -> LabeledData:
-        for parts in self.tracks.values():
-            track = rebuild_track(parts, stop_frame=self.frames.stop_frame, infer_outside=True)
-            if track is not None:
-                self.data.tracks.append(track)
-        return self.data
+        return self.tracks.finish(self.data)
 
     def _categories(self, name: str, document: dict) -> dict[int, str]:
-        return _names_by_id(document, "categories", "name", name, "category")
+        return names_by_id(document, "categories", "name", name, "category")
 
     def _images(self, name: str, document: dict) -> dict[int, str]:
-        return _names_by_id(document, "images", "file_name", name, "image")
+        return names_by_id(document, "images", "file_name", name, "image")
 
     def _annotation(
         self,
@@ -355,23 +308,21 @@ class _CocoReader:
         images: dict[int, str],
         where: str,
     ) -> None:
-        image_id = _whole(entry.get("image_id"), f"{where}: image_id")
+        image_id = whole(entry.get("image_id"), f"{where}: image_id")
         if image_id not in images:
             raise FormatError(f"{where}: image {image_id} is not listed")
         frame = self.frames.require(images[image_id])
-        category_id = _whole(entry.get("category_id"), f"{where}: category_id")
+        category_id = whole(entry.get("category_id"), f"{where}: category_id")
         if category_id not in categories:
             raise FormatError(f"{where}: category {category_id} is not listed")
         label = self.labels.top(categories[category_id])
-        extras = entry.get("attributes", {})
-        if not isinstance(extras, dict):
-            raise FormatError(f"{where}: 'attributes' is not an object")
         shapes = self._shapes(entry, frame, where)
         if not shapes:
             return
-        common = _Common.read(extras, entry, label, where)
+        common = ObjectFields.read(entry.get("attributes", {}), entry, label, where)
         if common.track_id is not None:
-            self._track_frame(name, label, frame.index, shapes[0], common)
+            tracked = common.tracked(*shapes[0], frame.index)
+            self.tracks.add(name, common.track_id, label, tracked, common.keyframe)
             return
         group = 0
         if len(shapes) > 1:
@@ -397,118 +348,23 @@ class _CocoReader:
     def _polygon(poly: object, where: str) -> list[float]:
         if not isinstance(poly, list) or len(poly) % 2:
             raise FormatError(f"{where}: a polygon is not a list of x, y numbers")
-        return [_finite(v, f"{where}: a polygon coordinate") for v in poly]
-
-    def _track_frame(
-        self,
-        name: str,
-        label: LabelSpec,
-        frame: int,
-        shape: tuple[str, list[float]],
-        common: _Common,
-    ) -> None:
-        key = (name, common.track_id or 0)
-        parts = self.tracks.get(key)
-        if parts is None:
-            parts = self.tracks[key] = TrackParts(label)
-        elif parts.label.id != label.id:
-            raise FormatError(f"{name}: track {key[1]} changes its label")
-        tracked = TrackedShape(
-            type=shape[0],
-            frame=frame,
-            points=shape[1],
-            occluded=common.occluded,
-            outside=common.outside,
-            rotation=common.rotation,
-            attributes=common.attributes,
-        )
-        parts.observations.append(Observation(tracked, common.keyframe))
-
-
-def _parse_json(name: str, raw: bytes) -> dict:
-    try:
-        document = json.loads(raw)
-    except (ValueError, RecursionError) as error:
-        raise FormatError(f"{name} is not valid JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise FormatError(f"{name} is not a COCO document (a JSON object)")
-    return document
+        return [finite(v, f"{where}: a polygon coordinate") for v in poly]
 
 
 def _box(bbox: object, where: str) -> list[float]:
     if not isinstance(bbox, list) or len(bbox) != 4:
         raise FormatError(f"{where}: has neither a segmentation nor a bbox [x, y, w, h]")
-    x, y, width, height = (_finite(v, f"{where}: a bbox value") for v in bbox)
+    x, y, width, height = (finite(v, f"{where}: a bbox value") for v in bbox)
     if width < 0 or height < 0:
         raise FormatError(f"{where}: the bbox has a negative size")
     return [x, y, x + width, y + height]
 
 
-@dataclass
-class _Common:
-    """What a COCO annotation says besides its geometry."""
-
-    attributes: list[AttributeValue]
-    occluded: bool
-    rotation: float
-    score: float
-    track_id: int | None
-    keyframe: bool
-    outside: bool
-
-    @classmethod
-    def read(cls, extras: dict, entry: dict, label: LabelSpec, where: str) -> _Common:
-        values: list[AttributeValue] = []
-        for key, raw in extras.items():
-            if key in RESERVED:
-                continue
-            value = attribute_value(label, str(key), raw)
-            if value is not None:
-                values.append(value)
-        track_id = extras.get("track_id")
-        score = entry.get("score", extras.get("score", 1.0))
-        return cls(
-            attributes=values,
-            occluded=_flag(extras.get("occluded", False), f"{where}: occluded"),
-            rotation=_finite(extras.get("rotation", 0.0), f"{where}: rotation") % 360,
-            score=_finite(score, f"{where}: score"),
-            track_id=None if track_id is None else _whole(track_id, f"{where}: track_id"),
-            keyframe=_flag(extras.get("keyframe", True), f"{where}: keyframe"),
-            outside=_flag(extras.get("outside", False), f"{where}: outside"),
-        )
-
-    def shape(
-        self, shape_type: str, points: list[float], label: LabelSpec, frame: int, group: int
-    ) -> Shape:
-        return Shape(
-            type=shape_type,
-            label_id=label.id,
-            frame=frame,
-            points=points,
-            occluded=self.occluded,
-            rotation=self.rotation if shape_type == "rectangle" else 0.0,
-            group=group,
-            source="file",
-            score=self.score,
-            attributes=self.attributes,
-        )
-
-
-def _flag(value: object, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if _is_number(value) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "0", "1"):
-        return value.strip().lower() in ("true", "1")
-    raise FormatError(f"{what} is not true or false: {value!r}")
-
-
-def _names_by_id(document: dict, key: str, field: str, name: str, what: str) -> dict[int, str]:
+def names_by_id(document: dict, key: str, field: str, name: str, what: str) -> dict[int, str]:
     """{id: entry[field]} of a COCO list such as categories or images, checked."""
     result = {}
-    for entry in _list_of_dicts(document, key, name):
-        ident = _whole(
+    for entry in list_of_dicts(document, key, name):
+        ident = whole(
             entry.get("id"),
             f"{name}: an {what} id" if what[0] in "aeiou" else f"{name}: a {what} id",
         )

@@ -11,10 +11,15 @@ Video layout: one ``<track id label source>`` per track with one element per fra
 with an outside keyframe on the next frame (unless that is past the last frame). Tags are
 not carried.
 
+Frame numbers (``<image id>``, a track's ``frame``) are CVAT's: ``start_frame + index *
+step`` of the task's data, as CVAT writes them.
+
 Import reads ``<image>`` shapes and tags (frames matched by file name without extension,
-then by id) and ``<track>`` keyframes (frames by number); labels and attributes are matched
-by name, attributes the label lacks are dropped, an unknown label is refused. Imported
-objects have source "file" and no ids, as in CVAT. Unlike CVAT, a mask track stays a track.
+then by id) and ``<track>`` keyframes (frames by number); skeleton tracks rebuild their
+points' tracks from the ``<points>`` of each ``<skeleton>`` frame; labels and attributes are
+matched by name, attributes the label lacks are dropped, an unknown label is refused.
+Imported objects have source "file" and no ids, as in CVAT. Unlike CVAT, a mask track stays
+a track.
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ def _image_element(
     element = etree.Element(
         "image",
         {
-            "id": str(frame.index),
+            "id": str(frame.cvat_number),
             "name": cx.clean(frame.name),
             "width": str(frame.width),
             "height": str(frame.height),
@@ -177,6 +182,7 @@ def export_video(
     """Write annotations.xml in the video layout (and the frames under images/)."""
     labels = LabelIndex(dataset.labels)
     stop = dataset.stop_frame
+    numbers = dataset.frame_numbers()
     warnings: list[str] = []
     if dataset.annotations.tags:
         warnings.append(f"{len(dataset.annotations.tags)} tags were left out (not carried)")
@@ -185,7 +191,7 @@ def export_video(
     body = (
         element
         for index, track in enumerate(tracks)
-        if (element := _track_element(index, track, stop, labels, warnings)) is not None
+        if (element := _track_element(index, track, stop, numbers, labels, warnings)) is not None
     )
     _write_document(out, dataset, body)
     if images is not None:
@@ -241,7 +247,12 @@ def _one_frame(shape: Shape, stop_frame: int) -> list[TrackedShape]:
 
 
 def _track_element(
-    index: int, track: Track, stop: int, labels: LabelIndex, warnings: list[str]
+    index: int,
+    track: Track,
+    stop: int,
+    numbers: dict[int, int],
+    labels: LabelIndex,
+    warnings: list[str],
 ) -> etree._Element | None:
     name = labels.name(track.label_id)
     if name is None or not track.shapes:
@@ -253,9 +264,9 @@ def _track_element(
     element = etree.Element("track", attrib)
     try:
         if track.shapes[0].type == "skeleton":
-            children = _skeleton_track_children(track, stop, labels)
+            children = _skeleton_track_children(track, stop, numbers, labels)
         else:
-            children = _track_children(track, stop, labels)
+            children = _track_children(track, stop, numbers, labels)
     except (IndexError, ValueError) as error:
         warnings.append(f"track {track.id} was left out: {error}")
         return None
@@ -263,14 +274,16 @@ def _track_element(
     return element
 
 
-def _track_children(track: Track, stop: int, labels: LabelIndex) -> list[etree._Element]:
+def _track_children(
+    track: Track, stop: int, numbers: dict[int, int], labels: LabelIndex
+) -> list[etree._Element]:
     frames = interpolate_track(track.shapes, stop_frame=stop, include_outside=True)
     children = []
     for frame in frames:
         if frame.outside and not frame.keyframe:
             continue
         attrib = {
-            "frame": str(frame.frame),
+            "frame": str(numbers.get(frame.frame, frame.frame)),
             "keyframe": cx.flag(frame.keyframe),
             "outside": cx.flag(frame.outside),
             "occluded": cx.flag(frame.occluded),
@@ -284,7 +297,9 @@ def _track_children(track: Track, stop: int, labels: LabelIndex) -> list[etree._
     return children
 
 
-def _skeleton_track_children(track: Track, stop: int, labels: LabelIndex) -> list[etree._Element]:
+def _skeleton_track_children(
+    track: Track, stop: int, numbers: dict[int, int], labels: LabelIndex
+) -> list[etree._Element]:
     nodes = {element.label_id: element for element in track.elements}
     children = []
     for frame in interpolate_skeleton(track, stop_frame=stop, include_outside=True):
@@ -297,7 +312,7 @@ def _skeleton_track_children(track: Track, stop: int, labels: LabelIndex) -> lis
         child = etree.Element(
             "skeleton",
             {
-                "frame": str(parent.frame),
+                "frame": str(numbers.get(parent.frame, parent.frame)),
                 "keyframe": cx.flag(parent.keyframe),
                 "z_order": str(parent.z_order),
             },

@@ -120,8 +120,8 @@ def meta_element(dataset: TaskDataset) -> etree._Element:
     """``<meta><task>...</task><dumped/></meta>`` with the task's labels."""
     meta = etree.Element("meta")
     task = etree.SubElement(meta, "task")
-    stop = dataset.stop_frame
-    start = min((frame.index for frame in dataset.frames), default=0)
+    numbers = [frame.cvat_number for frame in dataset.frames]
+    start, stop = min(numbers, default=0), max(numbers, default=0)
     fields = [
         ("id", "" if dataset.task_id is None else str(dataset.task_id)),
         ("name", dataset.name),

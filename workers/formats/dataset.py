@@ -8,6 +8,7 @@ malformed input alike.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,12 +25,25 @@ class FormatError(ValueError):
 
 @dataclass(frozen=True)
 class FrameInfo:
-    """One frame of the task: its task-relative number, file name and stored size."""
+    """One frame of the task: its task-relative number, file name and stored size, and the
+    number CVAT's files give it (``start_frame + index * step``) when that differs."""
 
     index: int
     name: str
     width: int
     height: int
+    number: int | None = None
+
+    @property
+    def cvat_number(self) -> int:
+        return self.index if self.number is None else self.number
+
+    @property
+    def item_id(self) -> str:
+        """The frame's Datumaro item id: its file name without extension, relative, with
+        forward slashes and no ``.``/``..`` parts (it names files in exports)."""
+        stem = posixpath.splitext(self.name.replace("\\", "/"))[0]
+        return "/".join(p for p in stem.split("/") if p not in ("", ".", "..")) or str(self.index)
 
 
 @dataclass
@@ -56,3 +70,7 @@ class TaskDataset:
     def stop_frame(self) -> int:
         """The last frame number of the task (-1 without frames)."""
         return max((frame.index for frame in self.frames), default=-1)
+
+    def frame_numbers(self) -> dict[int, int]:
+        """CVAT's frame number of each task-relative frame index."""
+        return {frame.index: frame.cvat_number for frame in self.frames}

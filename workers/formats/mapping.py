@@ -115,6 +115,7 @@ class FrameIndex:
     def __init__(self, frames: Sequence[FrameInfo]) -> None:
         self.frames = list(frames)
         self.by_index = {frame.index: frame for frame in frames}
+        self.by_number = {frame.cvat_number: frame for frame in frames}
         self.by_stem: dict[str, FrameInfo] = {}
         self.by_base: dict[str, list[FrameInfo]] = {}
         for frame in frames:
@@ -126,9 +127,9 @@ class FrameIndex:
     def stop_frame(self) -> int:
         return max(self.by_index, default=-1)
 
-    def match(self, name: str | None, index: int | None = None) -> FrameInfo | None:
+    def match(self, name: str | None, number: int | None = None) -> FrameInfo | None:
         """The frame whose name without extension is ``name``'s; else the one frame with that
-        base name; else the frame numbered ``index``; else None."""
+        base name; else the frame CVAT numbers ``number``; else None."""
         if name:
             stem = _stem(name)
             frame = self.by_stem.get(stem)
@@ -137,21 +138,33 @@ class FrameIndex:
             candidates = self.by_base.get(posixpath.basename(stem), [])
             if len(candidates) == 1:
                 return candidates[0]
-        if index is not None:
-            return self.by_index.get(index)
+        if number is not None:
+            return self.by_number.get(number)
         return None
 
-    def require(self, name: str | None, index: int | None = None) -> FrameInfo:
-        frame = self.match(name, index)
+    def require(self, name: str | None, number: int | None = None) -> FrameInfo:
+        frame = self.match(name, number)
         if frame is None:
-            what = repr(name) if name else f"number {index}"
+            what = repr(name) if name else f"number {number}"
             raise FormatError(f"the image {what} does not match any frame of the task")
         return frame
 
-    def frame_number(self, index: int) -> int:
-        if index not in self.by_index:
-            raise FormatError(f"frame {index} is not a frame of the task")
-        return index
+    def match_item(self, item_id: str, number: int | None = None) -> FrameInfo | None:
+        """As `match`, for a Datumaro-style item id: a file name without its extension."""
+        return self.match(f"{item_id}.", number)
+
+    def require_item(self, item_id: str, number: int | None = None) -> FrameInfo:
+        frame = self.match_item(item_id, number)
+        if frame is None:
+            raise FormatError(f"the item {item_id!r} does not match any frame of the task")
+        return frame
+
+    def frame_number(self, number: int) -> int:
+        """The task-relative index of the frame CVAT numbers ``number``."""
+        frame = self.by_number.get(number)
+        if frame is None:
+            raise FormatError(f"frame {number} is not a frame of the task")
+        return frame.index
 
 
 def _stem(name: str) -> str:

@@ -198,10 +198,11 @@ def ellipse_polygon(points: Sequence[float], rotation: float, steps: int = 72) -
     return [float(v) for pair in zip(xs, ys, strict=True) for v in pair]
 
 
-def bitmap_polygons(bitmap: np.ndarray) -> list[list[float]]:
-    """Outer contours of a bitmap as flat polygons (for a mask COCO must show as polygons)."""
+def bitmap_polygons(bitmap: np.ndarray, left: int = 0, top: int = 0) -> list[list[float]]:
+    """Outer contours of a bitmap placed at (left, top) as flat polygons (for a mask COCO
+    must show as polygons)."""
     contours, _ = cv2.findContours(
-        bitmap.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        bitmap.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(left, top)
     )
     polygons = []
     for contour in contours:

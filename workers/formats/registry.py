@@ -17,8 +17,12 @@ from pathlib import Path
 from core.annotations import LabeledData
 from core.labels import LabelSpec
 from workers.formats.coco import export_coco, import_coco
+from workers.formats.coco_keypoints import export_coco_keypoints, import_coco_keypoints
 from workers.formats.cvat_images import export_images, export_video, import_cvat
 from workers.formats.dataset import FrameInfo, ImageSource, TaskDataset
+from workers.formats.datumaro import export_datumaro, import_datumaro
+from workers.formats.pascal_voc import export_pascal_voc, import_pascal_voc
+from workers.formats.segmentation_mask import export_segmentation_mask, import_segmentation_mask
 
 Exporter = Callable[..., list[str]]
 Importer = Callable[[Path, list[LabelSpec], list[FrameInfo]], LabeledData]
@@ -49,6 +53,14 @@ FORMATS: list[Format] = [
     Format("CVAT 1.1", "XML, ZIP", "1.1", "2d", None, import_cvat),
     Format("COCO 1.0", "ZIP", "1.0", "2d", export_coco, None),
     Format("COCO 1.0", "JSON, ZIP", "1.0", "2d", None, import_coco),
+    Format("Datumaro 1.0", "ZIP", "1.0", "2d", export_datumaro, None),
+    Format("Datumaro 1.0", "JSON, ZIP", "1.0", "2d", None, import_datumaro),
+    Format("PASCAL VOC 1.1", "ZIP", "1.1", "2d", export_pascal_voc, None),
+    Format("PASCAL VOC 1.1", "ZIP", "1.1", "2d", None, import_pascal_voc),
+    Format("Segmentation mask 1.1", "ZIP", "1.1", "2d", export_segmentation_mask, None),
+    Format("Segmentation mask 1.1", "ZIP", "1.1", "2d", None, import_segmentation_mask),
+    Format("COCO Keypoints 1.0", "ZIP", "1.0", "2d", export_coco_keypoints, None),
+    Format("COCO Keypoints 1.0", "JSON, ZIP", "1.0", "2d", None, import_coco_keypoints),
 ]
 
 
