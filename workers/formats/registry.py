@@ -19,6 +19,20 @@ from core.labels import LabelSpec
 from workers.formats.coco import export_coco, import_coco
 from workers.formats.cvat_images import export_images, export_video, import_cvat
 from workers.formats.dataset import FrameInfo, ImageSource, TaskDataset
+from workers.formats.yolo import (
+    export_classification,
+    export_detection,
+    export_oriented,
+    export_pose,
+    export_segmentation,
+    export_yolo,
+    import_classification,
+    import_detection,
+    import_oriented,
+    import_pose,
+    import_segmentation,
+    import_yolo,
+)
 
 Exporter = Callable[..., list[str]]
 Importer = Callable[[Path, list[LabelSpec], list[FrameInfo]], LabeledData]
@@ -49,6 +63,35 @@ FORMATS: list[Format] = [
     Format("CVAT 1.1", "XML, ZIP", "1.1", "2d", None, import_cvat),
     Format("COCO 1.0", "ZIP", "1.0", "2d", export_coco, None),
     Format("COCO 1.0", "JSON, ZIP", "1.0", "2d", None, import_coco),
+    Format("YOLO 1.1", "ZIP", "1.1", "2d", export_yolo, import_yolo),
+    Format(
+        "Ultralytics YOLO Detection 1.0", "ZIP", "1.0", "2d", export_detection, import_detection
+    ),
+    Format(
+        "Ultralytics YOLO Segmentation 1.0",
+        "ZIP",
+        "1.0",
+        "2d",
+        export_segmentation,
+        import_segmentation,
+    ),
+    Format("Ultralytics YOLO Pose 1.0", "ZIP", "1.0", "2d", export_pose, import_pose),
+    Format(
+        "Ultralytics YOLO Oriented Bounding Boxes 1.0",
+        "ZIP",
+        "1.0",
+        "2d",
+        export_oriented,
+        import_oriented,
+    ),
+    Format(
+        "Ultralytics YOLO Classification 1.0",
+        "ZIP",
+        "1.0",
+        "2d",
+        export_classification,
+        import_classification,
+    ),
 ]
 
 
