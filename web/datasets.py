@@ -22,8 +22,6 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
-from workers.formats.dataset import TaskDataset
-from workers.formats.registry import find_exporter, find_importer, formats_json
 
 from core.annotations import LabeledData
 from core.errors import NotFound
@@ -39,6 +37,9 @@ from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
 from web.uploads import task_media_dir
 from workers.datasets import export_dataset, frames_of, import_annotations
+from workers.formats.dataset import TaskDataset
+from workers.formats.registry import find_exporter, find_importer, formats_json
+from workers.formats.tracks import closed_at
 from workers.ingest import original_path
 
 IMPORT_MODES = ("replace", "append")
@@ -72,12 +73,17 @@ async def _dataset(request: Request, target: str, ident: int) -> tuple[TaskDatas
         job = await fetch_doc(request, "catalog_jobs", ident, "job")
         task = await fetch_doc(request, "catalog_tasks", job["task_id"], "task")
         job_ids, first, last = [ident], job["start_frame"], job["stop_frame"]
+        job_stops: dict[int, int] = {}
     else:
         task = await fetch_doc(request, "catalog_tasks", ident, "task")
         rows = await fetch_all(
-            request, "SELECT id FROM catalog_jobs WHERE task_id = %s ORDER BY id", (ident,)
+            request,
+            "SELECT id, (doc->>'stop_frame')::int FROM catalog_jobs WHERE task_id = %s ORDER BY id",
+            (ident,),
         )
         job_ids, first, last = [row[0] for row in rows], 0, None
+        task_stop = max((row[1] for row in rows), default=0)
+        job_stops = {row[0]: row[1] for row in rows if row[1] < task_stop}
     data_rows = await fetch_all(
         request, "SELECT data FROM catalog_tasks WHERE id = %s", (task["id"],)
     )
@@ -90,7 +96,12 @@ async def _dataset(request: Request, target: str, ident: int) -> tuple[TaskDatas
         _, state = await run_in_threadpool(reader.current, job_id)
         annotations.tags.extend(state.tags.values())
         annotations.shapes.extend(state.shapes.values())
-        annotations.tracks.extend(state.tracks.values())
+        stop = job_stops.get(job_id)
+        annotations.tracks.extend(
+            state.tracks.values()
+            if stop is None
+            else (closed_at(track, stop) for track in state.tracks.values())
+        )
     dataset = TaskDataset(
         name=task["name"],
         labels=await _labels(request, task),
