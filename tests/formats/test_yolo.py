@@ -237,6 +237,7 @@ def test_what_is_not_carried_is_reported() -> None:
         "1 rotated rectangle shapes were left out (Ultralytics YOLO Detection does not carry them)",
         "1 skeleton shapes were left out (Ultralytics YOLO Detection does not carry them)",
         "2 tags were left out (Ultralytics YOLO Detection does not carry them)",
+        "the attributes of 1 shapes were left out (Ultralytics YOLO Detection does not carry attributes)",
     ]
     boxes = _unrotated([s for s in samples.every_shape() if s.type == "rectangle"])
     _, warnings = samples.export_to_bytes(

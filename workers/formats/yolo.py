@@ -34,7 +34,7 @@ import posixpath
 import re
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +47,7 @@ from workers.formats import masks
 from workers.formats.archives import list_member_names, read_annotation_files, safe_archive_name
 from workers.formats.dataset import FormatError, FrameInfo, ImageSource, TaskDataset
 from workers.formats.mapping import FrameIndex, LabelIndex
-from workers.formats.tracks import flatten
+from workers.formats.tracks import flatten, track_frames
 
 DEFAULT_SUBSET = "train"
 DARKNET_RESERVED = ("backup", "classes", "names")
@@ -56,6 +56,8 @@ MAX_CONFIG_BYTES = 1 << 20
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jxr")
 
 LineWriter = Callable[[Shape, FrameInfo, "_Classes"], str | None]
+Lines = dict[int, list[str]]  # frame number -> lines of its label file
+BatchWriter = Callable[[list[Shape], dict[int, FrameInfo], "_Classes", Counter[str]], Lines]
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -83,7 +85,7 @@ class _Flavor:
     title: str
     kind: str  # box, oriented, polygon, pose: what one line of a label file holds
     carried: tuple[str, ...]
-    write_line: LineWriter
+    write_lines: BatchWriter
     skeletons: bool = False
 
 
@@ -105,11 +107,48 @@ def _relative(points: Sequence[float], frame: FrameInfo) -> str:
     return " ".join(_number(value / (w if i % 2 == 0 else h)) for i, value in enumerate(points))
 
 
-def _box_line(shape: Shape, frame: FrameInfo, classes: _Classes) -> str | None:
-    if shape.rotation % 360 > 1e-5:
-        return None
-    x0, y0, x1, y1 = shape.points
-    return f"{classes.index[shape.label_id]} {_center_box((x0, x1), (y0, y1), frame)}\n"
+def _box_lines(
+    shapes: list[Shape], frames: dict[int, FrameInfo], classes: _Classes, skipped: Counter[str]
+) -> Lines:
+    """``class cx cy w h`` of each unrotated rectangle, computed for all at once."""
+    upright = [shape for shape in shapes if shape.rotation % 360 <= 1e-5]
+    if len(upright) < len(shapes):
+        skipped["rotated rectangle shapes"] += len(shapes) - len(upright)
+    lines: Lines = defaultdict(list)
+    if not upright:
+        return lines
+    points = np.array([shape.points for shape in upright], dtype=np.float64)
+    sizes = np.array(
+        [(frames[s.frame].width, frames[s.frame].height) for s in upright], dtype=np.float64
+    )
+    x0, x1 = points[:, 0::2].min(axis=1), points[:, 0::2].max(axis=1)
+    y0, y1 = points[:, 1::2].min(axis=1), points[:, 1::2].max(axis=1)
+    width, height = sizes[:, 0], sizes[:, 1]
+    values = np.column_stack(
+        [(x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height]
+    )
+    index = classes.index
+    for shape, (cx, cy, w, h) in zip(upright, values.tolist(), strict=True):
+        lines[shape.frame].append(f"{index[shape.label_id]} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
+    return lines
+
+
+def _one_by_one(write_line: LineWriter) -> BatchWriter:
+    """A batch writer calling ``write_line`` for each shape (None: not written)."""
+
+    def write_lines(
+        shapes: list[Shape], frames: dict[int, FrameInfo], classes: _Classes, skipped: Counter[str]
+    ) -> Lines:
+        lines: Lines = defaultdict(list)
+        for shape in shapes:
+            line = write_line(shape, frames[shape.frame], classes)
+            if line is None:
+                skipped[_unwritten(shape)] += 1
+            else:
+                lines[shape.frame].append(line)
+        return lines
+
+    return write_lines
 
 
 def rotated_corners(points: Sequence[float], rotation: float) -> list[float]:
@@ -161,15 +200,20 @@ def _pose_line(shape: Shape, frame: FrameInfo, classes: _Classes) -> str | None:
     return f"{classes.index[shape.label_id]} {box} {' '.join(fields)}\n"
 
 
-YOLO = _Flavor("YOLO", "box", ("rectangle",), _box_line)
-DETECTION = _Flavor("Ultralytics YOLO Detection", "box", ("rectangle",), _box_line)
+YOLO = _Flavor("YOLO", "box", ("rectangle",), _box_lines)
+DETECTION = _Flavor("Ultralytics YOLO Detection", "box", ("rectangle",), _box_lines)
 ORIENTED = _Flavor(
-    "Ultralytics YOLO Oriented Bounding Boxes", "oriented", ("rectangle",), _oriented_line
+    "Ultralytics YOLO Oriented Bounding Boxes",
+    "oriented",
+    ("rectangle",),
+    _one_by_one(_oriented_line),
 )
 SEGMENTATION = _Flavor(
-    "Ultralytics YOLO Segmentation", "polygon", ("polygon", "mask"), _polygon_line
+    "Ultralytics YOLO Segmentation", "polygon", ("polygon", "mask"), _one_by_one(_polygon_line)
 )
-POSE = _Flavor("Ultralytics YOLO Pose", "pose", ("skeleton",), _pose_line, skeletons=True)
+POSE = _Flavor(
+    "Ultralytics YOLO Pose", "pose", ("skeleton",), _one_by_one(_pose_line), skeletons=True
+)
 
 
 def subset_name(dataset: TaskDataset, reserved: Sequence[str] = ()) -> str:
@@ -186,39 +230,53 @@ def _stem(name: str) -> str:
 
 def _lines_by_frame(
     dataset: TaskDataset, flavor: _Flavor, classes: _Classes, warnings: list[str]
-) -> dict[int, list[str]]:
-    flat, track_warnings = flatten(dataset.annotations, dataset.stop_frame)
-    warnings += track_warnings
-    frames = {frame.index: frame for frame in dataset.frames}
-    lines: dict[int, list[str]] = defaultdict(list)
+) -> Lines:
     skipped: Counter[str] = Counter()
-    with_attributes = 0
-    for item in flat:
-        shape = item.shape
-        frame = frames.get(shape.frame)
-        if shape.type not in flavor.carried or shape.label_id not in classes.index:
-            skipped[f"{shape.type} shapes"] += 1
-            continue
-        if frame is None or frame.width <= 0 or frame.height <= 0:
-            skipped["shapes outside the task's frames"] += 1
-            continue
-        line = flavor.write_line(shape, frame, classes)
-        if line is None:
-            skipped[_unwritten(shape)] += 1
-            continue
-        with_attributes += bool(shape.attributes)
-        lines[shape.frame].append(line)
+    frames = {f.index: f for f in dataset.frames if f.width > 0 and f.height > 0}
+    carried = _carried(dataset, flavor, classes, skipped, warnings)
+    placed = [shape for shape in carried if shape.frame in frames]
+    if len(placed) < len(carried):
+        skipped["shapes outside the task's frames"] += len(carried) - len(placed)
+    lines = flavor.write_lines(placed, frames, classes, skipped)
     for what, count in sorted(skipped.items()):
         warnings.append(f"{count} {what} were left out ({flavor.title} does not carry them)")
     if dataset.annotations.tags:
         count = len(dataset.annotations.tags)
         warnings.append(f"{count} tags were left out ({flavor.title} does not carry them)")
+    with_attributes = sum(1 for shape in placed if shape.attributes)
     if with_attributes:
         warnings.append(
             f"the attributes of {with_attributes} shapes were left out "
             f"({flavor.title} does not carry attributes)"
         )
     return lines
+
+
+def _carried(
+    dataset: TaskDataset,
+    flavor: _Flavor,
+    classes: _Classes,
+    skipped: Counter[str],
+    warnings: list[str],
+) -> list[Shape]:
+    """The shapes of the kinds the format carries, tracks as their visible frames."""
+    data = dataset.annotations
+    carried = []
+    for shape in data.shapes:
+        if shape.type in flavor.carried and shape.label_id in classes.index:
+            carried.append(shape)
+        else:
+            skipped[f"{shape.type} shapes"] += 1
+    for number, track in enumerate(data.tracks):
+        kind = track.shapes[0].type if track.shapes else "empty"
+        if kind not in flavor.carried or track.label_id not in classes.index:
+            skipped[f"{kind} tracks"] += 1
+            continue
+        try:
+            carried.extend(item.shape for item in track_frames(track, number, dataset.stop_frame))
+        except ValueError as error:
+            warnings.append(f"track {track.id} was left out: {error}")
+    return carried
 
 
 def _unwritten(shape: Shape) -> str:
@@ -352,7 +410,7 @@ def _floats(fields: Sequence[str], where: str) -> list[float]:
     return values
 
 
-def _class_number(field: str, names: dict[int, str], where: str) -> int:
+def _class_number(field: str, names: Container[int], where: str) -> int:
     try:
         number = int(field)
     except ValueError:
@@ -374,6 +432,7 @@ class _YoloReader:
         self.shapes: list[Shape] = []
         self.classes: dict[int, LabelSpec] = {}
         self.point_fields = 3
+        self.pending: list[tuple[str, FrameInfo, str]] = []  # box files: name, frame, text
 
     def use_names(self, names: dict[int, str]) -> None:
         self.classes = {number: self.labels.top(name) for number, name in names.items()}
@@ -397,13 +456,58 @@ class _YoloReader:
         if not text.strip():
             return
         frame = self.frame_of(item)
+        if self.flavor.kind == "box":
+            self.pending.append((name, frame, text))  # read all at once by finish()
+        else:
+            self._read_lines(name, frame, text)
+
+    def finish(self) -> LabeledData:
+        if self.pending and not self._boxes_at_once():
+            for name, frame, text in self.pending:
+                self._read_lines(name, frame, text)
+        self.pending = []
+        return LabeledData(shapes=self.shapes)
+
+    def _read_lines(self, name: str, frame: FrameInfo, text: str) -> None:
         for number, line in enumerate(text.splitlines(), start=1):
             fields = line.split()
             if fields:
                 self._line(fields, frame, f"{name}, line {number}")
 
+    def _boxes_at_once(self) -> bool:
+        """Reads the pending files with numpy when every line is a well-formed box; else
+        reads nothing and says False, for the line-by-line reader to read or refuse."""
+        rows: list[list[str]] = []
+        sizes: list[tuple[int, int, int, int]] = []
+        frames: list[int] = []
+        for _, frame, text in self.pending:
+            lines = [fields for fields in (line.split() for line in text.splitlines()) if fields]
+            rows += lines
+            sizes += [(frame.width, frame.height, frame.width, frame.height)] * len(lines)
+            frames += [frame.index] * len(lines)
+        if any(len(fields) != 5 for fields in rows):
+            return False
+        try:
+            numbers = np.array([fields[0] for fields in rows], dtype=np.int64).tolist()
+            values = np.array([fields[1:] for fields in rows], dtype=np.float64)
+        except (ValueError, OverflowError):
+            return False
+        if not np.isfinite(values).all() or (values[:, 2:] < 0).any():
+            return False
+        if not all(number in self.classes for number in set(numbers)):
+            return False
+        # the same arithmetic as _box_points, so both paths give the same coordinates
+        cx, cy, w, h = (values * np.array(sizes, dtype=np.float64)).T
+        corners = np.column_stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]).tolist()
+        label_ids = {number: label.id for number, label in self.classes.items()}
+        self.shapes += [
+            Shape("rectangle", label_ids[number], frame, points, source="file")
+            for number, frame, points in zip(numbers, frames, corners, strict=True)
+        ]
+        return True
+
     def _line(self, fields: list[str], frame: FrameInfo, where: str) -> None:
-        number = _class_number(fields[0], {n: "" for n in self.classes}, where)
+        number = _class_number(fields[0], self.classes, where)
         label = self.classes[number]
         values = _floats(fields[1:], where)
         scaled = [v * (frame.width if i % 2 == 0 else frame.height) for i, v in enumerate(values)]
@@ -530,7 +634,7 @@ def import_yolo(source: Path, labels: list[LabelSpec], frames: list[FrameInfo]) 
         if len(parts) > 1 and re.fullmatch(r"obj_.+_data", parts[0]):
             parts = parts[1:]
         reader.read_file(name, posixpath.splitext("/".join(parts))[0], raw)
-    return LabeledData(shapes=reader.shapes)
+    return reader.finish()
 
 
 def _yaml_config(files: dict[str, bytes]) -> dict:
@@ -591,7 +695,7 @@ def _ultralytics_importer(flavor: _Flavor) -> Callable[..., LabeledData]:
             parts = parts[parts.index("labels") + 1 :]
             item = "/".join(parts[1:] if len(parts) > 1 else parts)
             reader.read_file(name, posixpath.splitext(item)[0], raw)
-        return LabeledData(shapes=reader.shapes)
+        return reader.finish()
 
     import_.__doc__ = f"{flavor.title} 1.0: data.yaml and labels/<subset>/*.txt."
     return import_
