@@ -261,6 +261,7 @@ def _carried(
 ) -> list[Shape]:
     """The shapes of the kinds the format carries, tracks as their visible frames."""
     data = dataset.annotations
+    stop_frame = dataset.stop_frame
     carried = []
     for shape in data.shapes:
         if shape.type in flavor.carried and shape.label_id in classes.index:
@@ -273,7 +274,7 @@ def _carried(
             skipped[f"{kind} tracks"] += 1
             continue
         try:
-            carried.extend(item.shape for item in track_frames(track, number, dataset.stop_frame))
+            carried.extend(item.shape for item in track_frames(track, number, stop_frame))
         except ValueError as error:
             warnings.append(f"track {track.id} was left out: {error}")
     return carried
