@@ -313,7 +313,7 @@ def test_golden_classification(tmp_path: Path) -> None:
 
 def _zip(tmp_path: Path, members: dict[str, str | bytes]) -> Path:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, content in members.items():
             archive.writestr(name, content)
     return samples.write(tmp_path, "bad.zip", buffer.getvalue())
@@ -407,6 +407,13 @@ def test_malformed_pose_and_oriented_lines_are_refused(tmp_path: Path) -> None:
             _zip(tmp_path, {"data.yaml": DETECTION_YAML, "labels/t/img0.txt": "0 .1 .1 .2 .2"}),
             samples.labels(), samples.frames(),
         )  # fmt: skip
+
+
+def test_archive_bombs_are_refused(tmp_path: Path) -> None:
+    bomb = {"data.yaml": DETECTION_YAML, "labels/train/img0.txt": bytes(8 << 20)}
+    for importer in (yolo.import_detection, yolo.import_yolo, yolo.import_classification):
+        with pytest.raises(FormatError, match="archive bomb"):
+            importer(_zip(tmp_path, bomb), samples.labels(), samples.frames())
 
 
 def test_zip_slip_and_unknown_classification_labels_are_refused(tmp_path: Path) -> None:

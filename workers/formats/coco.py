@@ -199,7 +199,7 @@ def _measure(item: FlatShape, frame: FrameInfo) -> _Part:
     if rows.size == 0:
         raise ValueError(f"the {shape.type} covers no pixel of the frame")
     box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
-    return _Part(item, box, float(bitmap.sum()), bitmap)
+    return _Part(item, box, float(np.count_nonzero(bitmap)), bitmap)
 
 
 def _shape_bitmap(shape: Shape, frame: FrameInfo) -> np.ndarray:
@@ -230,7 +230,7 @@ def _segmentation(
         canvas = masks.polygons_bitmap(polygons, frame.height, frame.width)
         for part in bitmaps:
             canvas |= part.bitmap.astype(np.uint8)
-        return masks.coco_rle(canvas), float(canvas.sum()), True
+        return masks.coco_rle(canvas), float(np.count_nonzero(canvas)), True
     for part in bitmaps:
         polygons.extend(masks.bitmap_polygons(part.bitmap))
     flat = [[round(float(v), 2) for v in poly] for poly in polygons]
