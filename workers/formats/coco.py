@@ -23,7 +23,6 @@ track was outside. Images are matched to frames by file name without extension.
 
 from __future__ import annotations
 
-import json
 import math
 import posixpath
 import zipfile
@@ -32,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from core.annotations import AttributeValue, LabeledData, Shape, TrackedShape
@@ -43,6 +43,7 @@ from workers.formats.mapping import FrameIndex, LabelIndex, attribute_value
 from workers.formats.tracks import FlatShape, Observation, TrackParts, flatten, rebuild_track
 
 CARRIED = ("rectangle", "polygon", "mask", "ellipse")
+_PLAIN_NUMBERS = (int, float)  # not bool: type(True) is bool
 RESERVED = ("occluded", "rotation", "track_id", "keyframe", "outside", "score")
 
 # --- export ---------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ def export_coco(
         "images": [_image(image_id, frame) for image_id, frame in enumerate(frames, start=1)],
         "annotations": annotations,
     }
-    out.writestr(f"annotations/instances_{subset}.json", json.dumps(document))
+    out.writestr(f"annotations/instances_{subset}.json", msgspec.json.encode(document))
     if images is not None:
         write_images(out, frames, images, f"images/{subset}")
     return warnings
@@ -328,6 +329,7 @@ class _CocoReader:
 
     def read(self, name: str, raw: bytes) -> None:
         document = _parse_json(name, raw)
+        self.image_frames: dict[int, FrameInfo] = {}
         categories = self._categories(name, document)
         images = self._images(name, document)
         for index, entry in enumerate(_list_of_dicts(document, "annotations", name)):
@@ -358,7 +360,9 @@ class _CocoReader:
         image_id = _whole(entry.get("image_id"), f"{where}: image_id")
         if image_id not in images:
             raise FormatError(f"{where}: image {image_id} is not listed")
-        frame = self.frames.require(images[image_id])
+        frame = self.image_frames.get(image_id)
+        if frame is None:
+            frame = self.image_frames[image_id] = self.frames.require(images[image_id])
         category_id = _whole(entry.get("category_id"), f"{where}: category_id")
         if category_id not in categories:
             raise FormatError(f"{where}: category {category_id} is not listed")
@@ -397,6 +401,8 @@ class _CocoReader:
     def _polygon(poly: object, where: str) -> list[float]:
         if not isinstance(poly, list) or len(poly) % 2:
             raise FormatError(f"{where}: a polygon is not a list of x, y numbers")
+        if all(type(v) in _PLAIN_NUMBERS for v in poly) and all(map(math.isfinite, poly)):
+            return [float(v) for v in poly]
         return [_finite(v, f"{where}: a polygon coordinate") for v in poly]
 
     def _track_frame(
@@ -427,8 +433,8 @@ class _CocoReader:
 
 def _parse_json(name: str, raw: bytes) -> dict:
     try:
-        document = json.loads(raw)
-    except (ValueError, RecursionError) as error:
+        document = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as error:
         raise FormatError(f"{name} is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise FormatError(f"{name} is not a COCO document (a JSON object)")
