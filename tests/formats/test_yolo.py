@@ -27,7 +27,7 @@ from tests.formats import samples
 from workers.formats import yolo
 from workers.formats.dataset import FormatError
 from workers.formats.registry import find_exporter, find_importer
-from workers.formats.tracks import flatten
+from workers.formats.tracks import closed_at, flatten
 
 GOLDEN = Path(__file__).parent / "golden" / "yolo"
 
@@ -439,3 +439,23 @@ def test_zip_slip_and_unknown_classification_labels_are_refused(tmp_path: Path) 
             samples.labels(),
             samples.frames(),
         )
+
+
+def test_a_job_piece_of_a_track_ends_at_the_job() -> None:
+    piece = msgspec.structs.replace(
+        samples.skeleton_track(),
+        shapes=samples.skeleton_track().shapes[:1],
+        elements=[
+            msgspec.structs.replace(e, shapes=e.shapes[:1])
+            for e in samples.skeleton_track().elements
+        ],
+    )
+    closed = closed_at(piece, 2)
+    assert [(s.frame, s.outside) for s in closed.shapes] == [(1, False), (3, True)]
+    assert all(
+        [(s.frame, s.outside) for s in e.shapes] == [(1, False), (3, True)] for e in closed.elements
+    )
+    flat, _ = flatten(LabeledData(tracks=[closed]), 4)
+    assert [item.shape.frame for item in flat] == [1, 2]
+    ended = samples.box_track()  # already outside from frame 3
+    assert closed_at(ended, 3).shapes == ended.shapes
