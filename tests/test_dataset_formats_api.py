@@ -172,10 +172,10 @@ def test_segmentation_masks_come_back_as_polygons(
     target = fresh(admin, source["folder"], "dst-mask")
     assert import_into(admin, target, "Segmentation mask 1.1", content)["status"] == "finished"
     shapes = named(admin, target)["shapes"]
-    # the box, the polygon and the track's box from frame 0 on: the task write cuts the track
-    # at the job bound and drops its outside keyframe on frame 2 (job 2), so it runs to the end
+    # the box, the polygon, and the track's box on frames 0 and 1 (its job's piece is closed
+    # after the job's last frame, so it does not run on into the next job)
     assert all(s["type"] == "polygon" and s["label"] == "car" for s in shapes)
-    assert sorted(s["frame"] for s in shapes) == [0, 0, 1, 1, 2, 3]
+    assert sorted(s["frame"] for s in shapes) == [0, 0, 1, 1]
 
 
 def test_coco_keypoints_carry_skeletons(admin: httpx.Client, source: dict[str, Any]) -> None:
@@ -242,7 +242,7 @@ def test_a_finished_export_says_what_the_format_left_out(
     )
     status = wait_for_request(admin, response.json()["rq_id"])
     assert status["status"] == "finished"
-    assert "5 rectangle shapes were left out" in status["message"]
+    assert "3 rectangle shapes were left out" in status["message"]  # 1 box, 2 track frames
     assert "1 tags were left out" in status["message"]
 
 

@@ -25,6 +25,7 @@ from web.context import base_url, execute, path_id, permitted, query_int
 from web.errors import BadRequest
 from web.pagination import page_links, page_params
 from web.reads import fetch_all, fetch_doc
+from workers.formats.tracks import closed_at
 
 PATCH_ACTIONS = ("create", "update", "delete")
 EXPORT_PARAMS = ("format", "filename", "action", "location", "cloud_storage_id")
@@ -169,25 +170,33 @@ def _history_entry(row: tuple[Any, ...], base: str) -> dict[str, Any]:
 # Tasks
 
 
-async def _task_job_ids(request: Request, task_id: int) -> list[int]:
-    await fetch_doc(request, "catalog_tasks", task_id, "task")
+async def task_annotations(request: Request, task_id: int) -> LabeledData:
+    """The annotations of all the task's jobs. A job's piece of a track is closed after the
+    job's last frame (but the task's), so it does not run on into the next job's frames."""
     rows = await fetch_all(
-        request, "SELECT id FROM catalog_jobs WHERE task_id = %s ORDER BY id", (task_id,)
+        request,
+        "SELECT id, (doc->>'stop_frame')::int FROM catalog_jobs WHERE task_id = %s ORDER BY id",
+        (task_id,),
     )
-    return [row[0] for row in rows]
+    task_stop = max((stop for _, stop in rows), default=0)
+    reader = request.app.state.jobs
+    merged = LabeledData()
+    for job_id, stop in rows:
+        _, state = await run_in_threadpool(reader.current, job_id)
+        merged.tags.extend(state.tags.values())
+        merged.shapes.extend(state.shapes.values())
+        merged.tracks.extend(
+            state.tracks.values()
+            if stop >= task_stop
+            else (closed_at(track, stop) for track in state.tracks.values())
+        )
+    return merged
 
 
 async def task_annotations_read(request: Request) -> Response:
     await permitted(request, Action.VIEW, "task", path_id(request))
     _refuse_old_export(request)
-    reader = request.app.state.jobs
-    merged = LabeledData()
-    for job_id in await _task_job_ids(request, path_id(request)):
-        _, state = await run_in_threadpool(reader.current, job_id)
-        merged.tags.extend(state.tags.values())
-        merged.shapes.extend(state.shapes.values())
-        merged.tracks.extend(state.tracks.values())
-    return annotations_response(merged)
+    return annotations_response(await task_annotations(request, path_id(request)))
 
 
 async def task_annotations_replace(request: Request) -> Response:

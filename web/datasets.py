@@ -31,6 +31,7 @@ from core.permissions import Action, Principal
 from core.task_annotations import patch_task_annotations, replace_task_annotations
 from infra.background import Operation
 from web import background_work, tus
+from web.annotations import task_annotations
 from web.context import allowed, base_url, path_id, permitted, query_flag, runtime
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
@@ -71,26 +72,25 @@ async def _dataset(request: Request, target: str, ident: int) -> tuple[TaskDatas
     if target == "job":
         job = await fetch_doc(request, "catalog_jobs", ident, "job")
         task = await fetch_doc(request, "catalog_tasks", job["task_id"], "task")
-        job_ids, first, last = [ident], job["start_frame"], job["stop_frame"]
+        first, last = job["start_frame"], job["stop_frame"]
     else:
         task = await fetch_doc(request, "catalog_tasks", ident, "task")
-        rows = await fetch_all(
-            request, "SELECT id FROM catalog_jobs WHERE task_id = %s ORDER BY id", (ident,)
-        )
-        job_ids, first, last = [row[0] for row in rows], 0, None
+        first, last = 0, None
     data_rows = await fetch_all(
         request, "SELECT data FROM catalog_tasks WHERE id = %s", (task["id"],)
     )
     data = data_rows[0][0]
     if data is None:
         raise BadRequest("the task has no data yet")
-    annotations = LabeledData()
-    reader = request.app.state.jobs
-    for job_id in job_ids:
-        _, state = await run_in_threadpool(reader.current, job_id)
-        annotations.tags.extend(state.tags.values())
-        annotations.shapes.extend(state.shapes.values())
-        annotations.tracks.extend(state.tracks.values())
+    if target == "job":
+        _, state = await run_in_threadpool(request.app.state.jobs.current, ident)
+        annotations = LabeledData(
+            tags=list(state.tags.values()),
+            shapes=list(state.shapes.values()),
+            tracks=list(state.tracks.values()),
+        )
+    else:
+        annotations = await task_annotations(request, ident)
     dataset = TaskDataset(
         name=task["name"],
         labels=await _labels(request, task),

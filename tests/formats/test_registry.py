@@ -13,7 +13,7 @@ def test_formats_json_has_cvat_shape() -> None:
     for entry in listing["importers"] + listing["exporters"]:
         assert set(entry) == {"name", "ext", "version", "enabled", "dimension"}
         assert entry["name"].endswith(entry["version"]) and entry["dimension"] == "2d"
-    assert [e["name"] for e in listing["exporters"]] == [
+    assert [e["name"] for e in listing["exporters"]][:7] == [
         "CVAT for images 1.1",
         "CVAT for video 1.1",
         "COCO 1.0",
@@ -22,7 +22,7 @@ def test_formats_json_has_cvat_shape() -> None:
         "Segmentation mask 1.1",
         "COCO Keypoints 1.0",
     ]
-    assert [(e["name"], e["ext"]) for e in listing["importers"]] == [
+    assert [(e["name"], e["ext"]) for e in listing["importers"]][:6] == [
         ("CVAT 1.1", "XML, ZIP"),
         ("COCO 1.0", "JSON, ZIP"),
         ("Datumaro 1.0", "JSON, ZIP"),
@@ -30,6 +30,17 @@ def test_formats_json_has_cvat_shape() -> None:
         ("Segmentation mask 1.1", "ZIP"),
         ("COCO Keypoints 1.0", "JSON, ZIP"),
     ]
+    yolo = {
+        "YOLO 1.1",
+        "Ultralytics YOLO Detection 1.0",
+        "Ultralytics YOLO Segmentation 1.0",
+        "Ultralytics YOLO Pose 1.0",
+        "Ultralytics YOLO Oriented Bounding Boxes 1.0",
+        "Ultralytics YOLO Classification 1.0",
+    }
+    for direction in ("exporters", "importers"):
+        listed = {e["name"]: e["ext"] for e in listing[direction]}
+        assert {name: listed.get(name) for name in yolo} == dict.fromkeys(yolo, "ZIP")
 
 
 def test_lookups() -> None:
@@ -42,4 +53,4 @@ def test_lookups() -> None:
     with pytest.raises(KeyError):
         registry.find_importer("CVAT for video 1.1")
     with pytest.raises(KeyError):
-        registry.find_exporter("YOLO 1.1")
+        registry.find_exporter("YOLO 1.0")

@@ -61,6 +61,19 @@ def read_annotation_files(
         raise FormatError(f"the archive cannot be read: {error}") from error
 
 
+def list_member_names(path: Path) -> list[str]:
+    """The file names a vetted ZIP holds (none for a bare file), nothing read."""
+    if not zipfile.is_zipfile(path):
+        return []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except _UNREADABLE as error:
+        raise FormatError(f"the archive cannot be read: {error}") from error
+    check_members(members)
+    return [m.filename for m in members if _is_wanted(m, ("",))]
+
+
 def check_members(members: list[zipfile.ZipInfo]) -> None:
     """Refuse an archive built to escape an extractor or to exhaust memory or disk."""
     if len(members) > MAX_MEMBERS:

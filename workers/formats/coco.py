@@ -23,7 +23,7 @@ track was outside. Images are matched to frames by file name without extension.
 
 from __future__ import annotations
 
-import json
+import math
 import posixpath
 import zipfile
 from collections import Counter, defaultdict
@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from core.annotations import LabeledData, Shape
@@ -51,6 +52,7 @@ from workers.formats.object_fields import (
 from workers.formats.tracks import FlatShape, flatten
 
 CARRIED = ("rectangle", "polygon", "mask", "ellipse")
+_PLAIN_NUMBERS = (int, float)  # not bool: type(True) is bool
 
 # --- export ---------------------------------------------------------------------------------
 
@@ -97,7 +99,7 @@ def export_coco(
         "images": [image_entry(image_id, frame) for image_id, frame in enumerate(frames, start=1)],
         "annotations": annotations,
     }
-    out.writestr(f"annotations/instances_{subset}.json", json.dumps(document))
+    out.writestr(f"annotations/instances_{subset}.json", msgspec.json.encode(document))
     if images is not None:
         write_images(out, frames, images, f"images/{subset}")
     return warnings
@@ -206,7 +208,7 @@ def _measure(item: FlatShape, frame: FrameInfo) -> _Part:
     if rows.size == 0:
         raise ValueError(f"the {shape.type} covers no pixel of the frame")
     box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
-    return _Part(item, box, float(bitmap.sum()), bitmap)
+    return _Part(item, box, float(np.count_nonzero(bitmap)), bitmap)
 
 
 def _shape_bitmap(shape: Shape, frame: FrameInfo) -> np.ndarray:
@@ -237,7 +239,7 @@ def _segmentation(
         canvas = masks.polygons_bitmap(polygons, frame.height, frame.width)
         for part in bitmaps:
             canvas |= part.bitmap.astype(np.uint8)
-        return masks.coco_rle(canvas), float(canvas.sum()), True
+        return masks.coco_rle(canvas), float(np.count_nonzero(canvas)), True
     for part in bitmaps:
         polygons.extend(masks.bitmap_polygons(part.bitmap))
     flat = [[round(float(v), 2) for v in poly] for poly in polygons]
@@ -285,6 +287,7 @@ class _CocoReader:
 
     def read(self, name: str, raw: bytes) -> None:
         document = parse_json(name, raw, "COCO")
+        self.image_frames: dict[int, FrameInfo] = {}
         categories = self._categories(name, document)
         images = self._images(name, document)
         for index, entry in enumerate(list_of_dicts(document, "annotations", name)):
@@ -311,7 +314,9 @@ class _CocoReader:
         image_id = whole(entry.get("image_id"), f"{where}: image_id")
         if image_id not in images:
             raise FormatError(f"{where}: image {image_id} is not listed")
-        frame = self.frames.require(images[image_id])
+        frame = self.image_frames.get(image_id)
+        if frame is None:
+            frame = self.image_frames[image_id] = self.frames.require(images[image_id])
         category_id = whole(entry.get("category_id"), f"{where}: category_id")
         if category_id not in categories:
             raise FormatError(f"{where}: category {category_id} is not listed")
@@ -348,6 +353,8 @@ class _CocoReader:
     def _polygon(poly: object, where: str) -> list[float]:
         if not isinstance(poly, list) or len(poly) % 2:
             raise FormatError(f"{where}: a polygon is not a list of x, y numbers")
+        if all(type(v) in _PLAIN_NUMBERS for v in poly) and all(map(math.isfinite, poly)):
+            return [float(v) for v in poly]
         return [finite(v, f"{where}: a polygon coordinate") for v in poly]
 
 

@@ -242,6 +242,19 @@ def read_points(element: etree._Element) -> list[float]:
     raw = element.get("points")
     if raw is None:
         raise FormatError(f"{_where(element)} lacks 'points'")
+    pairs = raw.split(";")
+    if all(pair.count(",") == 1 for pair in pairs):
+        try:
+            values = [float(part) for part in ",".join(pairs).split(",")]
+        except ValueError:
+            values = []
+        if values and all(map(math.isfinite, values)):
+            return values
+    return _read_points_checked(element, raw)
+
+
+def _read_points_checked(element: etree._Element, raw: str) -> list[float]:
+    """The points one by one, naming the first that is not a number (the slow path)."""
     values: list[float] = []
     for pair in raw.split(";"):
         parts = pair.split(",")

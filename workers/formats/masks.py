@@ -99,9 +99,23 @@ def paste(canvas: np.ndarray, bitmap: np.ndarray, left: int, top: int) -> None:
 
 
 def coco_rle(bitmap: np.ndarray) -> dict[str, list[int]]:
-    """The uncompressed COCO RLE of a full-image 0/1 bitmap (column-major)."""
-    height, width = bitmap.shape
-    return {"counts": runs(bitmap.ravel(order="F")), "size": [int(height), int(width)]}
+    """The uncompressed COCO RLE of a full-image 0/1 bitmap (column-major).
+
+    Only the columns from the first to the last one holding a set pixel are run-length
+    encoded; the columns around them are one run of zeros each side."""
+    height, width = (int(v) for v in bitmap.shape)
+    columns = np.flatnonzero(bitmap.any(axis=0))
+    if columns.size == 0:
+        return {"counts": [height * width] if height * width else [], "size": [height, width]}
+    first, last = int(columns[0]), int(columns[-1])
+    counts = runs(bitmap[:, first : last + 1].ravel(order="F"))
+    counts[0] += first * height
+    after = (width - 1 - last) * height
+    if after and len(counts) % 2:
+        counts[-1] += after
+    elif after:
+        counts.append(after)
+    return {"counts": counts, "size": [height, width]}
 
 
 def coco_rle_bitmap(segmentation: dict[str, object], height: int, width: int) -> np.ndarray:

@@ -13,10 +13,11 @@ a gap in frames meaning the track was outside.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import msgspec
 
 from core.annotations import AttributeValue, LabeledData, Shape, Track, TrackedShape
 from core.labels import LabelSpec
@@ -62,8 +63,8 @@ def typed(input_type: str, value: str) -> object:
 
 def parse_json(name: str, raw: bytes, what: str) -> dict:
     try:
-        document = json.loads(raw)
-    except (ValueError, RecursionError) as error:
+        document = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as error:
         raise FormatError(f"{name} is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise FormatError(f"{name} is not a {what} document (a JSON object)")

@@ -23,6 +23,20 @@ from workers.formats.dataset import FrameInfo, ImageSource, TaskDataset
 from workers.formats.datumaro import export_datumaro, import_datumaro
 from workers.formats.pascal_voc import export_pascal_voc, import_pascal_voc
 from workers.formats.segmentation_mask import export_segmentation_mask, import_segmentation_mask
+from workers.formats.yolo import (
+    export_classification,
+    export_detection,
+    export_oriented,
+    export_pose,
+    export_segmentation,
+    export_yolo,
+    import_classification,
+    import_detection,
+    import_oriented,
+    import_pose,
+    import_segmentation,
+    import_yolo,
+)
 
 Exporter = Callable[..., list[str]]
 Importer = Callable[[Path, list[LabelSpec], list[FrameInfo]], LabeledData]
@@ -61,6 +75,35 @@ FORMATS: list[Format] = [
     Format("Segmentation mask 1.1", "ZIP", "1.1", "2d", None, import_segmentation_mask),
     Format("COCO Keypoints 1.0", "ZIP", "1.0", "2d", export_coco_keypoints, None),
     Format("COCO Keypoints 1.0", "JSON, ZIP", "1.0", "2d", None, import_coco_keypoints),
+    Format("YOLO 1.1", "ZIP", "1.1", "2d", export_yolo, import_yolo),
+    Format(
+        "Ultralytics YOLO Detection 1.0", "ZIP", "1.0", "2d", export_detection, import_detection
+    ),
+    Format(
+        "Ultralytics YOLO Segmentation 1.0",
+        "ZIP",
+        "1.0",
+        "2d",
+        export_segmentation,
+        import_segmentation,
+    ),
+    Format("Ultralytics YOLO Pose 1.0", "ZIP", "1.0", "2d", export_pose, import_pose),
+    Format(
+        "Ultralytics YOLO Oriented Bounding Boxes 1.0",
+        "ZIP",
+        "1.0",
+        "2d",
+        export_oriented,
+        import_oriented,
+    ),
+    Format(
+        "Ultralytics YOLO Classification 1.0",
+        "ZIP",
+        "1.0",
+        "2d",
+        export_classification,
+        import_classification,
+    ),
 ]
 
 

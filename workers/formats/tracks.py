@@ -81,6 +81,27 @@ def _as_shape(
     )
 
 
+def closed_at(track: Track, stop_frame: int) -> Track:
+    """The track ending after ``stop_frame`` (a job's last frame): an outside keyframe follows
+    a last visible keyframe, so the piece of a track a job holds does not run on into the
+    next job's frames when the pieces of all jobs are exported together."""
+    last = max(track.shapes, key=lambda s: s.frame, default=None)
+    elements = [closed_at(element, stop_frame) for element in track.elements]
+    shapes = list(track.shapes)
+    if last is not None and not last.outside and last.frame <= stop_frame:
+        shapes.append(_outside_copy(last, stop_frame + 1))
+    return Track(
+        label_id=track.label_id,
+        frame=track.frame,
+        shapes=shapes,
+        group=track.group,
+        source=track.source,
+        attributes=list(track.attributes),
+        elements=elements,
+        id=track.id,
+    )
+
+
 @dataclass
 class Observation:
     """One frame of a track as a format stored it (attributes mutable and immutable)."""
