@@ -159,13 +159,13 @@ async def _start_ingest(
     operation = Operation(type="create:task", target="task", task_id=task_id)
 
     async def ingest(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
-        await _ingest(rt, caller, task_id, data_request, progress)
+        await ingest_uploaded(rt, caller, task_id, data_request, progress)
         return background_work.Outcome(result_id=task_id)
 
     return await background_work.start(request, caller, operation, ingest)
 
 
-async def _ingest(
+async def ingest_uploaded(
     rt: Runtime,
     caller: Principal,
     task_id: int,

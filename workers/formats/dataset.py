@@ -24,12 +24,14 @@ class FormatError(ValueError):
 
 @dataclass(frozen=True)
 class FrameInfo:
-    """One frame of the task: its task-relative number, file name and stored size."""
+    """One frame of the task: its task-relative number, file name and stored size; in a
+    project's merged dataset also its task's subset."""
 
     index: int
     name: str
     width: int
     height: int
+    subset: str = ""
 
 
 @dataclass
