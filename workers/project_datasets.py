@@ -171,7 +171,9 @@ def archive_subsets(path: Path) -> list[SubsetImages]:
         group.members[name] = member.filename
     if not subsets:
         raise FormatError("the archive carries no images; a project import makes tasks of them")
-    return sorted(subsets.values(), key=lambda s: s.name)
+    # In the order the archive holds them: that is the order of the frame numbers an
+    # export wrote, which tell apart images of the same name in different subsets.
+    return list(subsets.values())
 
 
 def extract_subset(path: Path, subset: SubsetImages, target: Path) -> list[str]:
@@ -231,13 +233,17 @@ def prepare_import(
     frames: list[FrameInfo] = []
     subsets: list[tuple[SubsetImages, Path, list[str]]] = []
     spans: list[tuple[int, int]] = []
-    for number, subset in enumerate(archive_subsets(source)):
+    found = archive_subsets(source)
+    shared = _names_in_several(found)
+    for number, subset in enumerate(found):
         folder = staging / str(number)
         names = extract_subset(source, subset, folder)
         start = len(frames)
         for name in names:
             info = probe_image(folder / name)
-            frames.append(FrameInfo(len(frames), name, info.width, info.height, subset.name))
+            # An image name several subsets use is told apart by its subset (or its number).
+            known_as = f"{subset.name}/{name}" if name in shared else name
+            frames.append(FrameInfo(len(frames), known_as, info.width, info.height, subset.name))
         subsets.append((subset, folder, names))
         spans.append((start, len(frames) - 1))
     annotations = split_by_spans(importer(source, labels, frames), spans)
@@ -245,3 +251,11 @@ def prepare_import(
         SubsetImport(subset.name, folder, names, part)
         for (subset, folder, names), part in zip(subsets, annotations, strict=True)
     ]
+
+
+def _names_in_several(subsets: list[SubsetImages]) -> set[str]:
+    seen: dict[str, int] = {}
+    for subset in subsets:
+        for name in {PurePosixPath(member).name for member in subset.members}:
+            seen[name] = seen.get(name, 0) + 1
+    return {name for name, count in seen.items() if count > 1}
