@@ -176,7 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception:
             print(f"server log:\n{server.log_tail()}", file=sys.stderr)
             raise
-    upload, media, imported = phases
+        report(args, *phases)  # before the data dir (400,000 files) is removed
+    return 0
+
+
+def report(args: argparse.Namespace, upload: Phase, media: Phase, imported: Phase) -> None:
     print(f"task creation: {upload.wall + media.wall:8.1f} s  "
           f"(upload {upload.wall:.1f} s, media {media.wall:.1f} s; "
           f"{args.frames / (upload.wall + media.wall):,.0f} frames/s)")  # fmt: skip
@@ -186,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pg = "-" if phase.postgres_cpu is None else f"{phase.postgres_cpu:.1f}"
         nats = "-" if phase.nats_cpu is None else f"{phase.nats_cpu:.1f}"
         print(f"                    {phase.name:<12} {phase.server_cpu:6.1f}  {pg:>8}  {nats:>5}")
-    return 0
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ imports as undoable edits of the importing user."""
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,21 @@ def test_a_task_import_is_an_undoable_edit_of_the_importer(
         assert len(again["shapes"]) == 2 and len(again["tags"]) == 1
     finally:
         client.close()
+
+
+def test_a_hostile_archive_is_refused_and_creates_nothing(admin: httpx.Client) -> None:
+    target = admin.post("/api/projects", json={"name": "hostile", "labels": LABELS}).json()
+    body = io.BytesIO()
+    with zipfile.ZipFile(body, "w") as archive:
+        archive.writestr("images/train/a.png", b"not really")
+        archive.writestr("../../escape.png", b"x")
+    response = admin.post(
+        f"/api/projects/{target['id']}/dataset/",
+        params={"format": "CVAT 1.1"},
+        files={"dataset_file": ("bad.zip", body.getvalue(), "application/zip")},
+    )
+    assert response.status_code == 202, response.text
+    status = wait_for_request(admin, response.json()["rq_id"])
+    assert status["status"] == "failed"
+    assert "zip slip" in status["message"]
+    assert admin.get("/api/tasks", params={"project_id": target["id"]}).json()["count"] == 0
