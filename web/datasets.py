@@ -194,7 +194,7 @@ def image_source(rt: Runtime, task_id: int, data: dict[str, Any]) -> ImageSource
 
 
 def _target(request: Request) -> str:
-    """ "task", "job" or "project", from the path /api/<kind>s/..."""
+    """The kind the path /api/<kind>s/... names: "task", "job" or "project"."""
     return request.url.path.split("/")[2].removesuffix("s")
 
 
