@@ -13,6 +13,7 @@ import pytest
 from cvat_sdk import make_client, models
 from lxml import etree
 
+from tests.conftest import register
 from tests.live_server import ADMIN_PASSWORD, LiveServer
 from tests.room_client import RoomClient
 from tests.task_setup import upload_task, wait_for_request
@@ -227,3 +228,42 @@ def test_a_hostile_archive_is_refused_and_creates_nothing(admin: httpx.Client) -
     assert status["status"] == "failed"
     assert "zip slip" in status["message"]
     assert admin.get("/api/tasks", params={"project_id": target["id"]}).json()["count"] == 0
+
+
+def test_a_project_owner_imports_as_themself(
+    server: LiveServer, admin: httpx.Client, project: dict[str, Any]
+) -> None:
+    exported = admin.post(
+        f"/api/projects/{project['id']}/dataset/export",
+        params={"format": "CVAT for images 1.1", "save_images": "true"},
+    )
+    archive = admin.get(wait_for_request(admin, exported.json()["rq_id"])["result_url"]).content
+    with register(server, "project-owner") as owner:
+        mine = owner.post("/api/projects", json={"name": "mine", "labels": LABELS}).json()
+        imported = owner.post(
+            f"/api/projects/{mine['id']}/dataset/",
+            params={"format": "CVAT 1.1"},
+            files={"dataset_file": ("roads.zip", archive, "application/zip")},
+        )
+        assert wait_for_request(owner, imported.json()["rq_id"])["status"] == "finished"
+        tasks = owner.get("/api/tasks", params={"project_id": mine["id"]}).json()["results"]
+        assert {t["owner"]["username"] for t in tasks} == {"project-owner"}
+        job = owner.get("/api/jobs", params={"task_id": tasks[0]["id"]}).json()["results"][0]
+        history = owner.get(f"/api/jobs/{job['id']}/history").json()["results"]
+        assert history[-1]["type"] == "AnnotationsCreated"
+        assert history[-1]["actor"]["username"] == "project-owner"
+        refused = admin.post(
+            f"/api/projects/{mine['id']}/dataset/",
+            params={"format": "CVAT 1.1"},
+            headers={"Upload-Start": "true"},
+        )
+        assert refused.status_code == 202  # an admin may; someone else may not:
+    with register(server, "project-stranger") as stranger:
+        denied = stranger.post(
+            f"/api/projects/{mine['id']}/dataset/",
+            params={"format": "CVAT 1.1"},
+            files={"dataset_file": ("roads.zip", archive, "application/zip")},
+        )
+        assert denied.status_code == 403, denied.text
+    after = admin.get("/api/tasks", params={"project_id": mine["id"]}).json()["results"]
+    assert len(after) == len(tasks)

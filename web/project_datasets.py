@@ -113,7 +113,8 @@ async def dataset_upload(request: Request) -> Response:
     caller = allowed(request, Action.VIEW, "project")
     project_id = path_id(request)
     project = await fetch_doc(request, "catalog_projects", project_id, "project")
-    authorize(caller, Action.CHANGE, Resource("project", (project["owner"] or {}).get("id")))
+    owner_id = (project["owner"] or {}).get("id")
+    authorize(caller, Action.CHANGE, Resource("project", owner_id))
     headers = request.headers
     if "tus-resumable" in headers:
         return await tus.create(request, caller.id, echo_name=False)
@@ -145,7 +146,7 @@ async def dataset_upload(request: Request) -> Response:
             for number, subset in enumerate(subsets):
                 share = 1 / len(subsets)
                 step = _scaled(progress, number * share, share, subset.name)
-                await _create_subset_task(rt, caller, project_id, subset, step)
+                await _create_subset_task(rt, caller, project_id, owner_id, subset, step)
         finally:
             await run_in_threadpool(shutil.rmtree, source.parent, True)
         return background_work.Outcome(result_id=project_id)
@@ -158,11 +159,13 @@ async def _create_subset_task(
     rt: Runtime,
     caller: Principal,
     project_id: int,
+    owner_id: int | None,
     subset: SubsetImport,
     progress: background_work.Progress,
 ) -> int:
-    """A new task of the project named after the subset, with its images and annotations."""
-    spec = TaskWrite(name=subset.name, project_id=project_id, subset=subset.name)
+    """A new task of the project named after the subset, with its images and annotations;
+    owned by the project's owner, as in CVAT, and written by the importing user."""
+    spec = TaskWrite(name=subset.name, project_id=project_id, owner_id=owner_id, subset=subset.name)
     written = await rt.execute(lambda unit: create_task(unit, caller, spec), caller)
     task_id = written.value.task_id
     await run_in_threadpool(_stage_upload, subset, upload_dir(rt, task_id))
