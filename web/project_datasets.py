@@ -44,7 +44,7 @@ from web.uploads import ingest_uploaded, upload_dir
 from workers.datasets import export_project
 from workers.formats.dataset import TaskDataset
 from workers.formats.registry import find_exporter, find_importer
-from workers.ingest import record_upload
+from workers.ingest import record_uploads
 from workers.project_datasets import SubsetImport, prepare_import
 
 
@@ -197,8 +197,7 @@ def _stage_upload(subset: SubsetImport, target: Path) -> None:
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(subset.folder, target)
-    for name in subset.names:
-        record_upload(target, name)
+    record_uploads(target, subset.names)
 
 
 def _routes() -> list[Route]:

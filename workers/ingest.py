@@ -30,8 +30,14 @@ def upload_order(upload_dir: Path) -> list[str]:
 
 
 def record_upload(upload_dir: Path, name: str) -> None:
-    with (upload_dir / ORDER_FILE).open("a") as order_file:
-        order_file.write(name + "\n")
+    record_uploads(upload_dir, [name])
+
+
+def record_uploads(upload_dir: Path, names: list[str]) -> None:
+    """Appends file names to the upload order, in one write for a whole request's files."""
+    if names:
+        with (upload_dir / ORDER_FILE).open("a") as order_file:
+            order_file.write("".join(name + "\n" for name in names))
 
 
 def ingest_images(
