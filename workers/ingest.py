@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core.segments import default_chunk_size, frame_range, order_files, parse_frame_filter
@@ -17,7 +16,6 @@ from workers.images import IMAGE_EXTENSIONS, MediaError, probe_and_compress
 
 ORDER_FILE = ".order"
 PROGRESS_INTERVAL = 0.5  # seconds between progress reports
-WORKERS = min(4, (os.cpu_count() or 1) * 2)
 Progress = Callable[[float, str], None]
 
 
@@ -66,20 +64,11 @@ def ingest_images(
     (media_dir / "compressed").mkdir(parents=True, exist_ok=True)
     frames: list[FrameMeta] = []
     reported = time.monotonic()
-    # Decoding, encoding and file calls release the GIL: a few threads keep the disk and
-    # the cores busy together.
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        made = pool.map(
-            lambda frame: _ingest_frame(
-                upload_dir / ordered[kept[frame]], media_dir, frame, request
-            ),
-            range(len(kept)),
-        )
-        for frame, meta in enumerate(made):
-            frames.append(meta)
-            if time.monotonic() - reported > PROGRESS_INTERVAL:
-                progress(frame / len(kept), f"Processed {frame + 1} of {len(kept)} images")
-                reported = time.monotonic()
+    for frame, index in enumerate(kept):
+        frames.append(_ingest_frame(upload_dir / ordered[index], media_dir, frame, request))
+        if time.monotonic() - reported > PROGRESS_INTERVAL:
+            progress(frame / len(kept), f"Processed {frame + 1} of {len(kept)} images")
+            reported = time.monotonic()
     first = frames[0]
     return TaskData(
         data_id=data_id,
