@@ -1,4 +1,4 @@
-"""The `palimpsest` command: serve, replay."""
+"""The `palimpsest` command: serve, replay, export, import."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import uvicorn
 
 from core.accounts import AccountName, Registration, register_user
 from core.errors import ValidationFailed
+from infra import dataset_cli
 from infra.logs import configure_logging
 from infra.runtime import Runtime
 from infra.services import Services
@@ -26,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="start the server (and embedded Postgres/NATS if needed)")
     commands.add_parser("replay", help="rebuild every read model from the event log")
+    dataset_cli.add_commands(commands)
     args = parser.parse_args(argv)
+    if args.command in ("export", "import"):
+        return dataset_cli.run(args)
     try:
         settings = Settings.from_env()
     except ConfigError as error:

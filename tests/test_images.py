@@ -19,6 +19,7 @@ from workers.images import (
     MediaError,
     build_chunk_zip,
     make_preview,
+    probe_and_compress,
     probe_image,
     write_compressed,
 )
@@ -196,6 +197,17 @@ def test_quality_changes_output(tmp_path: Path) -> None:
     write_compressed(src, low, 5)
     write_compressed(src, high, 100)
     assert low.stat().st_size < high.stat().st_size
+
+
+@pytest.mark.parametrize("kind", sorted(SIZES))
+def test_probe_and_compress_is_probe_then_compress(
+    samples: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    together, apart = tmp_path / "together.jpeg", tmp_path / "apart.jpeg"
+    info = probe_and_compress(samples[kind], together, 70)
+    write_compressed(samples[kind], apart, 70)
+    assert info == probe_image(samples[kind])
+    assert together.read_bytes() == apart.read_bytes()
 
 
 @pytest.mark.parametrize("quality", [0, 101, -5, True, 50.0])

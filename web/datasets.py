@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from core.labels import LabelSpec
 from core.permissions import Action, Principal
 from core.task_annotations import patch_task_annotations, replace_task_annotations
 from infra.background import Operation
+from infra.runtime import Runtime
 from web import background_work, tus
 from web.annotations import task_annotations
 from web.context import allowed, base_url, path_id, permitted, query_flag, runtime
@@ -38,7 +40,7 @@ from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
 from web.uploads import task_media_dir
 from workers.datasets import export_dataset, frames_of, import_annotations
-from workers.formats.dataset import TaskDataset
+from workers.formats.dataset import ImageSource, TaskDataset
 from workers.formats.registry import find_exporter, find_importer, formats_json
 from workers.ingest import original_path
 
@@ -53,7 +55,7 @@ async def annotation_formats(request: Request) -> Response:
 # Gathering what the read side knows
 
 
-async def _labels(request: Request, task: dict[str, Any]) -> list[LabelSpec]:
+async def labels_of(request: Request, task: dict[str, Any]) -> list[LabelSpec]:
     column, owner = (
         ("project_id", task["project_id"])
         if task["project_id"] is not None
@@ -67,7 +69,7 @@ async def _labels(request: Request, task: dict[str, Any]) -> list[LabelSpec]:
     return [msgspec.convert(row[0], LabelSpec) for row in rows]
 
 
-async def _dataset(request: Request, target: str, ident: int) -> tuple[TaskDataset, dict]:
+async def task_dataset(request: Request, target: str, ident: int) -> tuple[TaskDataset, dict]:
     """The task (or the job's part of it) as a TaskDataset, and the task document."""
     if target == "job":
         job = await fetch_doc(request, "catalog_jobs", ident, "job")
@@ -93,7 +95,7 @@ async def _dataset(request: Request, target: str, ident: int) -> tuple[TaskDatas
         annotations = await task_annotations(request, ident)
     dataset = TaskDataset(
         name=task["name"],
-        labels=await _labels(request, task),
+        labels=await labels_of(request, task),
         frames=frames_of(data, first, last),
         annotations=annotations,
         subset=task.get("subset") or "",
@@ -116,7 +118,7 @@ async def export_start(request: Request) -> Response:
     if request.query_params.get("location", "local") != "local":
         raise BadRequest({"location": ["only local exports are supported so far"]})
     save_images = query_flag(request, "save_images")
-    dataset, task = await _dataset(request, target, ident)
+    dataset, task = await task_dataset(request, target, ident)
     subresource = "dataset" if save_images else "annotations"
     operation = Operation(
         type=f"export:{subresource}",
@@ -128,26 +130,20 @@ async def export_start(request: Request) -> Response:
         subresource=subresource,
     )
     rt = runtime(request)
-    exports = rt.settings.data_dir / "exports"
-    media = task_media_dir(rt, task["id"])
-    frames = task["data"]["frames"]
+    image = image_source(rt, task["id"], task["data"])
     base = base_url(request)
 
-    def image(index: int) -> tuple[str, bytes]:
-        name = frames[index]["name"]
-        return name, original_path(media, index, name).read_bytes()
-
     async def work(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
-        stamp = datetime.now(UTC).strftime("%Y_%m_%d_%H_%M_%S")
-        name = f"{target}_{ident}_{subresource}_{stamp}_{format_name}.zip".lower()
-        folder = export_folder(exports, rq_id)
-        await run_in_threadpool(shutil.rmtree, folder, True)
-        warnings = await run_in_threadpool(
-            export_dataset, dataset, format_name, folder / name, image if save_images else None
+        target_file = await run_in_threadpool(
+            export_file, rt, rq_id, target, ident, subresource, format_name
         )
-        url = f"{base}/api/{target}s/{ident}/dataset/download?rq_id={quote(rq_id, safe='')}"
+        warnings = await run_in_threadpool(
+            export_dataset, dataset, format_name, target_file, image if save_images else None
+        )
         # what the format could not carry, for whoever reads the finished request
-        return background_work.Outcome(result_url=url, message="; ".join(warnings))
+        return background_work.Outcome(
+            result_url=download_url(base, target, ident, rq_id), message="; ".join(warnings)
+        )
 
     rq_id = await background_work.start(request, caller, operation, work)
     return json_response({"rq_id": rq_id}, status=202)
@@ -173,8 +169,36 @@ def export_folder(exports: Path, rq_id: str) -> Path:
     return exports / hashlib.sha256(rq_id.encode()).hexdigest()[:24]
 
 
+def export_file(
+    rt: Runtime, rq_id: str, target: str, ident: int, subresource: str, format_name: str
+) -> Path:
+    """A fresh path for the request's export, named as CVAT names it."""
+    stamp = datetime.now(UTC).strftime("%Y_%m_%d_%H_%M_%S")
+    name = f"{target}_{ident}_{subresource}_{stamp}_{format_name}.zip".lower()
+    folder = export_folder(rt.settings.data_dir / "exports", rq_id)
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder / name
+
+
+def download_url(base: str, target: str, ident: int, rq_id: str) -> str:
+    return f"{base}/api/{target}s/{ident}/dataset/download?rq_id={quote(rq_id, safe='')}"
+
+
+def image_source(rt: Runtime, task_id: int, data: dict[str, Any]) -> ImageSource:
+    """A task's original images by frame number, for exports with images."""
+    media = task_media_dir(rt, task_id)
+    frames = data["frames"]
+
+    def image(index: int) -> tuple[str, bytes]:
+        name = frames[index]["name"]
+        return name, original_path(media, index, name).read_bytes()
+
+    return image
+
+
 def _target(request: Request) -> str:
-    return "job" if request.url.path.startswith("/api/jobs/") else "task"
+    """The kind the path /api/<kind>s/... names: "task", "job" or "project"."""
+    return request.url.path.split("/")[2].removesuffix("s")
 
 
 # Import
@@ -197,8 +221,8 @@ async def annotations_upload(request: Request) -> Response:
     mode = request.query_params.get("import_mode") or "replace"
     if mode not in IMPORT_MODES:
         raise BadRequest({"import_mode": [f"must be one of {', '.join(IMPORT_MODES)}"]})
-    source = await _import_source(request, caller)
-    dataset, task = await _dataset(request, target, ident)
+    source = await import_source(request, caller, "annotation_file")
+    dataset, task = await task_dataset(request, target, ident)
     operation = Operation(
         type="import:annotations",
         target=target,
@@ -217,11 +241,16 @@ async def annotations_upload(request: Request) -> Response:
             shutil.rmtree(source.parent, ignore_errors=True)
         progress(0.5, "Saving the imported annotations")
         command = _import_command(target, ident, caller, data, mode)
-        await rt.execute(command, caller)
+        # A command id makes the import one step of the importer's undo history.
+        await rt.execute(command, caller, import_command_id())
         return background_work.Outcome(result_id=ident)
 
     rq_id = await background_work.start(request, caller, operation, work)
     return json_response({"rq_id": rq_id}, status=202)
+
+
+def import_command_id() -> str:
+    return f"import-{uuid.uuid4()}"
 
 
 def _import_command(
@@ -236,8 +265,9 @@ def _import_command(
     return lambda unit: patch_task_annotations(unit, caller, ident, "create", data)
 
 
-async def _import_source(request: Request, caller: Principal) -> Path:
-    """The uploaded file, moved to a private temp folder: a finished TUS upload or multipart."""
+async def import_source(request: Request, caller: Principal, field: str) -> Path:
+    """The uploaded file, moved to a private temp folder: a finished TUS upload or the
+    multipart ``field``."""
     folder = Path(tempfile.mkdtemp(prefix="import-", dir=_scratch(request)))
     filename = request.query_params.get("filename") or ""
     if tus.FILE_ID.match(filename):
@@ -249,10 +279,10 @@ async def _import_source(request: Request, caller: Principal) -> Path:
         tus.remove(upload)
         return target
     form = await request.form(max_files=1)
-    upload_file = form.get("annotation_file")
+    upload_file = form.get(field)
     if not isinstance(upload_file, UploadFile):
         shutil.rmtree(folder, ignore_errors=True)
-        raise BadRequest({"annotation_file": ["send the file, or upload it with TUS first"]})
+        raise BadRequest({field: ["send the file, or upload it with TUS first"]})
     target = folder / Path(upload_file.filename or "annotations").name
     with target.open("wb") as out:
         shutil.copyfileobj(upload_file.file, out)

@@ -26,7 +26,7 @@ from web.context import path_id, permitted, runtime
 from web.errors import BadRequest
 from web.reads import fetch_doc
 from web.responses import json_response
-from workers.ingest import ingest_images, record_upload, upload_order
+from workers.ingest import ingest_images, record_upload, record_uploads, upload_order
 
 log = structlog.get_logger(__name__)
 
@@ -87,17 +87,21 @@ async def _receive_files(request: Request, task_id: int) -> FormData:
 def _store_files(target: Path, files: list[tuple[str, UploadFile]]) -> None:
     target.mkdir(parents=True, exist_ok=True)
     existing = set(upload_order(target))
-    for key, upload in files:
-        if not key.startswith("client_files"):
-            continue
-        name = safe_file_name(upload.filename or "", key)
-        if name in existing:
-            raise BadRequest({key: [f"a file named {name} was uploaded already"]})
-        with (target / name).open("wb") as out:
-            upload.file.seek(0)
-            shutil.copyfileobj(upload.file, out, 1024 * 1024)
-        record_upload(target, name)
-        existing.add(name)
+    stored: list[str] = []
+    try:
+        for key, upload in files:
+            if not key.startswith("client_files"):
+                continue
+            name = safe_file_name(upload.filename or "", key)
+            if name in existing:
+                raise BadRequest({key: [f"a file named {name} was uploaded already"]})
+            with (target / name).open("wb") as out:
+                upload.file.seek(0)
+                shutil.copyfileobj(upload.file, out, 1024 * 1024)
+            stored.append(name)
+            existing.add(name)
+    finally:
+        record_uploads(target, stored)
 
 
 def take_tus_file(request: Request, upload: tus.TusFile) -> None:
@@ -158,13 +162,13 @@ async def _start_ingest(
     operation = Operation(type="create:task", target="task", task_id=task_id)
 
     async def ingest(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
-        await _ingest(rt, caller, task_id, data_request, progress)
+        await ingest_uploaded(rt, caller, task_id, data_request, progress)
         return background_work.Outcome(result_id=task_id)
 
     return await background_work.start(request, caller, operation, ingest)
 
 
-async def _ingest(
+async def ingest_uploaded(
     rt: Runtime,
     caller: Principal,
     task_id: int,

@@ -1,4 +1,5 @@
-"""Dataset export and import jobs: a task's (or job's) annotations to a format's files and back.
+"""Dataset export and import jobs: a task's (or job's, or project's) annotations to a
+format's files and back.
 
 The caller gathers what the read side knows (labels, frames, annotations) into a
 `TaskDataset`; these functions only write or read files.
@@ -6,16 +7,19 @@ The caller gathers what the read side knows (labels, frames, annotations) into a
 
 from __future__ import annotations
 
+import io
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 from core.annotations import LabeledData
+from core.labels import LabelSpec
 from core.segments import parse_frame_filter
-from workers.formats.dataset import FrameInfo, TaskDataset
+from workers.formats.dataset import FrameInfo, ImageSource, TaskDataset
 from workers.formats.registry import find_exporter, find_importer
-
-ImageSource = Callable[[int], tuple[str, bytes]]
+from workers.project_datasets import by_subset, merge_tasks, merged_images
 
 
 def export_dataset(
@@ -24,12 +28,53 @@ def export_dataset(
     """Writes the export zip to `target` (atomically); returns what the format dropped."""
     exporter = find_exporter(format_name).exporter
     assert exporter is not None
+    with _atomic_zip(target) as archive:
+        return exporter(dataset, archive, images=images)
+
+
+def export_project(
+    name: str,
+    labels: list[LabelSpec],
+    tasks: list[tuple[int, TaskDataset]],
+    format_name: str,
+    target: Path,
+    images_of_task: Callable[[int], ImageSource] | None,
+) -> list[str]:
+    """Writes the export zip of a project's tasks, their subsets kept apart as the format
+    lays them out; returns what the format dropped."""
+    fmt = find_exporter(format_name)
+    assert fmt.exporter is not None
+    warnings: list[str] = []
+    with _atomic_zip(target) as archive:
+        if fmt.merges_subsets:
+            groups = {"": tasks}
+        else:
+            groups = by_subset(tasks) or {"": []}
+        for subset, group in groups.items():
+            dataset, parts = merge_tasks(name, labels, group, subset=subset)
+            images = merged_images(parts, images_of_task) if images_of_task else None
+            warnings += fmt.exporter(dataset, archive, images=images)
+    return warnings
+
+
+@contextmanager
+def _atomic_zip(target: Path) -> Iterator[zipfile.ZipFile]:
     partial = target.with_suffix(".partial")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        warnings = exporter(dataset, archive, images=images)
+    with _FirstCopyWins(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        yield archive
     partial.replace(target)
-    return warnings
+
+
+class _FirstCopyWins(zipfile.ZipFile):
+    """A ZIP keeping the first copy of a member written twice: the files every subset's
+    export writes alike (a label list, say) are written once."""
+
+    def open(self, name: Any, mode: str = "r", *args: Any, **kwargs: Any) -> IO[bytes]:
+        member = name.filename if isinstance(name, zipfile.ZipInfo) else name
+        if mode == "w" and member in self.NameToInfo:
+            return io.BytesIO()
+        return super().open(name, mode, *args, **kwargs)  # type: ignore[arg-type]
 
 
 def import_annotations(source: Path, format_name: str, dataset: TaskDataset) -> LabeledData:

@@ -82,6 +82,19 @@ def write_compressed(src: Path, dst: Path, quality: int) -> None:
     _atomic_write(dst, _encode_jpeg(image, quality, src.name))
 
 
+def probe_and_compress(src: Path, dst: Path, quality: int) -> FrameInfo:
+    """`probe_image` and `write_compressed` with one read of ``src``. ``dst`` is written in
+    place, not through a temp file: for a folder that is published as a whole afterwards."""
+    _check_quality(quality)
+    data = _read_bytes(src)
+    decoded = _decode(data, src.name)
+    size = _header_size(data)
+    height, width = decoded.shape[:2] if size is None else (size[1], size[0])
+    _check_size(width, height, src.name)
+    dst.write_bytes(_encode_jpeg(_to_bgr8(decoded, src.name), quality, src.name))
+    return FrameInfo(name=src.name, width=width, height=height)
+
+
 def build_chunk_zip(frames: Sequence[Path], member_names: Sequence[str]) -> bytes:
     """A stored (not deflated) ZIP of ``frames`` named ``member_names``, in that order.
 

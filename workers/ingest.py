@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.segments import default_chunk_size, frame_range, order_files, parse_frame_filter
 from core.task_data import DataRequest, FrameMeta, TaskData
-from workers.images import IMAGE_EXTENSIONS, MediaError, probe_image, write_compressed
+from workers.images import IMAGE_EXTENSIONS, MediaError, probe_and_compress
 
 ORDER_FILE = ".order"
 PROGRESS_INTERVAL = 0.5  # seconds between progress reports
@@ -28,8 +28,14 @@ def upload_order(upload_dir: Path) -> list[str]:
 
 
 def record_upload(upload_dir: Path, name: str) -> None:
-    with (upload_dir / ORDER_FILE).open("a") as order_file:
-        order_file.write(name + "\n")
+    record_uploads(upload_dir, [name])
+
+
+def record_uploads(upload_dir: Path, names: list[str]) -> None:
+    """Appends file names to the upload order, in one write for a whole request's files."""
+    if names:
+        with (upload_dir / ORDER_FILE).open("a") as order_file:
+            order_file.write("".join(name + "\n" for name in names))
 
 
 def ingest_images(
@@ -89,8 +95,7 @@ def _check_extensions(names: list[str]) -> None:
 
 
 def _ingest_frame(source: Path, media_dir: Path, frame: int, request: DataRequest) -> FrameMeta:
-    info = probe_image(source)
-    write_compressed(source, compressed_path(media_dir, frame), request.image_quality)
+    info = probe_and_compress(source, compressed_path(media_dir, frame), request.image_quality)
     # The upload folder is removed afterwards, so the original moves rather than copies.
     os.replace(source, original_path(media_dir, frame, source.name))
     return FrameMeta(name=info.name, width=info.width, height=info.height)

@@ -99,8 +99,17 @@ def export_images(
     )
     _write_document(out, dataset, body)
     if images is not None:
-        write_images(out, dataset.frames, images, "images")
+        _write_frames(out, dataset.frames, images)
     return warnings
+
+
+def _write_frames(out: zipfile.ZipFile, frames: Sequence[FrameInfo], images: ImageSource) -> None:
+    """Frames under images/, or images/<subset>/ for frames of a project's subset."""
+    by_folder: dict[str, list[FrameInfo]] = defaultdict(list)
+    for frame in frames:
+        by_folder[f"images/{frame.subset}" if frame.subset else "images"].append(frame)
+    for folder, members in by_folder.items():
+        write_images(out, members, images, folder)
 
 
 def _warn_unknown_frames(used: set[int], known: set[int], warnings: list[str]) -> None:
@@ -121,6 +130,7 @@ def _image_element(
         {
             "id": str(frame.cvat_number),
             "name": cx.clean(frame.name),
+            **({"subset": cx.clean(frame.subset)} if frame.subset else {}),
             "width": str(frame.width),
             "height": str(frame.height),
         },
@@ -195,7 +205,7 @@ def export_video(
     )
     _write_document(out, dataset, body)
     if images is not None:
-        write_images(out, dataset.frames, images, "images")
+        _write_frames(out, dataset.frames, images)
     return warnings
 
 

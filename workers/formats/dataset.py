@@ -25,14 +25,16 @@ class FormatError(ValueError):
 
 @dataclass(frozen=True)
 class FrameInfo:
-    """One frame of the task: its task-relative number, file name and stored size, and the
-    number CVAT's files give it (``start_frame + index * step``) when that differs."""
+    """One frame of the task: its task-relative number, file name and stored size, the
+    number CVAT's files give it (``start_frame + index * step``) when that differs, and in a
+    project's merged dataset its task's subset."""
 
     index: int
     name: str
     width: int
     height: int
     number: int | None = None
+    subset: str = ""
 
     @property
     def cvat_number(self) -> int:

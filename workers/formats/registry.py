@@ -50,6 +50,9 @@ class Format:
     dimension: str
     exporter: Exporter | None
     importer: Importer | None
+    # A project export gives such an exporter all subsets at once (frames carry their
+    # subset); any other exporter is called once per subset, into the same archive.
+    merges_subsets: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -62,8 +65,8 @@ class Format:
 
 
 FORMATS: list[Format] = [
-    Format("CVAT for images 1.1", "ZIP", "1.1", "2d", export_images, None),
-    Format("CVAT for video 1.1", "ZIP", "1.1", "2d", export_video, None),
+    Format("CVAT for images 1.1", "ZIP", "1.1", "2d", export_images, None, merges_subsets=True),
+    Format("CVAT for video 1.1", "ZIP", "1.1", "2d", export_video, None, merges_subsets=True),
     Format("CVAT 1.1", "XML, ZIP", "1.1", "2d", None, import_cvat),
     Format("COCO 1.0", "ZIP", "1.0", "2d", export_coco, None),
     Format("COCO 1.0", "JSON, ZIP", "1.0", "2d", None, import_coco),
