@@ -17,6 +17,12 @@ class FrameMeta(msgspec.Struct):
     height: int
 
 
+class VideoSource(msgspec.Struct):
+    """The uploaded video of a video task: its frame count before start/stop/step."""
+
+    frame_count: int
+
+
 class TaskData(msgspec.Struct):
     data_id: int
     image_quality: int
@@ -34,7 +40,10 @@ class TaskData(msgspec.Struct):
     deleted_frames: list[int] = []
     media_type: str = "image"
     mode: str = "annotation"
-    chunk_type: str = "imageset"
+    chunk_type: str = "imageset"  # of compressed chunks
+    original_chunk_type: str | None = None  # None: the same as chunk_type
+    use_cache: bool = False
+    video: VideoSource | None = None
 
 
 class DataRequest(msgspec.Struct):

@@ -24,6 +24,7 @@ class Settings:
     allow_signup: bool = True
     log_format: Literal["console", "json"] = "console"
     public_url: str | None = None
+    media_cache_bytes: int = 2 << 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +39,7 @@ class Settings:
             allow_signup=_flag(env, "PALIMPSEST_ALLOW_SIGNUP", True),
             log_format=_choice(env, "PALIMPSEST_LOG_FORMAT", ("console", "json"), "console"),
             public_url=env.get("PALIMPSEST_PUBLIC_URL") or None,
+            media_cache_bytes=_byte_count(env, "PALIMPSEST_MEDIA_CACHE_BYTES", 2 << 30),
         )
 
 
@@ -47,6 +49,15 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
         return default
     if not raw.isdigit() or not 0 <= int(raw) <= 65535:
         raise ConfigError(f"{name}={raw!r} is not a port number (0-65535)")
+    return int(raw)
+
+
+def _byte_count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r} is not a positive number of bytes")
     return int(raw)
 
 

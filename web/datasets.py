@@ -22,8 +22,6 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
-from workers.formats.dataset import TaskDataset
-from workers.formats.registry import find_exporter, find_importer, formats_json
 
 from core.annotations import LabeledData
 from core.errors import NotFound
@@ -39,7 +37,9 @@ from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
 from web.uploads import task_media_dir
 from workers.datasets import export_dataset, frames_of, import_annotations
-from workers.ingest import original_path
+from workers.formats.dataset import TaskDataset
+from workers.formats.registry import find_exporter, find_importer, formats_json
+from workers.media.library import original_path
 
 IMPORT_MODES = ("replace", "append")
 
