@@ -140,7 +140,13 @@ def test_truncated_video_is_refused(admin: httpx.Client, tmp_path: Path) -> None
     write_video(whole)
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-    _refused(admin, [cut], "cut.mp4")
+    _refused(admin, [cut], "cut.mp4 is not a readable video")
+    # with the index in front, the frames are listed but the last ones are missing
+    front = tmp_path / "front.mp4"
+    write_video(front, faststart=True)
+    cut_front = tmp_path / "cut_front.mp4"
+    cut_front.write_bytes(front.read_bytes()[: front.stat().st_size * 9 // 10])
+    _refused(admin, [cut_front], "cut_front.mp4 is damaged")
     not_video = tmp_path / "text.mp4"
     not_video.write_text("this is not a video")
     _refused(admin, [not_video], "text.mp4 is not a readable video")

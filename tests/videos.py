@@ -10,12 +10,19 @@ import numpy as np
 
 
 def write_video(
-    path: Path, *, width: int = 64, height: int = 48, frames: int = 90, keyint: int = 25
+    path: Path,
+    *,
+    width: int = 64,
+    height: int = 48,
+    frames: int = 90,
+    keyint: int = 25,
+    faststart: bool = False,
 ) -> list[np.ndarray]:
     """An H.264 MP4 whose frames all differ (a moving ramp and a block per frame number);
     returns every frame decoded back from the file, BGR."""
     ramp = np.tile(np.linspace(0, 200, width, dtype=np.uint8), (height, 1))
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"g": str(keyint), "keyint_min": str(keyint), "sc_threshold": "0"}

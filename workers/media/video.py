@@ -67,7 +67,7 @@ def index_video(path: Path) -> VideoIndex:
                     raise MediaError(f"{path.name} has more than {MAX_FRAMES} frames")
             width, height = stream.codec_context.width, stream.codec_context.height
     except _UNREADABLE as error:
-        raise MediaError(f"{path.name} is not a readable video ({error})") from error
+        raise MediaError(f"{path.name} is not a readable video ({_reason(error)})") from error
     if not times:
         raise MediaError(f"{path.name} has no video frames")
     if width <= 0 or height <= 0 or max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
@@ -112,7 +112,7 @@ class VideoReader:
             self._container = av.open(str(path))
             self._stream = _video_stream(self._container, path.name)
         except _UNREADABLE as error:
-            raise MediaError(f"{path.name} is not a readable video ({error})") from error
+            raise MediaError(f"{path.name} is not a readable video ({_reason(error)})") from error
         self._stream.thread_type = "AUTO"
         self._decoded: Iterator[av.VideoFrame] | None = None
         self._position = -1  # the frame number last returned by the decoder
@@ -157,7 +157,7 @@ class VideoReader:
                         return
         except _UNREADABLE as error:
             self._decoded = None
-            raise MediaError(f"{self.path.name} cannot be decoded ({error})") from error
+            raise MediaError(f"{self.path.name} cannot be decoded ({_reason(error)})") from error
         self._decoded = None
 
     def _seek(self, keyframe: int) -> None:
@@ -167,6 +167,11 @@ class VideoReader:
 
     def close(self) -> None:
         self._container.close()
+
+
+def _reason(error: Exception) -> str:
+    """PyAV's message without the server-side path it names."""
+    return getattr(error, "strerror", None) or type(error).__name__
 
 
 class ReaderPool:

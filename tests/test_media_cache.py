@@ -1,0 +1,76 @@
+"""The media cache: bounded in bytes, least recently used out, kept across restarts."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from workers.media.cache import MediaCache
+
+
+def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
+    cache = MediaCache(tmp_path, max_bytes=300)
+    made: list[str] = []
+
+    def maker(key: str):
+        def make() -> bytes:
+            made.append(key)
+            return key.encode().ljust(100, b".")
+
+        return make
+
+    for key in ("t1/a", "t1/b", "t1/c"):
+        cache.get_or_make(key, maker(key))
+    assert cache.get_or_make("t1/a", maker("t1/a")).startswith(b"t1/a")  # a is now newest
+    cache.get_or_make("t1/d", maker("t1/d"))  # over 300 bytes: b goes
+    assert cache.total_bytes == 300
+    assert cache.get("t1/b") is None
+    assert cache.get("t1/a") is not None and cache.get("t1/c") is not None
+    assert made == ["t1/a", "t1/b", "t1/c", "t1/d"]
+    assert (cache.hits, cache.misses) == (3, 4)
+    assert len(list(tmp_path.glob("*.bin"))) == 3
+
+
+def test_cache_survives_a_restart_and_drops_one_owner(tmp_path: Path) -> None:
+    cache = MediaCache(tmp_path, max_bytes=10_000)
+    cache.get_or_make("t1/a", lambda: b"one")
+    cache.get_or_make("t2/a", lambda: b"two")
+    again = MediaCache(tmp_path, max_bytes=10_000)
+    assert again.get("t1/a") == b"one"
+    again.drop_prefix("t1")
+    assert again.get("t1/a") is None
+    assert again.get("t2/a") == b"two"
+    assert again.total_bytes == 3
+
+
+def test_entry_larger_than_the_cache_is_served_not_kept(tmp_path: Path) -> None:
+    cache = MediaCache(tmp_path, max_bytes=10)
+    assert cache.get_or_make("t1/big", lambda: b"x" * 11) == b"x" * 11
+    assert cache.get("t1/big") is None
+    assert cache.total_bytes == 0
+
+
+def test_concurrent_misses_make_an_entry_once(tmp_path: Path) -> None:
+    cache = MediaCache(tmp_path, max_bytes=10_000)
+    calls: list[int] = []
+    started, gate = threading.Event(), threading.Event()
+
+    def slow() -> bytes:
+        calls.append(1)
+        started.set()
+        gate.wait(5)
+        return b"made"
+
+    results: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get_or_make("t1/x", slow)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    assert started.wait(5)
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert results == [b"made"] * 4
+    assert calls == [1]
