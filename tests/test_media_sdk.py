@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +40,38 @@ def test_sdk_creates_a_task_from_a_local_video(server: LiveServer, tmp_path: Pat
         compressed = np.asarray(Image.open(task.get_frame(7, quality="compressed")).convert("RGB"))
         error = np.abs(compressed[:, :, ::-1].astype(int) - reference[14].astype(int)).mean()
         assert error < 6
+
+
+def test_video_task_exports_with_its_frames(server: LiveServer, tmp_path: Path) -> None:
+    path = tmp_path / "lane.mp4"
+    reference = write_video(path, frames=30, keyint=10)
+    with make_client(
+        "http://127.0.0.1", port=server.port, credentials=("admin", ADMIN_PASSWORD)
+    ) as client:
+        client.config.status_check_period = 0.1
+        task = client.tasks.create_from_data(
+            spec=models.TaskWriteRequest(name="lane", labels=[{"name": "car"}]),
+            resource_type=ResourceType.LOCAL,
+            resources=[str(path)],
+            data_params={"start_frame": 5, "stop_frame": 24},
+        )
+        label = task.get_labels()[0].id
+        task.update_annotations(
+            models.PatchedLabeledDataRequest(
+                shapes=[
+                    models.LabeledShapeRequest(
+                        type="rectangle", label_id=label, frame=12, points=[1, 2, 30, 40]
+                    )
+                ]
+            )
+        )
+        out = tmp_path / "export.zip"
+        task.export_dataset("CVAT for images 1.1", out, include_images=True)
+    with zipfile.ZipFile(out) as archive:
+        images = sorted(n for n in archive.namelist() if n.startswith("images/"))
+        assert images == [f"images/frame_{n:06d}.png" for n in range(5, 25)]
+        frame = np.asarray(Image.open(io.BytesIO(archive.read("images/frame_000017.png"))))
+        assert np.array_equal(frame[:, :, ::-1], reference[17])
+        xml = archive.read("annotations.xml").decode()
+    assert 'name="frame_000017"' in xml
+    assert 'xtl="1.00" ytl="2.00"' in xml or 'xtl="1" ytl="2"' in xml

@@ -39,7 +39,6 @@ from web.uploads import task_media_dir
 from workers.datasets import export_dataset, frames_of, import_annotations
 from workers.formats.dataset import TaskDataset
 from workers.formats.registry import find_exporter, find_importer, formats_json
-from workers.media.library import original_path
 
 IMPORT_MODES = ("replace", "append")
 
@@ -130,12 +129,15 @@ async def export_start(request: Request) -> Response:
     rt = runtime(request)
     exports = rt.settings.data_dir / "exports"
     media = task_media_dir(rt, task["id"])
-    frames = task["data"]["frames"]
+    data = task["data"]
+    names = {frame.index: frame.name for frame in dataset.frames}
+    library = request.app.state.media
     base = base_url(request)
 
     def image(index: int) -> tuple[str, bytes]:
-        name = frames[index]["name"]
-        return name, original_path(media, index, name).read_bytes()
+        found = library.frame(media, data, index, "original")
+        extension = ".png" if data.get("video") is not None else ""
+        return names[index] + extension, found.body
 
     async def work(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
         stamp = datetime.now(UTC).strftime("%Y_%m_%d_%H_%M_%S")
