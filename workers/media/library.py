@@ -25,7 +25,7 @@ import numpy as np
 from core.segments import parse_frame_filter
 from workers.images import build_chunk_zip, encode_jpeg, make_preview, preview_of, zip_members
 from workers.media.cache import MediaCache
-from workers.media.chunks import ORIGINAL_CRF, crf_for_quality, encode_mp4, zip_member_name
+from workers.media.chunks import encode_mp4, zip_member_name
 from workers.media.video import ReaderPool, VideoIndex
 
 QUALITIES = ("compressed", "original")
@@ -121,8 +121,9 @@ def build_video_chunk(
     """One chunk (MP4, or ZIP of frame images) from the decoded frames of task frames
     ``members``, in order."""
     if chunk_type_of(data, quality) == "video":
-        crf = ORIGINAL_CRF if quality == "original" else crf_for_quality(data["image_quality"])
-        return encode_mp4(frames, size[0], size[1], crf)
+        return encode_mp4(
+            frames, size[0], size[1], quality=quality, image_quality=data["image_quality"]
+        )
     extension = ".jpeg" if quality == "compressed" else ".png"
     return zip_members(
         [

@@ -1,4 +1,5 @@
-"""The media cache: bounded in bytes, least recently used out, kept across restarts."""
+"""Media units: the cache (bounded in bytes, least recently used out, kept across restarts)
+and the size of compressed video chunks."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import threading
 from pathlib import Path
 
 from workers.media.cache import MediaCache
+from workers.media.chunks import compressed_size
 
 
 def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
@@ -74,3 +76,10 @@ def test_concurrent_misses_make_an_entry_once(tmp_path: Path) -> None:
         thread.join()
     assert results == [b"made"] * 4
     assert calls == [1]
+
+
+def test_compressed_video_chunks_are_halved_from_1080_up() -> None:
+    assert compressed_size(1920, 1080) == (960, 540)
+    assert compressed_size(3840, 2160) == (960, 540)
+    assert compressed_size(1280, 720) == (1280, 720)
+    assert compressed_size(1920, 1079) == (1920, 1079)
