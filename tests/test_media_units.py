@@ -6,8 +6,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
+
+from tests.videos import write_video
 from workers.media.cache import MediaCache
 from workers.media.chunks import compressed_size
+from workers.media.video import ReaderPool, index_video
 
 
 def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
@@ -83,3 +87,23 @@ def test_compressed_video_chunks_are_halved_from_1080_up() -> None:
     assert compressed_size(3840, 2160) == (960, 540)
     assert compressed_size(1280, 720) == (1280, 720)
     assert compressed_size(1920, 1079) == (1920, 1079)
+
+
+def test_reader_pool_replaces_a_reader_evicted_while_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    reference = write_video(path, frames=12, keyint=5)
+    index = index_video(path)
+    pool = ReaderPool(size=1)
+    with pool.using(path, index) as first:
+        assert np.array_equal(first.frame(7), reference[7])
+    first.close()  # as an eviction by another thread would
+    with pool.using(path, index) as second:
+        assert second is not first
+        assert np.array_equal(second.frame(3), reference[3])
+        assert np.array_equal(second.frame(11), reference[11])
+    other = tmp_path / "other.mp4"
+    write_video(other, frames=3)
+    with pool.using(other, index_video(other)):
+        pass
+    assert second.closed  # the pool holds one reader: the older one was closed
+    pool.close()

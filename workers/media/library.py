@@ -201,8 +201,7 @@ class MediaLibrary:
         self.cache.drop_prefix(_owner(data))
 
     def _decode_one(self, media_dir: Path, data: dict[str, Any], number: int) -> np.ndarray:
-        reader = self.readers.reader(video_source(media_dir, data), _index(media_dir))
-        with reader.lock:
+        with self.readers.using(video_source(media_dir, data), _index(media_dir)) as reader:
             return reader.frame(number)
 
     def _make_chunk(
@@ -210,8 +209,7 @@ class MediaLibrary:
     ) -> bytes:
         index = _index(media_dir)
         wanted = source_frames(data, members)
-        reader = self.readers.reader(video_source(media_dir, data), index)
-        with reader.lock:
+        with self.readers.using(video_source(media_dir, data), index) as reader:
             frames = reader.video_frames(wanted.start, wanted[-1], wanted.step)
             return build_video_chunk(frames, members, data, quality, (index.width, index.height))
 

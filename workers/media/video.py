@@ -13,6 +13,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
@@ -117,6 +118,7 @@ class VideoReader:
         self._decoded: Iterator[av.VideoFrame] | None = None
         self._position = -1  # the frame number last returned by the decoder
         self.lock = threading.Lock()
+        self.closed = False
 
     def frame(self, number: int) -> np.ndarray:
         """Frame ``number`` (display order) as a BGR array."""
@@ -166,6 +168,7 @@ class VideoReader:
         self._position = -1
 
     def close(self) -> None:
+        self.closed = True
         self._container.close()
 
 
@@ -182,18 +185,29 @@ class ReaderPool:
         self._readers: OrderedDict[Path, VideoReader] = OrderedDict()
         self._lock = threading.Lock()
 
-    def reader(self, path: Path, index: VideoIndex) -> VideoReader:
-        """A reader of ``path``; hold its ``lock`` while using it."""
+    @contextmanager
+    def using(self, path: Path, index: VideoIndex) -> Iterator[VideoReader]:
+        """An open reader of ``path``, for this thread alone until the block ends."""
+        while True:
+            reader = self._reader(path, index)
+            with reader.lock:
+                if not reader.closed:  # else it was evicted while we waited for it
+                    yield reader
+                    return
+
+    def _reader(self, path: Path, index: VideoIndex) -> VideoReader:
+        evicted = []
         with self._lock:
             reader = self._readers.pop(path, None)
-            if reader is None:
+            if reader is None or reader.closed:
                 reader = VideoReader(path, index)
             self._readers[path] = reader
             while len(self._readers) > self._size:
-                _, oldest = self._readers.popitem(last=False)
-                with oldest.lock:
-                    oldest.close()
-            return reader
+                evicted.append(self._readers.popitem(last=False)[1])
+        for oldest in evicted:  # outside the pool's lock: one may still be decoding
+            with oldest.lock:
+                oldest.close()
+        return reader
 
     def forget(self, path: Path) -> None:
         with self._lock:
