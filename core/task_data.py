@@ -15,6 +15,7 @@ class FrameMeta(msgspec.Struct):
     name: str
     width: int
     height: int
+    related_files: int = 0  # context images
 
 
 class VideoSource(msgspec.Struct):

@@ -173,3 +173,52 @@ def test_refused_upload_leaves_the_task_open_for_good_data(
     assert response.status_code == 202
     assert wait_for_request(admin, response.json()["rq_id"])["status"] == "finished"
     assert admin.get(f"/api/tasks/{task_id}").json()["size"] == 3
+
+
+def test_context_images_from_related_images_folders(admin: httpx.Client, tmp_path: Path) -> None:
+    paths = write_images(tmp_path / "src", ["a.jpg", "b.png", "c.png", "l.png", "r.jpg", "x.png"])
+    data = {path.name: path.read_bytes() for path in paths}
+    archive = _zip(
+        tmp_path / "scene.zip",
+        {
+            "a.jpg": data["a.jpg"],
+            "b.png": data["b.png"],
+            "related_images/a_jpg/left.png": data["l.png"],
+            "related_images/a_jpg/right.jpg": data["r.jpg"],
+            "sub/c.png": data["c.png"],
+            "sub/related_images/c_png/ctx.png": data["x.png"],
+        },
+    )
+    task_id = _finished(admin, [archive])
+    meta = admin.get(f"/api/tasks/{task_id}/data/meta").json()
+    assert [(f["name"], f["related_files"], f["has_related_context"]) for f in meta["frames"]] == [
+        ("a.jpg", 2, True),
+        ("b.png", 0, False),
+        ("sub/c.png", 1, True),
+    ]
+
+    def context(number: int) -> httpx.Response:
+        return admin.get(
+            f"/api/tasks/{task_id}/data", params={"type": "context_image", "number": number}
+        )
+
+    with zipfile.ZipFile(io.BytesIO(context(0).content)) as opened:
+        assert [opened.read(i) for i in opened.infolist()] == [data["l.png"], data["r.jpg"]]
+    with zipfile.ZipFile(io.BytesIO(context(2).content)) as opened:
+        assert [opened.read(i) for i in opened.infolist()] == [data["x.png"]]
+    assert context(1).status_code == 404
+    assert context(7).status_code == 400
+
+
+def test_context_images_without_their_frame_or_too_many_are_refused(
+    admin: httpx.Client, tmp_path: Path
+) -> None:
+    (image,) = write_images(tmp_path / "src", ["a.png"])
+    png = image.read_bytes()
+    orphan = _zip(tmp_path / "orphan.zip", {"a.png": png, "related_images/b_png/1.png": png})
+    _refused(admin, [orphan], "related_images/b_png/ holds context images")
+    crowded = _zip(
+        tmp_path / "crowded.zip",
+        {"a.png": png, **{f"related_images/a_png/{i}.png": png for i in range(13)}},
+    )
+    _refused(admin, [crowded], "a.png has 13 context images; at most 12")

@@ -87,7 +87,15 @@ async def _media_response(
     if kind == "preview":
         return await _preview_response(request, media, data, frames.start)
     if kind == "context_image":
-        raise NotFound("context images of frame", query_int(request, "number") or 0)
+        number = query_int(request, "number")
+        if number is None or number not in frames:
+            raise BadRequest(
+                {"number": [f"the frame number must be in {frames.start}..{frames.stop - 1}"]}
+            )
+        found = await run_in_threadpool(library.context_images, media, data, number)
+        if found is None:
+            raise NotFound("context images of frame", number)
+        return Response(found.body, media_type=found.content_type)
     raise BadRequest({"type": [f"{kind!r} is not one of frame, chunk, preview, context_image"]})
 
 
@@ -153,8 +161,8 @@ def _meta(data: dict[str, Any], frames: range) -> dict[str, Any]:
                 "name": frame["name"],
                 "width": frame["width"],
                 "height": frame["height"],
-                "related_files": 0,
-                "has_related_context": False,
+                "related_files": frame.get("related_files", 0),
+                "has_related_context": frame.get("related_files", 0) > 0,
             }
             for frame in _frame_entries(data, frames)
         ],

@@ -14,6 +14,7 @@ from core.segments import default_chunk_size, frame_range, order_files, parse_fr
 from core.task_data import DataRequest, FrameMeta, TaskData
 from workers.images import IMAGE_EXTENSIONS, MediaError, probe_image, write_compressed
 from workers.media.archives import extract_media, is_archive
+from workers.media.context_images import split_context_images, store_context_images
 from workers.media.library import compressed_path, original_path
 from workers.media.video import is_video
 from workers.media.video_data import ingest_video
@@ -92,8 +93,10 @@ def ingest_images(
     seed: int,
     progress: Progress,
 ) -> TaskData:
-    """Writes originals and compressed frames under media_dir; returns the task's data."""
+    """Writes originals and compressed frames (and their context images) under media_dir;
+    returns the task's data."""
     _check_extensions(names)
+    names, context = split_context_images(names)
     ordered = order_files(
         names,
         request.sorting_method,
@@ -107,7 +110,11 @@ def ingest_images(
     frames: list[FrameMeta] = []
     reported = time.monotonic()
     for frame, index in enumerate(kept):
-        frames.append(_ingest_frame(upload_dir, ordered[index], media_dir, frame, request))
+        name = ordered[index]
+        meta = _ingest_frame(upload_dir, name, media_dir, frame, request)
+        if name in context:
+            meta.related_files = store_context_images(upload_dir, context[name], media_dir, frame)
+        frames.append(meta)
         if time.monotonic() - reported > PROGRESS_INTERVAL:
             progress(frame / len(kept), f"Processed {frame + 1} of {len(kept)} images")
             reported = time.monotonic()

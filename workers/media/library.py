@@ -26,6 +26,7 @@ from core.segments import parse_frame_filter
 from workers.images import build_chunk_zip, encode_jpeg, make_preview, preview_of, zip_members
 from workers.media.cache import MediaCache
 from workers.media.chunks import encode_mp4, zip_member_name
+from workers.media.context_images import context_dir
 from workers.media.video import ReaderPool, VideoIndex
 
 QUALITIES = ("compressed", "original")
@@ -193,6 +194,13 @@ class MediaLibrary:
             key, lambda: preview_of(self._decode_one(media_dir, data, number), "frame")
         )
         return Media(body, "image/jpeg")
+
+    def context_images(self, media_dir: Path, data: dict[str, Any], frame: int) -> Media | None:
+        """A ZIP of the frame's context images, in their order; None if it has none."""
+        if _is_video(data) or not data["frames"][frame].get("related_files"):
+            return None
+        files = sorted(context_dir(media_dir, frame).iterdir())
+        return Media(build_chunk_zip(files, [path.name for path in files]), ZIP_TYPE)
 
     def forget(self, media_dir: Path, data: dict[str, Any]) -> None:
         """Closes the task's video and drops its cached media (its data is going away)."""
