@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.live_server import LiveServer
 from tests.task_setup import attach_files, wait_for_request
 from tests.videos import decode_all, key_frames, write_video
 
@@ -197,3 +198,19 @@ def test_job_chunks_and_frames_of_a_video(admin: httpx.Client, video) -> None:
     meta = admin.get(f"/api/jobs/{second['id']}/data/meta").json()
     assert (meta["start_frame"], meta["stop_frame"], meta["size"]) == (35, 74, 40)
     assert [entry["name"] for entry in meta["frames"]] == ["street.mp4"]
+
+
+def test_deleting_a_video_task_drops_its_cached_media(
+    admin: httpx.Client, server: LiveServer, video
+) -> None:
+    path, _ = video
+    task_id = _video_task(admin, path, use_cache="true")
+    cache = server.data_dir / "cache"
+    before = set(cache.glob("*.bin"))
+    for number in (3, 30, 60):
+        _frame(admin, task_id, number, "compressed")
+    made = set(cache.glob("*.bin")) - before
+    assert len(made) == 3
+    assert admin.delete(f"/api/tasks/{task_id}").status_code == 204
+    assert not made & set(cache.glob("*.bin"))
+    assert not (server.data_dir / "media" / "tasks" / str(task_id)).exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import zlib
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,19 @@ async def _task_data(request: Request, task_id: int) -> dict[str, Any]:
     if rows[0][0] is None:
         raise NotFound("data of task", task_id)
     return rows[0][0]
+
+
+async def stored_task_data(request: Request, task_id: int) -> dict[str, Any] | None:
+    rows = await fetch_all(request, "SELECT data FROM catalog_tasks WHERE id = %s", (task_id,))
+    return rows[0][0] if rows else None
+
+
+async def drop_task_media(request: Request, task_id: int, data: dict[str, Any] | None) -> None:
+    """Removes a deleted task's media: its files, its cached frames and chunks, open videos."""
+    media = task_media_dir(runtime(request), task_id)
+    if data is not None:
+        await run_in_threadpool(_library(request).forget, media, data)
+    await run_in_threadpool(shutil.rmtree, media, True)
 
 
 def _quality(request: Request) -> str:
