@@ -8,8 +8,11 @@ What this module holds:
 - ``write_compressed``: the ``quality=compressed`` frame, a baseline 8-bit 3-channel JPEG of
   the same size (16-bit/float are auto-scaled like CVAT does, alpha is dropped, grayscale is
   expanded).
-- ``build_chunk_zip``: an image-set chunk, a deterministic stored (uncompressed) ZIP.
-- ``make_preview``: the task/job preview JPEG thumbnail.
+- ``build_chunk_zip`` / ``zip_members``: an image-set chunk, a deterministic stored
+  (uncompressed) ZIP of files or of bytes.
+- ``encode_jpeg`` / ``encode_png``: a decoded (video) frame as served.
+- ``make_preview`` / ``preview_of``: the task/job preview JPEG thumbnail of a file or a
+  decoded frame.
 - ``MediaError``: a user-facing reason why a file cannot be used.
 
 Hostile input is bounded: empty or oversized files, images above ``MAX_PIXELS`` or with a side
@@ -113,6 +116,17 @@ def encode_jpeg(image: np.ndarray, quality: int, name: str) -> bytes:
     """An 8-bit BGR image as a JPEG at ``quality`` (1..100)."""
     _check_quality(quality)
     return _encode_jpeg(image, quality, name)
+
+
+def encode_png(image: np.ndarray, name: str) -> bytes:
+    """An 8-bit BGR image as a PNG, compressed lightly (speed over size)."""
+    try:
+        ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    except cv2.error as exc:
+        raise MediaError(f"{name} cannot be converted to PNG") from exc
+    if not ok:
+        raise MediaError(f"{name} cannot be converted to PNG")
+    return buffer.tobytes()
 
 
 def preview_of(image: np.ndarray, name: str, max_side: int = 256) -> bytes:

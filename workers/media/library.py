@@ -18,12 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import av
-import cv2  # workers.images (imported first below) sets OpenCV's pixel limit at import
 import msgspec
 import numpy as np
 
 from core.segments import parse_frame_filter
-from workers.images import build_chunk_zip, encode_jpeg, make_preview, preview_of, zip_members
+from workers.images import (
+    build_chunk_zip,
+    encode_jpeg,
+    encode_png,
+    make_preview,
+    preview_of,
+    zip_members,
+)
 from workers.media.cache import MediaCache
 from workers.media.chunks import encode_mp4, zip_member_name
 from workers.media.context_images import context_dir
@@ -102,10 +108,7 @@ def encode_frame(image: np.ndarray, quality: str, image_quality: int) -> bytes:
     """A decoded video frame as served: JPEG at the task's quality, or lossless PNG."""
     if quality == "compressed":
         return encode_jpeg(image, image_quality, "frame")
-    ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise ValueError("the frame cannot be encoded as PNG")
-    return buffer.tobytes()
+    return encode_png(image, "frame")
 
 
 def frame_type(quality: str) -> str:
