@@ -51,8 +51,11 @@ def is_video(name: str) -> bool:
     return Path(name).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def index_video(path: Path) -> VideoIndex:
-    """The seek index of a video; MediaError if it has no video stream or is damaged."""
+def index_video(path: Path, *, check_whole: bool = True) -> VideoIndex:
+    """The seek index of a video; MediaError if it has no video stream or is damaged.
+
+    ``check_whole=False`` skips decoding the last frames, for a caller about to decode
+    every frame anyway (and to notice missing ones then)."""
     try:
         with av.open(str(path)) as container:
             stream = _video_stream(container, path.name)
@@ -79,7 +82,8 @@ def index_video(path: Path) -> VideoIndex:
     if not keyframes or keyframes[0] != 0:
         raise MediaError(f"{path.name} does not start with a key frame")
     index = VideoIndex(width=width, height=height, pts=times, keyframes=keyframes)
-    _check_whole(path, index)
+    if check_whole:
+        _check_whole(path, index)
     return index
 
 

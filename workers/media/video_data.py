@@ -34,7 +34,7 @@ def ingest_video(
     stored = media_dir / SOURCE_DIR / source.name
     stored.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, stored)  # the upload folder is removed afterwards
-    index = index_video(stored)
+    index = index_video(stored, check_whole=request.use_cache)
     save_video_index(media_dir, index)
     step = parse_frame_filter(request.frame_filter)
     try:
