@@ -21,6 +21,7 @@ Run it from the project root:
 
     .venv/bin/python bench/media.py --quick
     .venv/bin/python bench/media.py
+    .venv/bin/python bench/media.py --video /tmp/drive.mp4   # keep the video for the next run
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--samples", type=int, default=12, help="random frames and chunks")
+    parser.add_argument(
+        "--video", type=Path, help="keep the generated video here and reuse it if it is there"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.keyint, args.samples = 6, 60, 6
@@ -141,9 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     frames = args.seconds * 30
     with temp_data_dir("plmm-") as data_dir:
-        video = data_dir / "drive.mp4"
+        video = args.video or data_dir / "drive.mp4"
         started = time.perf_counter()
-        make_video(video, args.width, args.height, frames, args.keyint)
+        if not video.exists():
+            make_video(video, args.width, args.height, frames, args.keyint)
         print(
             f"video            {args.width}x{args.height}, {frames} frames, key frame every "
             f"{args.keyint}, {video.stat().st_size / 1e6:.1f} MB "
