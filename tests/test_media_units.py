@@ -3,15 +3,17 @@ and the size of compressed video chunks."""
 
 from __future__ import annotations
 
+import random
 import threading
 from pathlib import Path
 
+import av
 import numpy as np
 
 from tests.videos import write_video
 from workers.media.cache import MediaCache
 from workers.media.chunks import compressed_size
-from workers.media.video import ReaderPool, index_video
+from workers.media.video import ReaderPool, VideoReader, index_video
 
 
 def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
@@ -107,3 +109,22 @@ def test_reader_pool_replaces_a_reader_evicted_while_waiting(tmp_path: Path) -> 
         pass
     assert second.closed  # the pool holds one reader: the older one was closed
     pool.close()
+
+
+def test_reader_gives_exact_frames_in_any_order_from_a_video_with_b_frames(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bframes.mp4"
+    reference = write_video(path, width=96, height=64, frames=120, keyint=40)
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.has_b_frames
+    reader = VideoReader(path, index_video(path))
+    order = list(range(120))
+    random.Random(3).shuffle(order)
+    assert [n for n in order if not np.array_equal(reader.frame(n), reference[n])] == []
+    for first, last, step in [(10, 45, 1), (39, 100, 3), (0, 119, 1), (79, 79, 1)]:
+        frames = list(reader.frames(first, last, step))
+        expected = reference[first : last + 1 : step]
+        assert len(frames) == len(expected)
+        assert all(np.array_equal(a, b) for a, b in zip(frames, expected, strict=True))
+    reader.close()
