@@ -15,6 +15,13 @@ class FrameMeta(msgspec.Struct):
     name: str
     width: int
     height: int
+    related_files: int = 0  # context images
+
+
+class VideoSource(msgspec.Struct):
+    """The uploaded video of a video task: its frame count before start/stop/step."""
+
+    frame_count: int
 
 
 class TaskData(msgspec.Struct):
@@ -34,7 +41,10 @@ class TaskData(msgspec.Struct):
     deleted_frames: list[int] = []
     media_type: str = "image"
     mode: str = "annotation"
-    chunk_type: str = "imageset"
+    chunk_type: str = "imageset"  # of compressed chunks
+    original_chunk_type: str | None = None  # None: the same as chunk_type
+    use_cache: bool = False
+    video: VideoSource | None = None
 
 
 class DataRequest(msgspec.Struct):

@@ -25,6 +25,7 @@ class Settings:
     log_format: Literal["console", "json"] = "console"
     public_url: str | None = None
     analytics_idle_cutoff: float = 300.0
+    media_cache_bytes: int = 2 << 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,6 +41,7 @@ class Settings:
             log_format=_choice(env, "PALIMPSEST_LOG_FORMAT", ("console", "json"), "console"),
             public_url=env.get("PALIMPSEST_PUBLIC_URL") or None,
             analytics_idle_cutoff=_seconds(env, "PALIMPSEST_ANALYTICS_IDLE_CUTOFF", 300.0),
+            media_cache_bytes=_byte_count(env, "PALIMPSEST_MEDIA_CACHE_BYTES", 2 << 30),
         )
 
 
@@ -63,6 +65,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value < float("inf"):
         raise ConfigError(f"{name}={raw!r} is not a positive number of seconds")
     return value
+
+
+def _byte_count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r} is not a positive number of bytes")
+    return int(raw)
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -320,7 +320,7 @@ class CatalogProjection:
                 "size": data.size,
                 "image_quality": data.image_quality,
                 "data_chunk_size": data.chunk_size,
-                "data_original_chunk_type": data.chunk_type,
+                "data_original_chunk_type": data.original_chunk_type or data.chunk_type,
                 "data_compressed_chunk_type": data.chunk_type,
                 "data": data.data_id,
                 "mode": data.mode,

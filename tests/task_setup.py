@@ -38,3 +38,21 @@ def upload_task(
     assert status["status"] == "finished", status
     assert status["result_id"] == task_id
     return client.get(f"/api/tasks/{task_id}").json()
+
+
+def attach_files(
+    client: httpx.Client, task: dict[str, object], files: list[Path], **params: object
+) -> tuple[int, dict[str, object]]:
+    """Creates a task and uploads ``files`` as its data in one request; the task id and the
+    finished (or failed) background request."""
+    created = client.post("/api/tasks", json=task)
+    assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+    parts = [
+        (f"client_files[{i}]", (path.name, path.read_bytes(), "application/octet-stream"))
+        for i, path in enumerate(files)
+    ]
+    data = {key: str(value) for key, value in params.items()}
+    response = client.post(f"/api/tasks/{task_id}/data", files=parts, data=data)
+    assert response.status_code == 202, response.text
+    return task_id, wait_for_request(client, response.json()["rq_id"])

@@ -43,6 +43,8 @@ from web.errors import EXCEPTION_HANDLERS
 from web.idempotency import IdempotencyMiddleware
 from web.middleware import AuthenticationMiddleware, RequestLogMiddleware
 from web.sessions import Authenticator
+from workers.media.cache import MediaCache
+from workers.media.library import MediaLibrary
 
 STATIC_DIR = Path(__file__).parent / "static"
 ANALYTICS_LOCK_KEY = 7310003  # pg advisory lock key; 7310002 is the relay's
@@ -96,6 +98,7 @@ def create_app(runtime: Runtime) -> Starlette:
         for job in list(app.state.background):
             job.cancel()
         await asyncio.gather(*app.state.background, return_exceptions=True)
+        app.state.media.close()
 
     routes = [
         *accounts.ROUTES,
@@ -133,4 +136,7 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.hub = hub
     app.state.webhooks = dispatcher
     app.state.background = set()
+    app.state.media = MediaLibrary(
+        MediaCache(runtime.settings.data_dir / "cache", runtime.settings.media_cache_bytes)
+    )
     return app

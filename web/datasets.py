@@ -42,7 +42,7 @@ from web.uploads import task_media_dir
 from workers.datasets import export_dataset, frames_of, import_annotations
 from workers.formats.dataset import ImageSource, TaskDataset
 from workers.formats.registry import find_exporter, find_importer, formats_json
-from workers.ingest import original_path
+from workers.media.library import MediaLibrary
 
 IMPORT_MODES = ("replace", "append")
 
@@ -130,7 +130,7 @@ async def export_start(request: Request) -> Response:
         subresource=subresource,
     )
     rt = runtime(request)
-    image = image_source(rt, task["id"], task["data"])
+    image = image_source(request.app.state.media, rt, task["id"], task["data"])
     base = base_url(request)
 
     async def work(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
@@ -184,14 +184,17 @@ def download_url(base: str, target: str, ident: int, rq_id: str) -> str:
     return f"{base}/api/{target}s/{ident}/dataset/download?rq_id={quote(rq_id, safe='')}"
 
 
-def image_source(rt: Runtime, task_id: int, data: dict[str, Any]) -> ImageSource:
-    """A task's original images by frame number, for exports with images."""
+def image_source(
+    library: MediaLibrary, rt: Runtime, task_id: int, data: dict[str, Any]
+) -> ImageSource:
+    """A task's original images by frame number, for exports with images (a video's frames
+    decoded, named as CVAT names them)."""
     media = task_media_dir(rt, task_id)
-    frames = data["frames"]
+    names = {frame.index: frame.name for frame in frames_of(data)}
+    extension = ".png" if data.get("video") is not None else ""
 
     def image(index: int) -> tuple[str, bytes]:
-        name = frames[index]["name"]
-        return name, original_path(media, index, name).read_bytes()
+        return names[index] + extension, library.frame(media, data, index, "original").body
 
     return image
 

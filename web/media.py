@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import zlib
 from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import NotFound
@@ -20,10 +21,7 @@ from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
 from web.uploads import take_tus_file, task_data_upload, task_media_dir
-from workers.images import build_chunk_zip, make_preview
-from workers.ingest import compressed_path, original_path
-
-QUALITIES = ("compressed", "original")
+from workers.media.library import QUALITIES, MediaLibrary
 
 
 async def _task_data(request: Request, task_id: int) -> dict[str, Any]:
@@ -35,6 +33,19 @@ async def _task_data(request: Request, task_id: int) -> dict[str, Any]:
     return rows[0][0]
 
 
+async def stored_task_data(request: Request, task_id: int) -> dict[str, Any] | None:
+    rows = await fetch_all(request, "SELECT data FROM catalog_tasks WHERE id = %s", (task_id,))
+    return rows[0][0] if rows else None
+
+
+async def drop_task_media(request: Request, task_id: int, data: dict[str, Any] | None) -> None:
+    """Removes a deleted task's media: its files, its cached frames and chunks, open videos."""
+    media = task_media_dir(runtime(request), task_id)
+    if data is not None:
+        await run_in_threadpool(_library(request).forget, media, data)
+    await run_in_threadpool(shutil.rmtree, media, True)
+
+
 def _quality(request: Request) -> str:
     quality = request.query_params.get("quality") or "compressed"
     if quality not in QUALITIES:
@@ -42,10 +53,8 @@ def _quality(request: Request) -> str:
     return quality
 
 
-def _frame_file(media: Path, data: dict[str, Any], frame: int, quality: str) -> Path:
-    if quality == "compressed":
-        return compressed_path(media, frame)
-    return original_path(media, frame, data["frames"][frame]["name"])
+def _library(request: Request) -> MediaLibrary:
+    return request.app.state.media
 
 
 async def task_data_read(request: Request) -> Response:
@@ -69,25 +78,43 @@ async def _media_response(
     kind = request.query_params.get("type") or "frame"
     quality = _quality(request)
     media = task_media_dir(runtime(request), task_id)
+    library = _library(request)
     if kind == "frame":
         number = query_int(request, "number")
         if number is None or number not in frames:
             raise BadRequest(
                 {"number": [f"the frame number must be in {frames.start}..{frames.stop - 1}"]}
             )
-        path = _frame_file(media, data, number, quality)
-        return FileResponse(path, media_type=_image_type(path))
+        found = await run_in_threadpool(library.frame, media, data, number, quality)
+        return Response(found.body, media_type=found.content_type)
     if kind == "chunk":
-        return await _chunk_response(request, media, data, frames, quality)
+        members, number = _chunk_members(request, data["chunk_size"], frames)
+        found = await run_in_threadpool(library.chunk, media, data, members, number, quality)
+        return Response(
+            found.body,
+            media_type=found.content_type,
+            headers={
+                "X-Checksum": str(_checksum(found.body)),
+                "X-Updated-Date": data.get("updated", ""),
+            },
+        )
     if kind == "preview":
-        return await _preview_response(media, frames.start)
-    raise BadRequest({"type": [f"{kind!r} is not one of frame, chunk, preview"]})
+        return await _preview_response(request, media, data, frames.start)
+    if kind == "context_image":
+        number = query_int(request, "number")
+        if number is None or number not in frames:
+            raise BadRequest(
+                {"number": [f"the frame number must be in {frames.start}..{frames.stop - 1}"]}
+            )
+        found = await run_in_threadpool(library.context_images, media, data, number)
+        if found is None:
+            raise NotFound("context images of frame", number)
+        return Response(found.body, media_type=found.content_type)
+    raise BadRequest({"type": [f"{kind!r} is not one of frame, chunk, preview, context_image"]})
 
 
-async def _chunk_response(
-    request: Request, media: Path, data: dict[str, Any], frames: range, quality: str
-) -> Response:
-    chunk_size = data["chunk_size"]
+def _chunk_members(request: Request, chunk_size: int, frames: range) -> tuple[range, int | None]:
+    """The task frames of the asked chunk, and its task chunk number when it is a whole one."""
     index = query_int(request, "index")
     number = query_int(request, "number")
     if index is not None and number is not None:
@@ -100,44 +127,23 @@ async def _chunk_response(
         members = range(max(first, frames.start), min(first + chunk_size, frames.stop))
     else:
         raise BadRequest({"number": ["a chunk needs its number or index"]})
-    if len(members) == 0 or (index is not None and index < 0):
+    if len(members) == 0 or (index is not None and index < 0) or members.start < 0:
         raise BadRequest({"number": ["there is no such chunk"]})
-    paths = [_frame_file(media, data, frame, quality) for frame in members]
-    extension = ".jpeg" if quality == "compressed" else None
-    names = [
-        f"{frame:06d}{extension or path.suffix}" for frame, path in zip(members, paths, strict=True)
-    ]
-    body = await run_in_threadpool(build_chunk_zip, paths, names)
-    return Response(
-        body,
-        media_type="application/zip",
-        headers={"X-Checksum": str(_checksum(body)), "X-Updated-Date": data.get("updated", "")},
+    whole = members.start % chunk_size == 0 and (
+        len(members) == chunk_size or members.stop == frames.stop
     )
+    return members, members.start // chunk_size if whole else None
 
 
 def _checksum(body: bytes) -> int:
     return zlib.crc32(body[:1000], zlib.crc32(str(len(body)).encode()))
 
 
-async def _preview_response(media: Path, frame: int) -> Response:
-    source = compressed_path(media, frame)
-    if not source.exists():
-        raise NotFound("preview of frame", frame)
-    body = await run_in_threadpool(make_preview, source)
-    return Response(body, media_type="image/jpeg")
-
-
-def _image_type(path: Path) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    return {
-        "jpg": "image/jpeg",
-        "jpeg": "image/jpeg",
-        "png": "image/png",
-        "bmp": "image/bmp",
-        "webp": "image/webp",
-        "tif": "image/tiff",
-        "tiff": "image/tiff",
-    }.get(suffix, "application/octet-stream")
+async def _preview_response(
+    request: Request, media: Path, data: dict[str, Any], frame: int
+) -> Response:
+    found = await run_in_threadpool(_library(request).preview, media, data, frame)
+    return Response(found.body, media_type=found.content_type)
 
 
 async def task_meta(request: Request) -> Response:
@@ -169,10 +175,10 @@ def _meta(data: dict[str, Any], frames: range) -> dict[str, Any]:
                 "name": frame["name"],
                 "width": frame["width"],
                 "height": frame["height"],
-                "related_files": 0,
-                "has_related_context": False,
+                "related_files": frame.get("related_files", 0),
+                "has_related_context": frame.get("related_files", 0) > 0,
             }
-            for frame in data["frames"][frames.start : frames.stop]
+            for frame in _frame_entries(data, frames)
         ],
         "deleted_frames": [f for f in data["deleted_frames"] if f in frames],
         "included_frames": None,
@@ -180,6 +186,13 @@ def _meta(data: dict[str, Any], frames: range) -> dict[str, Any]:
         "storage": data["storage"],
         "cloud_storage_id": None,
     }
+
+
+def _frame_entries(data: dict[str, Any], frames: range) -> list[dict[str, Any]]:
+    """One entry a frame for an image set; the one video for a video (as CVAT answers)."""
+    if data.get("video") is not None:
+        return data["frames"]
+    return data["frames"][frames.start : frames.stop]
 
 
 async def task_preview(request: Request) -> Response:
@@ -190,14 +203,16 @@ async def task_preview(request: Request) -> Response:
         if request.headers.get("prefer") == "handling=empty":
             return Response(status_code=204)
         raise NotFound("preview of task", task_id)
-    return await _preview_response(task_media_dir(runtime(request), task_id), 0)
+    data = await _task_data(request, task_id)
+    return await _preview_response(request, task_media_dir(runtime(request), task_id), data, 0)
 
 
 async def job_preview(request: Request) -> Response:
     await permitted(request, Action.VIEW, "job", path_id(request))
     job = await fetch_doc(request, "catalog_jobs", path_id(request), "job")
     media = task_media_dir(runtime(request), job["task_id"])
-    return await _preview_response(media, job["start_frame"])
+    data = await _task_data(request, job["task_id"])
+    return await _preview_response(request, media, data, job["start_frame"])
 
 
 ROUTES = [

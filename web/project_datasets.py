@@ -71,6 +71,7 @@ async def export_start(request: Request) -> Response:
         subresource=subresource,
     )
     rt = runtime(request)
+    library = request.app.state.media
     data = {task_id: task_data for task_id, _, task_data in tasks}
     base = base_url(request)
 
@@ -85,7 +86,9 @@ async def export_start(request: Request) -> Response:
             [(task_id, dataset) for task_id, dataset, _ in tasks],
             format_name,
             target,
-            (lambda task_id: image_source(rt, task_id, data[task_id])) if save_images else None,
+            (lambda task_id: image_source(library, rt, task_id, data[task_id]))
+            if save_images
+            else None,
         )
         return background_work.Outcome(result_url=download_url(base, "project", project_id, rq_id))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 from psycopg import sql
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,7 +11,8 @@ from core.label_changes import change_task
 from core.permissions import Action
 from core.tasks import TaskPatch, TaskWrite, create_task, delete_task
 from projections.list_query import Field, ListSpec
-from web.context import allowed, base_url, execute, path_id, permitted, runtime
+from web import media
+from web.context import allowed, base_url, execute, path_id, permitted
 from web.pagination import Listing, list_response
 from web.reads import fetch_doc
 from web.representations import task_json
@@ -100,9 +99,10 @@ async def task_update(request: Request) -> Response:
 async def task_delete(request: Request) -> Response:
     caller = await permitted(request, Action.DELETE, "task", path_id(request))
     task_id = path_id(request)
+    data = await media.stored_task_data(request, task_id)
     await execute(request, lambda unit: delete_task(unit, caller, task_id))
     # The events keep the history; the media of a deleted task is not needed to read it.
-    shutil.rmtree(runtime(request).media_dir / "tasks" / str(task_id), ignore_errors=True)
+    await media.drop_task_media(request, task_id, data)
     return Response(status_code=204)
 
 

@@ -26,7 +26,7 @@ from web.context import path_id, permitted, runtime
 from web.errors import BadRequest
 from web.reads import fetch_doc
 from web.responses import json_response
-from workers.ingest import ingest_images, record_upload, record_uploads, upload_order
+from workers.ingest import ingest_media, record_upload, record_uploads, upload_order
 
 log = structlog.get_logger(__name__)
 
@@ -181,7 +181,7 @@ async def ingest_uploaded(
     try:
         data_id = await run_in_threadpool(rt.ids.next, "data")
         data = await run_in_threadpool(
-            lambda: ingest_images(
+            lambda: ingest_media(
                 upload_dir(rt, task_id),
                 staging,
                 data_request,

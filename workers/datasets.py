@@ -84,8 +84,22 @@ def import_annotations(source: Path, format_name: str, dataset: TaskDataset) -> 
 
 
 def frames_of(data: dict, first: int = 0, last: int | None = None) -> list[FrameInfo]:
-    """FrameInfo for task frames first..last from a task's data document."""
+    """FrameInfo for task frames first..last from a task's data document (a video's frames
+    are named by their frame number in the video, as CVAT names them)."""
     frames = data["frames"]
+    if data.get("video") is not None:
+        video = frames[0]
+        stop = data["size"] - 1 if last is None else last
+        step = parse_frame_filter(data["frame_filter"])
+        return [
+            FrameInfo(
+                index,
+                f"frame_{data['start_frame'] + index * step:06d}",
+                video["width"],
+                video["height"],
+            )
+            for index in range(first, stop + 1)
+        ]
     stop = len(frames) - 1 if last is None else last
     start, step = data.get("start_frame", 0), parse_frame_filter(data.get("frame_filter", ""))
     return [

@@ -8,8 +8,11 @@ What this module holds:
 - ``write_compressed``: the ``quality=compressed`` frame, a baseline 8-bit 3-channel JPEG of
   the same size (16-bit/float are auto-scaled like CVAT does, alpha is dropped, grayscale is
   expanded).
-- ``build_chunk_zip``: an image-set chunk, a deterministic stored (uncompressed) ZIP.
-- ``make_preview``: the task/job preview JPEG thumbnail.
+- ``build_chunk_zip`` / ``zip_members``: an image-set chunk, a deterministic stored
+  (uncompressed) ZIP of files or of bytes.
+- ``encode_jpeg`` / ``encode_png``: a decoded (video) frame as served.
+- ``make_preview`` / ``preview_of``: the task/job preview JPEG thumbnail of a file or a
+  decoded frame.
 - ``MediaError``: a user-facing reason why a file cannot be used.
 
 Hostile input is bounded: empty or oversized files, images above ``MAX_PIXELS`` or with a side
@@ -102,29 +105,60 @@ def build_chunk_zip(frames: Sequence[Path], member_names: Sequence[str]) -> byte
     """
     if len(frames) != len(member_names):
         raise ValueError(f"{len(frames)} frames but {len(member_names)} member names")
-    if len(set(member_names)) != len(member_names):
+    return zip_members(
+        [(name, frame.read_bytes()) for frame, name in zip(frames, member_names, strict=True)]
+    )
+
+
+def zip_members(members: Sequence[tuple[str, bytes]]) -> bytes:
+    """A stored, deterministic ZIP of ``(name, bytes)`` members, in that order."""
+    names = [name for name, _ in members]
+    if len(set(names)) != len(names):
         raise ValueError("chunk member names must be unique")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for frame, name in zip(frames, member_names, strict=True):
+        for name, data in members:
             info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_STORED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, frame.read_bytes())
+            archive.writestr(info, data)
     return buffer.getvalue()
+
+
+def encode_jpeg(image: np.ndarray, quality: int, name: str) -> bytes:
+    """An 8-bit BGR image as a JPEG at ``quality`` (1..100)."""
+    _check_quality(quality)
+    return _encode_jpeg(image, quality, name)
+
+
+def encode_png(image: np.ndarray, name: str) -> bytes:
+    """An 8-bit BGR image as a PNG, compressed lightly (speed over size)."""
+    try:
+        ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    except cv2.error as exc:
+        raise MediaError(f"{name} cannot be converted to PNG") from exc
+    if not ok:
+        raise MediaError(f"{name} cannot be converted to PNG")
+    return buffer.tobytes()
+
+
+def preview_of(image: np.ndarray, name: str, max_side: int = 256) -> bytes:
+    """A JPEG thumbnail of a decoded BGR image whose longer side is at most ``max_side``."""
+    if max_side < 1:
+        raise ValueError(f"max_side must be >= 1, got {max_side}")
+    height, width = image.shape[:2]
+    scale = max_side / max(width, height)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return _encode_jpeg(image, 85, name)
 
 
 def make_preview(src: Path, max_side: int = 256) -> bytes:
     """A JPEG thumbnail of ``src`` whose longer side is at most ``max_side`` (no upscaling)."""
     if max_side < 1:
         raise ValueError(f"max_side must be >= 1, got {max_side}")
-    image = _to_bgr8(_decode(_read_bytes(src), src.name), src.name)
-    height, width = image.shape[:2]
-    scale = max_side / max(width, height)
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return _encode_jpeg(image, 85, src.name)
+    return preview_of(_to_bgr8(_decode(_read_bytes(src), src.name), src.name), src.name, max_side)
 
 
 # --- reading and decoding -------------------------------------------------------------------

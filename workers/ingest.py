@@ -1,4 +1,4 @@
-"""Turns uploaded images into a task's media: order, filter, compressed frames, metadata.
+"""Turns uploaded files into a task's media: images (also from archives) or one video.
 
 Runs in the server process for now (a thread); the media issue moves it to the workers.
 """
@@ -13,6 +13,11 @@ from pathlib import Path
 from core.segments import default_chunk_size, frame_range, order_files, parse_frame_filter
 from core.task_data import DataRequest, FrameMeta, TaskData
 from workers.images import IMAGE_EXTENSIONS, MediaError, probe_and_compress
+from workers.media.archives import extract_media, is_archive
+from workers.media.context_images import split_context_images, store_context_images
+from workers.media.library import compressed_path, original_path
+from workers.media.video import is_video
+from workers.media.video_data import ingest_video
 
 ORDER_FILE = ".order"
 PROGRESS_INTERVAL = 0.5  # seconds between progress reports
@@ -38,7 +43,7 @@ def record_uploads(upload_dir: Path, names: list[str]) -> None:
             order_file.write("".join(name + "\n" for name in names))
 
 
-def ingest_images(
+def ingest_media(
     upload_dir: Path,
     media_dir: Path,
     request: DataRequest,
@@ -47,11 +52,57 @@ def ingest_images(
     seed: int,
     progress: Progress,
 ) -> TaskData:
-    """Writes originals and compressed frames under media_dir; returns the task's data."""
+    """Makes the task's media under media_dir from the uploads; returns the task's data.
+
+    Archives are unpacked first (their members take their place in the upload order). The
+    uploads must then be either images only or exactly one video.
+    """
     names = upload_order(upload_dir)
     if not names:
         raise MediaError("no files were uploaded")
+    names = _unpack_archives(upload_dir, names)
+    videos = [name for name in names if is_video(name)]
+    if videos:
+        if len(names) > 1:
+            raise MediaError(
+                f"a task takes either images or one video; got {len(videos)} video(s) "
+                f"and {len(names) - len(videos)} other file(s)"
+            )
+        source = upload_dir / videos[0]
+        return ingest_video(source, media_dir, request, data_id=data_id, progress=progress)
+    return ingest_images(
+        upload_dir, names, media_dir, request, data_id=data_id, seed=seed, progress=progress
+    )
+
+
+def _unpack_archives(upload_dir: Path, names: list[str]) -> list[str]:
+    unpacked: list[str] = []
+    for name in names:
+        if not is_archive(name):
+            unpacked.append(name)
+            continue
+        members = extract_media(upload_dir / name, upload_dir)
+        (upload_dir / name).unlink()
+        unpacked.extend(members)
+    if len(set(unpacked)) != len(unpacked):
+        raise MediaError("two uploaded files (or archive members) have the same name")
+    return unpacked
+
+
+def ingest_images(
+    upload_dir: Path,
+    names: list[str],
+    media_dir: Path,
+    request: DataRequest,
+    *,
+    data_id: int,
+    seed: int,
+    progress: Progress,
+) -> TaskData:
+    """Writes originals and compressed frames (and their context images) under media_dir;
+    returns the task's data."""
     _check_extensions(names)
+    names, context = split_context_images(names)
     ordered = order_files(
         names,
         request.sorting_method,
@@ -65,7 +116,11 @@ def ingest_images(
     frames: list[FrameMeta] = []
     reported = time.monotonic()
     for frame, index in enumerate(kept):
-        frames.append(_ingest_frame(upload_dir / ordered[index], media_dir, frame, request))
+        name = ordered[index]
+        meta = _ingest_frame(upload_dir, name, media_dir, frame, request)
+        if name in context:
+            meta.related_files = store_context_images(upload_dir, context[name], media_dir, frame)
+        frames.append(meta)
         if time.monotonic() - reported > PROGRESS_INTERVAL:
             progress(frame / len(kept), f"Processed {frame + 1} of {len(kept)} images")
             reported = time.monotonic()
@@ -89,21 +144,14 @@ def ingest_images(
 def _check_extensions(names: list[str]) -> None:
     for name in names:
         if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-            raise MediaError(
-                f"{name} is not a supported image; archives and videos are not supported yet"
-            )
+            raise MediaError(f"{name} is not a supported image, video or archive")
 
 
-def _ingest_frame(source: Path, media_dir: Path, frame: int, request: DataRequest) -> FrameMeta:
+def _ingest_frame(
+    upload_dir: Path, name: str, media_dir: Path, frame: int, request: DataRequest
+) -> FrameMeta:
+    source = upload_dir / name
     info = probe_and_compress(source, compressed_path(media_dir, frame), request.image_quality)
     # The upload folder is removed afterwards, so the original moves rather than copies.
     os.replace(source, original_path(media_dir, frame, source.name))
-    return FrameMeta(name=info.name, width=info.width, height=info.height)
-
-
-def compressed_path(media_dir: Path, frame: int) -> Path:
-    return media_dir / "compressed" / f"{frame:06d}.jpg"
-
-
-def original_path(media_dir: Path, frame: int, name: str) -> Path:
-    return media_dir / "original" / f"{frame:06d}{Path(name).suffix.lower()}"
+    return FrameMeta(name=name, width=info.width, height=info.height)

@@ -1,0 +1,104 @@
+"""Turns an uploaded video into a task's data: seek index, preview and (unless use_cache)
+every chunk, made in one decoding pass."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.segments import DEFAULT_VIDEO_CHUNK_SIZE, frame_range, parse_frame_filter
+from core.task_data import DataRequest, FrameMeta, TaskData, VideoSource
+from workers.images import MediaError, preview_of
+from workers.media.library import (
+    PREVIEW_FILE,
+    QUALITIES,
+    SOURCE_DIR,
+    build_video_chunk,
+    chunk_type_of,
+    prepared_chunk_path,
+    save_video_index,
+)
+from workers.media.video import VideoIndex, VideoReader, index_video
+
+PROGRESS_INTERVAL = 0.5  # seconds between progress reports
+Progress = Callable[[float, str], None]
+
+
+def ingest_video(
+    source: Path, media_dir: Path, request: DataRequest, *, data_id: int, progress: Progress
+) -> TaskData:
+    """Moves the video under media_dir and prepares what the task needs to serve it."""
+    stored = media_dir / SOURCE_DIR / source.name
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, stored)  # the upload folder is removed afterwards
+    index = index_video(stored, check_whole=request.use_cache)
+    save_video_index(media_dir, index)
+    step = parse_frame_filter(request.frame_filter)
+    try:
+        kept = frame_range(index.frame_count, request.start_frame, request.stop_frame, step)
+    except ValueError as error:
+        raise MediaError(f"{source.name}: {error}") from error
+    zip_chunks = request.use_zip_chunks
+    data = TaskData(
+        data_id=data_id,
+        image_quality=request.image_quality,
+        chunk_size=request.chunk_size or DEFAULT_VIDEO_CHUNK_SIZE,
+        size=len(kept),
+        start_frame=kept[0],
+        stop_frame=kept[-1],
+        frame_filter=request.frame_filter,
+        sorting_method=request.sorting_method,
+        frames=[FrameMeta(name=source.name, width=index.width, height=index.height)],
+        use_zip_chunks=zip_chunks,
+        storage_method="cache" if request.use_cache else "file_system",
+        mode="interpolation",
+        chunk_type="imageset" if zip_chunks else "video",
+        original_chunk_type="video",
+        use_cache=request.use_cache,
+        video=VideoSource(frame_count=index.frame_count),
+    )
+    reader = VideoReader(stored, index)
+    try:
+        (media_dir / PREVIEW_FILE).write_bytes(preview_of(reader.frame(kept[0]), source.name))
+        if not request.use_cache:
+            _prepare_chunks(reader, index, media_dir, data, kept, step, progress)
+    finally:
+        reader.close()
+    return data
+
+
+def _prepare_chunks(
+    reader: VideoReader,
+    index: VideoIndex,
+    media_dir: Path,
+    data: TaskData,
+    kept: list[int],
+    step: int,
+    progress: Progress,
+) -> None:
+    """Every chunk of both qualities, decoding the video once: each decoded frame goes to
+    the compressed and the original chunk being encoded at the same time."""
+    doc: dict[str, Any] = {
+        "image_quality": data.image_quality,
+        "chunk_type": data.chunk_type,
+        "original_chunk_type": data.original_chunk_type,
+    }
+    size = (index.width, index.height)
+    frames = reader.video_frames(kept[0], kept[-1], step)
+    chunk_count = -(-data.size // data.chunk_size)
+    reported = time.monotonic()
+    for number in range(chunk_count):
+        members = range(number * data.chunk_size, min((number + 1) * data.chunk_size, data.size))
+        decoded = [frame for _, frame in zip(members, frames, strict=False)]
+        if len(decoded) != len(members):
+            raise MediaError(f"{data.frames[0].name} is damaged: frames are missing")
+        for quality in QUALITIES:
+            path = prepared_chunk_path(media_dir, quality, number, chunk_type_of(doc, quality))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(build_video_chunk(iter(decoded), members, doc, quality, size))
+        if time.monotonic() - reported > PROGRESS_INTERVAL:
+            progress(number / chunk_count, f"Prepared {number + 1} of {chunk_count} chunks")
+            reported = time.monotonic()
