@@ -146,3 +146,38 @@ CREATE INDEX IF NOT EXISTS job_history_command ON job_history (stream, command_i
 
 -- Which server instance runs a background request (its advisory lock says if it still lives).
 ALTER TABLE background_requests ADD COLUMN IF NOT EXISTS instance integer;
+
+-- The cross-job annotations read model: one row per current top-level object of every job,
+-- kept by a background runner (projections/annotation_index.py), so cross-job questions are SQL.
+CREATE TABLE IF NOT EXISTS annotation_index (
+    job_id integer NOT NULL,
+    object_id bigint NOT NULL,
+    task_id integer NOT NULL,
+    project_id integer,
+    kind text NOT NULL,
+    type text,
+    label_id integer NOT NULL,
+    frame integer NOT NULL,
+    last_frame integer NOT NULL,
+    revision integer NOT NULL,
+    updated_by integer,
+    updated_at timestamptz NOT NULL,
+    data jsonb NOT NULL,
+    PRIMARY KEY (job_id, object_id)
+);
+CREATE INDEX IF NOT EXISTS annotation_index_project_label
+    ON annotation_index (project_id, label_id, kind);
+CREATE INDEX IF NOT EXISTS annotation_index_task_label ON annotation_index (task_id, label_id);
+
+-- The ids around each job (and the project of every task made), as the annotation index
+-- learnt them from the log.
+CREATE TABLE IF NOT EXISTS annotation_index_jobs (
+    stream uuid PRIMARY KEY,
+    job_id integer UNIQUE NOT NULL,
+    task_id integer NOT NULL,
+    project_id integer
+);
+CREATE TABLE IF NOT EXISTS annotation_index_tasks (
+    task_id integer PRIMARY KEY,
+    project_id integer
+);

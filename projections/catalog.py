@@ -23,6 +23,7 @@ from core.labels import LabelSpec
 from core.projects import Project
 from core.storage import StorageSpec
 from core.tasks import Task
+from projections.runner import Table
 
 Cursor = psycopg.Cursor[Any]
 Doc = dict[str, Any]
@@ -57,6 +58,14 @@ def storage_doc(storage: StorageSpec | dict[str, Any] | None) -> Doc | None:
 
 class CatalogProjection:
     name = "catalog"
+    tables = (
+        Table("catalog_users", "id"),
+        Table("catalog_projects", "id"),
+        Table("catalog_tasks", "id"),
+        Table("catalog_jobs", "id"),
+        Table("catalog_labels", "id"),
+        Table("catalog_access_tokens", "id"),
+    )
 
     def __init__(self) -> None:
         self._handlers: dict[type, Callable[[Cursor, Any], None]] = {
@@ -86,6 +95,9 @@ class CatalogProjection:
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(cur, event)
+
+    def flush(self, cur: Cursor) -> None:
+        pass  # every event is written as it is applied
 
     def reset(self, cur: Cursor) -> None:
         cur.execute(

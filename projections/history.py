@@ -14,12 +14,14 @@ from psycopg.types.json import Jsonb
 
 from core.annotations import ObjectIds, ids_of
 from core.jobs import Job
+from projections.runner import Table
 
 Cursor = psycopg.Cursor[Any]
 
 
 class HistoryProjection:
     name = "history"
+    tables = (Table("job_history", "stream"),)
 
     def apply(self, cur: Cursor, event: Any, notification: Notification) -> None:
         if not isinstance(event, Job.Event):
@@ -40,6 +42,9 @@ class HistoryProjection:
                 Jsonb(details) if details is not None else None,
             ),
         )
+
+    def flush(self, cur: Cursor) -> None:
+        pass  # every event is written as it is applied
 
     def reset(self, cur: Cursor) -> None:
         cur.execute("TRUNCATE job_history")

@@ -3,13 +3,17 @@
 Each block of notifications is applied and its tracking position written in one
 transaction; the tracking row is locked while it runs, so any number of processes may call
 `catch_up` and each event is applied once, in log order.
+
+A projection may keep back what `apply` works out and write it all in `flush`, at the end of
+each block (one COPY instead of a statement per event). `tables` names what it writes, with
+the column grouping rows by job (or entity), which `palimpsest verify` compares by.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import psycopg
 from eventsourcing.persistence import Notification, Recording
@@ -18,13 +22,27 @@ from psycopg_pool import ConnectionPool
 from infra.store import Palimpsest
 
 BLOCK = 500
+Progress = Callable[[int], None]
+
+
+class Table(NamedTuple):
+    """A table a projection writes, and the column its rows are compared by (job, id)."""
+
+    name: str
+    key: str
 
 
 class Projection(Protocol):
     name: str
+    tables: Sequence[Table]
 
     def apply(self, cur: psycopg.Cursor[Any], event: Any, notification: Notification) -> None:
-        """Writes what `event` changes; runs inside the block's transaction."""
+        """Writes (or keeps back for `flush`) what `event` changes, inside the block's
+        transaction."""
+        ...
+
+    def flush(self, cur: psycopg.Cursor[Any]) -> None:
+        """Writes what `apply` kept back; called before the block's position is saved."""
         ...
 
     def reset(self, cur: psycopg.Cursor[Any]) -> None:
@@ -33,10 +51,13 @@ class Projection(Protocol):
 
 
 class ProjectionRunner:
-    def __init__(self, app: Palimpsest, pool: ConnectionPool, projection: Projection) -> None:
+    def __init__(
+        self, app: Palimpsest, pool: ConnectionPool, projection: Projection, block: int = BLOCK
+    ) -> None:
         self._app = app
         self._pool = pool
         self.projection = projection
+        self._block = block
         self._local = threading.Lock()
 
     def position(self) -> int:
@@ -47,11 +68,14 @@ class ProjectionRunner:
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def catch_up(self, until: int | None = None) -> int:
-        """Applies the log up to `until` (or its end); returns the position reached."""
+    def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
+        """Applies the log up to `until` (or its end); returns the position reached.
+        `progress` is called with the position after each block."""
         with self._local:
             while True:
                 position, done = self._apply_block(until)
+                if progress is not None:
+                    progress(position)
                 if done:
                     return position
 
@@ -74,23 +98,13 @@ class ProjectionRunner:
             if position < first and not between:
                 for recording in recordings:
                     self.projection.apply(cur, recording.domain_event, recording.notification)
+                self.projection.flush(cur)
                 cur.execute(
                     "UPDATE projection_tracking SET position = %s WHERE name = %s",
                     (last, self.projection.name),
                 )
                 return last
         return self.catch_up(until=last)
-
-    def rebuild(self) -> int:
-        with self._local, self._pool.connection() as conn, conn.transaction():
-            cur = conn.cursor()
-            self._lock_tracking(cur)
-            self.projection.reset(cur)
-            cur.execute(
-                "UPDATE projection_tracking SET position = 0 WHERE name = %s",
-                (self.projection.name,),
-            )
-        return self.catch_up()
 
     def _apply_block(self, until: int | None) -> tuple[int, bool]:
         with self._pool.connection() as conn, conn.transaction():
@@ -99,18 +113,19 @@ class ProjectionRunner:
             if until is not None and position >= until:
                 return position, True
             notifications = self._app.recorder.select_notifications(
-                start=position + 1, limit=BLOCK, stop=until
+                start=position + 1, limit=self._block, stop=until
             )
             for notification in notifications:
                 event = self._app.mapper.to_domain_event(notification)
                 self.projection.apply(cur, event, notification)
+            self.projection.flush(cur)
             if notifications:
                 position = notifications[-1].id
                 cur.execute(
                     "UPDATE projection_tracking SET position = %s WHERE name = %s",
                     (position, self.projection.name),
                 )
-            return position, len(notifications) < BLOCK
+            return position, len(notifications) < self._block
 
     def _lock_tracking(self, cur: psycopg.Cursor[Any]) -> int:
         cur.execute(

@@ -16,7 +16,10 @@ from core.jobs import Job
 from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
+from projections import registry
+from projections.follower import ProjectionFollower
 from projections.relay import Relay
+from projections.runner import ProjectionRunner
 from realtime.fanout import LiveFanout
 from realtime.rooms import Hub
 from web import (
@@ -58,6 +61,16 @@ def create_app(runtime: Runtime) -> Starlette:
         runtime.after_commit_hooks.append(
             lambda recordings: hub.committed(r.domain_event for r in recordings)
         )
+        followers = [
+            ProjectionFollower(
+                ProjectionRunner(runtime.store, runtime.pool, registry.make(name)),
+                str(runtime.pool.conninfo),
+            )
+            for name in registry.FOLLOWED
+        ]
+        for follower in followers:
+            runtime.after_commit_hooks.append(lambda _, nudge=follower.nudge: nudge())
+            app.state.background.add(asyncio.create_task(follower.run()))
         relay = fanout = None
         if runtime.nats_url:
             fanout = LiveFanout(hub, runtime.nats_url)
@@ -66,6 +79,8 @@ def create_app(runtime: Runtime) -> Starlette:
             runtime.after_commit_hooks.append(lambda _: relay.nudge())
             app.state.background.add(asyncio.create_task(relay.run()))
         yield
+        for follower in followers:
+            await follower.stop()
         if relay is not None:
             await relay.stop()
         if fanout is not None:
