@@ -13,16 +13,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple, Protocol
 
 import psycopg
 from eventsourcing.persistence import Notification, Recording
 from psycopg_pool import ConnectionPool
 
+from infra.event_decoding import FastMapper
 from infra.store import Palimpsest
 
 BLOCK = 500
 Progress = Callable[[int], None]
+
+
+class Block(NamedTuple):
+    """Notifications from `start` on, with their events."""
+
+    start: int
+    events: list[tuple[Notification, Any]]
 
 
 class Table(NamedTuple):
@@ -58,6 +67,7 @@ class ProjectionRunner:
         self._pool = pool
         self.projection = projection
         self._block = block
+        self._mapper = FastMapper(app)
         self._local = threading.Lock()
 
     def position(self) -> int:
@@ -70,10 +80,14 @@ class ProjectionRunner:
 
     def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
         """Applies the log up to `until` (or its end); returns the position reached.
-        `progress` is called with the position after each block."""
-        with self._local:
+        `progress` is called with the position after each block.
+
+        After a full block, the next one is read and decoded in a second thread while this
+        one is written, so PostgreSQL's share of the work overlaps Python's."""
+        with self._local, ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
+            ahead: Future[Block] | None = None
             while True:
-                position, done = self._apply_block(until)
+                position, done, ahead = self._apply_block(until, reader, ahead)
                 if progress is not None:
                     progress(position)
                 if done:
@@ -106,26 +120,44 @@ class ProjectionRunner:
                 return last
         return self.catch_up(until=last)
 
-    def _apply_block(self, until: int | None) -> tuple[int, bool]:
+    def _apply_block(
+        self, until: int | None, reader: ThreadPoolExecutor, ahead: Future[Block] | None
+    ) -> tuple[int, bool, Future[Block] | None]:
+        """Applies the block after the tracked position (the one read ahead if it starts
+        there); returns the position, whether the log is done, the next block's reading."""
         with self._pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
             position = self._lock_tracking(cur)
             if until is not None and position >= until:
-                return position, True
-            notifications = self._app.recorder.select_notifications(
-                start=position + 1, limit=self._block, stop=until
-            )
-            for notification in notifications:
-                event = self._app.mapper.to_domain_event(notification)
+                return position, True, None
+            block = ahead.result() if ahead is not None else None
+            if block is None or block.start != position + 1:
+                block = self._read(position + 1, until)
+            full = len(block.events) == self._block
+            if full:
+                following = block.events[-1][0].id + 1
+                ahead = reader.submit(self._read, following, until)
+            else:
+                ahead = None
+            for notification, event in block.events:
                 self.projection.apply(cur, event, notification)
             self.projection.flush(cur)
-            if notifications:
-                position = notifications[-1].id
+            if block.events:
+                position = block.events[-1][0].id
                 cur.execute(
                     "UPDATE projection_tracking SET position = %s WHERE name = %s",
                     (position, self.projection.name),
                 )
-            return position, len(notifications) < self._block
+            return position, not full, ahead
+
+    def _read(self, start: int, until: int | None) -> Block:
+        notifications = self._app.recorder.select_notifications(
+            start=start, limit=self._block, stop=until
+        )
+        decode = self._mapper.to_domain_event
+        return Block(
+            start, [(notification, decode(notification)) for notification in notifications]
+        )
 
     def _lock_tracking(self, cur: psycopg.Cursor[Any]) -> int:
         cur.execute(

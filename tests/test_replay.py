@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from infra.event_decoding import FastMapper
 from tests.live_server import ADMIN_PASSWORD, LiveServer
 from tests.room_client import RoomClient
 from tests.task_setup import upload_task
@@ -69,11 +70,14 @@ def workload(
     """Projects, tasks and jobs; every kind of object; updates, deletes, a deleted label, a
     deleted task, undo and redo."""
     frames = tmp_path_factory.mktemp("frames")
+    note = {"name": "note", "mutable": True, "input_type": "text", "values": [""]}
     project = admin.post(
-        "/api/projects", json={"name": "roads", "labels": [{"name": "car"}, {"name": "bike"}]}
+        "/api/projects",
+        json={"name": "roads", "labels": [{"name": "car", "attributes": [note]}, {"name": "bike"}]},
     ).json()
     labels = admin.get("/api/labels", params={"project_id": project["id"]}).json()["results"]
-    car, bike = sorted((label["id"] for label in labels))
+    car, bike = sorted(label["id"] for label in labels)
+    note_id = next(label for label in labels if label["id"] == car)["attributes"][0]["id"]
     in_project = upload_task(
         admin, frames, [f"p{i}.png" for i in range(6)],
         {"name": "in project", "project_id": project["id"], "segment_size": 3},
@@ -104,6 +108,7 @@ def workload(
         "tags": [{"label_id": car, "frame": 0}],
         "shapes": [
             box(car, 0, 1), box(car, 1, 2), box(bike, 2, 3),
+            {**box(car, 2, 4), "attributes": [{"spec_id": note_id, "value": 'a\\b\t"c\n'}]},
             {"type": "polygon", "label_id": car, "frame": 1, "points": [0, 0, 9, 0, 9, 9]},
         ],
         "tracks": [{"label_id": bike, "frame": 0, "shapes": [
@@ -221,6 +226,23 @@ def test_the_annotation_index_holds_every_jobs_current_objects(
             (workload["project"], workload["car"]),
         ).fetchone()
     assert row == (expected, 2)
+
+
+def test_the_fast_decoder_gives_the_stores_events(
+    server: LiveServer, workload: dict[str, Any]
+) -> None:
+    assert server.runtime is not None
+    store = server.runtime.store
+    fast = FastMapper(store)
+    notifications = store.recorder.select_notifications(start=1, limit=10_000)
+    topics = set()
+    for notification in notifications:
+        expected = store.mapper.to_domain_event(notification)
+        decoded = fast.to_domain_event(notification)
+        assert type(decoded) is type(expected)
+        assert decoded.__dict__ == expected.__dict__, notification.topic
+        topics.add(notification.topic.rsplit(".", 1)[-1])
+    assert {"AnnotationsCreated", "AnnotationsDeleted", "EditUndone", "Updated"} <= topics
 
 
 def test_verify_finds_no_difference_after_replay(
