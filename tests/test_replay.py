@@ -228,6 +228,42 @@ def test_the_annotation_index_holds_every_jobs_current_objects(
     assert row == (expected, 2)
 
 
+def test_search_answers_cross_job_questions_from_the_index(
+    server: LiveServer, admin: httpx.Client, workload: dict[str, Any]
+) -> None:
+    wait_for_index(server)
+    project = workload["project"]
+    found = admin.get(
+        "/api/annotations/search",
+        params={"project_id": project, "label": "car", "type": "rectangle", "page_size": 2},
+    )
+    assert found.status_code == 200, found.text
+    body = found.json()
+    expected = [
+        shape["id"]
+        for job in workload["jobs"]["project"]
+        for shape in admin.get(f"/api/jobs/{job}/annotations").json()["shapes"]
+        if shape["type"] == "rectangle" and shape["label_id"] == workload["car"]
+    ]
+    assert body["count"] == len(expected) and len(body["results"]) == 2
+    everything = admin.get(
+        "/api/annotations/search",
+        params={"project_id": project, "label": "car", "type": "rectangle", "page_size": "all"},
+    ).json()
+    assert sorted(r["id"] for r in everything["results"]) == sorted(expected)
+    assert {r["project_id"] for r in everything["results"]} == {project}
+    assert all(r["kind"] == "shape" and r["updated_by"] == 1 for r in everything["results"])
+    tracks = admin.get(
+        "/api/annotations/search", params={"kind": "track", "frame": 1, "project_id": project}
+    ).json()
+    assert tracks["count"] == 1 and tracks["results"][0]["frame"] == 0
+    bad = admin.get("/api/annotations/search", params={"kind": "box", "frame": "x"})
+    assert bad.status_code == 400 and "kind" in bad.json()
+    unknown = admin.get("/api/annotations/search", params={"colour": "red"})
+    assert unknown.status_code == 400 and "colour" in unknown.text
+    assert httpx.get(f"{server.url}/api/annotations/search").status_code == 401
+
+
 def test_the_fast_decoder_gives_the_stores_events(
     server: LiveServer, workload: dict[str, Any]
 ) -> None:

@@ -25,6 +25,7 @@ from realtime.rooms import Hub
 from web import (
     access_tokens,
     accounts,
+    annotation_search,
     annotations,
     background_requests,
     datasets,
@@ -98,6 +99,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *media.ROUTES,
         *jobs.ROUTES,
         *annotations.ROUTES,
+        *annotation_search.ROUTES,
         *datasets.ROUTES,
         *rooms.ROUTES,
         *background_requests.ROUTES,
