@@ -102,12 +102,16 @@ def replay(settings: Settings, projections: list[str]) -> int:
         for name in projections:
             bar = ProgressBar(f"replay {name}", store.recorder.max_notification_id() or 0)
             try:
-                position = Rebuilder(store, pool, registry.make(name)).replay(progress=bar)
+                replayed = Rebuilder(store, pool, registry.make(name)).replay(progress=bar)
             except RebuildBusy as error:
                 print(f"palimpsest: {error}", file=sys.stderr)
                 return 1
             bar.done()
-            print(f"{name} rebuilt from the log up to position {position}", flush=True)
+            print(
+                f"{name} rebuilt from the log up to position {replayed.position}"
+                f" in {replayed.build_seconds:.1f} s, swapped in {replayed.swap_seconds:.1f} s",
+                flush=True,
+            )
     return 0
 
 

@@ -17,6 +17,7 @@ One rebuild of a projection runs at a time (an advisory lock per projection name
 from __future__ import annotations
 
 import contextlib
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,13 @@ TRACKING = "projection_tracking"
 
 class RebuildBusy(Exception):
     """Another replay or verify of the same projection is running."""
+
+
+@dataclass(frozen=True)
+class Replayed:
+    position: int  # where the live read model is now
+    build_seconds: float  # the rebuild aside, while the live one kept serving
+    swap_seconds: float  # catching up and swapping in, the live one paused
 
 
 @dataclass
@@ -133,27 +141,33 @@ class Rebuilder:
         self.projection = projection
         self._block = block
 
-    def replay(self, progress: Progress | None = None) -> int:
-        """Rebuilds the projection and puts the result in place of the live rows; returns
-        the position the live read model is at afterwards."""
+    def replay(self, progress: Progress | None = None) -> Replayed:
+        """Rebuilds the projection and puts the result in place of the live rows."""
         with (
             self._exclusive(),
             ScratchBuild(self._app, self._pool, self.projection, self._block) as scratch,
         ):
+            started = time.perf_counter()
             scratch.build(progress=progress)
-            with self._pool.connection() as conn, conn.transaction():
-                cur = conn.cursor()
-                self._lock_live(cur, share=False)
-                position = scratch.build(progress=progress)
-                for table in self.projection.tables:
-                    live, rebuilt = _identifiers(scratch.schema, table.name)
-                    cur.execute(sql.SQL("DELETE FROM {}").format(live))
-                    cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(live, rebuilt))
-                cur.execute(
-                    "UPDATE projection_tracking SET position = %s WHERE name = %s",
-                    (position, self.projection.name),
-                )
-        return position
+            built = time.perf_counter()
+            with self._pool.connection() as conn:
+                with conn.transaction():
+                    cur = conn.cursor()
+                    self._lock_live(cur, share=False)
+                    locked = time.perf_counter()
+                    position = scratch.build(progress=progress)
+                    for table in self.projection.tables:
+                        live, rebuilt = _identifiers(scratch.schema, table.name)
+                        cur.execute(sql.SQL("DELETE FROM {}").format(live))
+                        cur.execute(
+                            sql.SQL("INSERT INTO {} SELECT * FROM {}").format(live, rebuilt)
+                        )
+                    cur.execute(
+                        "UPDATE projection_tracking SET position = %s WHERE name = %s",
+                        (position, self.projection.name),
+                    )
+                done = time.perf_counter()
+        return Replayed(position, built - started, done - locked)
 
     def verify(self, live_runner: ProjectionRunner, progress: Progress | None = None) -> Comparison:
         """Rebuilds the projection beside the live one (brought up to the log's end first)
