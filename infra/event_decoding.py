@@ -40,10 +40,10 @@ class _Text(msgspec.Struct):
 
 
 class _Layout(typing.NamedTuple):
+    cls: type
     decoder: msgspec.json.Decoder[Any]
-    fields: tuple[str, ...]
-    wrapped: frozenset[str]  # fields whose value is the `data` of a wrapper
-    large: dict[str, msgspec.json.Decoder[Any]]  # fields whose wrapper holds a JSON string
+    wrapped: tuple[str, ...]  # fields whose value is the `data` of a wrapper
+    large: tuple[tuple[str, msgspec.json.Decoder[Any]], ...]  # wrappers of a JSON string
 
 
 class FastMapper:
@@ -52,27 +52,23 @@ class FastMapper:
         self._layouts: dict[str, _Layout | None] = {}
 
     def to_domain_event(self, stored: StoredEvent) -> Any:
-        layout = self._layouts.get(stored.topic, False)
-        if layout is False:
+        try:
+            layout = self._layouts[stored.topic]
+        except KeyError:
             layout = self._layouts[stored.topic] = _layout_of(resolve_topic(stored.topic))
-        if layout is None or stored.state[:1] != b"{":
+        if layout is None:
             return self._fallback.to_domain_event(stored)
         try:
-            decoded = layout.decoder.decode(stored.state)
-        except msgspec.ValidationError:
+            state = msgspec.structs.asdict(layout.decoder.decode(stored.state))
+        except (msgspec.ValidationError, msgspec.DecodeError):
             return self._fallback.to_domain_event(stored)
-        state: dict[str, Any] = {}
-        for name in layout.fields:
-            value = getattr(decoded, name)
-            if name in layout.wrapped:
-                value = value.data
-                if name in layout.large:
-                    value = layout.large[name].decode(value)
-            state[name] = value
+        for name in layout.wrapped:
+            state[name] = state[name].data
+        for name, decoder in layout.large:
+            state[name] = decoder.decode(state[name])
         state["originator_id"] = stored.originator_id
         state["originator_version"] = stored.originator_version
-        cls = resolve_topic(stored.topic)
-        event = object.__new__(cls)
+        event = object.__new__(layout.cls)
         object.__setattr__(event, "__dict__", state)
         return event
 
@@ -86,32 +82,27 @@ def _layout_of(cls: type) -> _Layout | None:
     except Exception:  # a hint that does not resolve: leave the class to the store's mapper
         return None
     fields: list[tuple[str, Any]] = []
-    wrapped: set[str] = set()
-    large: dict[str, msgspec.json.Decoder[Any]] = {}
+    wrapped: list[str] = []
+    large: list[tuple[str, msgspec.json.Decoder[Any]]] = []
     for name, hint in hints.items():
         if name in SKIPPED_FIELDS or typing.get_origin(hint) is typing.ClassVar:
             continue
         if hint is datetime.datetime:
             fields.append((name, _Iso))
-            wrapped.add(name)
+            wrapped.append(name)
         elif hint in LARGE_VALUE_TYPES:
             fields.append((name, _Text))
-            wrapped.add(name)
-            large[name] = msgspec.json.Decoder(hint)
+            wrapped.append(name)
+            large.append((name, msgspec.json.Decoder(hint)))
         elif hint in EVENT_VALUE_TYPES:
             fields.append((name, _wrapper(hint)))
-            wrapped.add(name)
+            wrapped.append(name)
         elif _is_plain(hint):
             fields.append((name, hint))
         else:
             return None
     struct = msgspec.defstruct(f"Stored{cls.__qualname__.replace('.', '')}", fields)
-    return _Layout(
-        msgspec.json.Decoder(struct, strict=False),
-        tuple(name for name, _ in fields),
-        frozenset(wrapped),
-        large,
-    )
+    return _Layout(cls, msgspec.json.Decoder(struct, strict=False), tuple(wrapped), tuple(large))
 
 
 def _wrapper(value_type: type) -> type:
