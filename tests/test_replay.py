@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -340,3 +341,38 @@ def test_replay_of_one_projection_touches_only_that_one(
     fixed = palimpsest(server, nats_url, tmp_path, "replay", "--projection", "history")
     assert fixed.returncode == 0
     assert palimpsest(server, nats_url, tmp_path, "verify").returncode == 0
+
+
+def test_replay_while_serving_loses_no_write(
+    server: LiveServer, admin: httpx.Client, nats_url: str, tmp_path: Path, workload: dict[str, Any]
+) -> None:
+    job = workload["jobs"]["project"][0]
+    statuses: list[int] = []
+    reads: list[int] = []
+    stop = threading.Event()
+
+    def edit() -> None:
+        with httpx.Client(base_url=server.url, auth=("admin", ADMIN_PASSWORD), timeout=60) as c:
+            while not stop.is_set():
+                sent = c.patch(
+                    f"/api/jobs/{job}/annotations",
+                    params={"action": "create"},
+                    json={"shapes": [box(workload["car"], 0, len(statuses))]},
+                )
+                statuses.append(sent.status_code)
+                reads.append(c.get("/api/projects").status_code)
+
+    editor = threading.Thread(target=edit)
+    editor.start()
+    try:
+        replayed = palimpsest(server, nats_url, tmp_path, "replay")
+    finally:
+        stop.set()
+        editor.join()
+    assert replayed.returncode == 0, replayed.stderr
+    assert statuses and set(statuses) == {200} and set(reads) == {200}
+    wait_for_index(server)
+    verified = palimpsest(server, nats_url, tmp_path, "verify")
+    assert verified.returncode == 0, verified.stdout
+    shapes = admin.get(f"/api/jobs/{job}/annotations").json()["shapes"]
+    assert indexed(server.database_url, job)["shape"] == sorted(shapes, key=lambda s: s["id"])
