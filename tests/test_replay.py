@@ -4,6 +4,7 @@ job's current objects."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -17,6 +18,9 @@ import psycopg
 import pytest
 
 from infra.event_decoding import FastMapper
+from projections.annotation_index import AnnotationIndexProjection
+from projections.follower import ProjectionFollower
+from projections.runner import ProjectionRunner
 from tests.live_server import ADMIN_PASSWORD, LiveServer
 from tests.room_client import RoomClient
 from tests.task_setup import upload_task
@@ -376,3 +380,23 @@ def test_replay_while_serving_loses_no_write(
     assert verified.returncode == 0, verified.stdout
     shapes = admin.get(f"/api/jobs/{job}/annotations").json()["shapes"]
     assert indexed(server.database_url, job)["shape"] == sorted(shapes, key=lambda s: s["id"])
+
+
+def test_one_follower_of_the_annotation_index_leads_across_instances(
+    server: LiveServer, workload: dict[str, Any]
+) -> None:
+    assert server.runtime is not None
+    runtime = server.runtime
+
+    async def second_instance() -> bool:
+        runner = ProjectionRunner(runtime.store, runtime.pool, AnnotationIndexProjection())
+        follower = ProjectionFollower(runner, str(runtime.pool.conninfo), lock_retry=0.05)
+        task = asyncio.create_task(follower.run())
+        await asyncio.sleep(0.5)
+        leading = follower.leading
+        await follower.stop()
+        await task
+        return leading
+
+    assert asyncio.run(second_instance()) is False  # the server's own follower holds the lock
+    wait_for_index(server)
