@@ -5,15 +5,15 @@ and project, kind, type, label, first and last frame, the job version that last 
 (`revision`), who and when, and the object as CVAT's JSON (`data`). Cross-job questions
 ("every box of label 7 in project 3") are then one query.
 
-A background runner keeps it (`projections/follower.py`), in blocks: `apply` keeps the last
-state of each object within a block and `flush` writes the block at once (one DELETE of the
+A background runner keeps it (`projections/follower.py`), in blocks: `apply_all` keeps the
+last state of each object within a block and writes the block at once (one DELETE of the
 objects touched, one COPY, in text form made here, of those that remain), so a replay costs
 a few statements per block rather than one per event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import chain
 from typing import Any, NamedTuple
@@ -72,6 +72,16 @@ class AnnotationIndexProjection:
         self._encode = msgspec.json.Encoder().encode
 
     def apply(self, cur: Cursor, event: Any, notification: Notification) -> None:
+        self.apply_all(cur, [(event, notification)])
+
+    def apply_all(self, cur: Cursor, pairs: Sequence[tuple[Any, Notification]]) -> None:
+        self._rows.clear()
+        self._deleted_jobs.clear()
+        for event, _ in pairs:
+            self._take(cur, event)
+        self._write_block(cur)
+
+    def _take(self, cur: Cursor, event: Any) -> None:
         if isinstance(event, OBJECT_EVENTS):
             self._write(cur, event, event.data)
         elif isinstance(event, Job.AnnotationsDeleted):
@@ -90,7 +100,7 @@ class AnnotationIndexProjection:
                 (event.task_id, event.project_id),
             )
 
-    def flush(self, cur: Cursor) -> None:
+    def _write_block(self, cur: Cursor) -> None:
         rows, self._rows = self._rows, {}
         deleted_jobs, self._deleted_jobs = self._deleted_jobs, set()
         if deleted_jobs:

@@ -96,9 +96,6 @@ class CatalogProjection:
         if handler is not None:
             handler(cur, event)
 
-    def flush(self, cur: Cursor) -> None:
-        pass  # every event is written as it is applied
-
     def reset(self, cur: Cursor) -> None:
         cur.execute(
             "TRUNCATE catalog_users, catalog_projects, catalog_tasks, catalog_jobs, catalog_labels,"

@@ -43,9 +43,6 @@ class HistoryProjection:
             ),
         )
 
-    def flush(self, cur: Cursor) -> None:
-        pass  # every event is written as it is applied
-
     def reset(self, cur: Cursor) -> None:
         cur.execute("TRUNCATE job_history")
 

@@ -2,8 +2,8 @@
 
 Each entry makes a fresh projection implementing `projections.runner.Projection` (with the
 tables it writes and the column they are compared by). `FOLLOWED` names those the server
-keeps in the background (projections/follower.py); the others are brought up to date inline
-by the writer (infra/runtime.py).
+keeps in the background (projections/follower.py), with the advisory lock key of their
+leader; the others are brought up to date inline by the writer (infra/runtime.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ REPLAYABLE: list[Callable[[], Projection]] = [
     HistoryProjection,
     AnnotationIndexProjection,
 ]
-FOLLOWED: list[str] = ["annotation_index"]
+# pg advisory lock keys taken: 7310001 schema, 7310002 relay, 7310003 analytics, 7310040 webhooks
+FOLLOWED: dict[str, int] = {"annotation_index": 7310004}
 
 
 def names() -> list[str]:

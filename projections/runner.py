@@ -4,9 +4,8 @@ Each block of notifications is applied and its tracking position written in one
 transaction; the tracking row is locked while it runs, so any number of processes may call
 `catch_up` and each event is applied once, in log order.
 
-A projection may keep back what `apply` works out and write it all in `flush`, at the end of
-each block (one COPY instead of a statement per event). `tables` names what it writes, with
-the column grouping rows by job (or entity), which `palimpsest verify` compares by.
+`tables` names what a projection writes, with the column grouping its rows by job (or
+entity), which `palimpsest verify` compares by.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ class Block(NamedTuple):
     """Notifications from `start` on, with their events."""
 
     start: int
-    events: list[tuple[Notification, Any]]
+    events: list[tuple[Any, Notification]]
 
 
 class Table(NamedTuple):
@@ -46,17 +45,16 @@ class Projection(Protocol):
     tables: Sequence[Table]
 
     def apply(self, cur: psycopg.Cursor[Any], event: Any, notification: Notification) -> None:
-        """Writes (or keeps back for `flush`) what `event` changes, inside the block's
-        transaction."""
-        ...
-
-    def flush(self, cur: psycopg.Cursor[Any]) -> None:
-        """Writes what `apply` kept back; called before the block's position is saved."""
+        """Writes what `event` changes; runs inside the block's transaction."""
         ...
 
     def reset(self, cur: psycopg.Cursor[Any]) -> None:
         """Drops everything the projection wrote (for a rebuild by replay)."""
         ...
+
+
+# A projection may also offer `apply_all(cur, [(event, notification), ...])`, writing a whole
+# block at once (fewer round trips); the runner uses it when it is there.
 
 
 class ProjectionRunner:
@@ -110,9 +108,7 @@ class ProjectionRunner:
                 else []
             )
             if position < first and not between:
-                for recording in recordings:
-                    self.projection.apply(cur, recording.domain_event, recording.notification)
-                self.projection.flush(cur)
+                self._apply(cur, [(r.domain_event, r.notification) for r in recordings])
                 cur.execute(
                     "UPDATE projection_tracking SET position = %s WHERE name = %s",
                     (last, self.projection.name),
@@ -135,15 +131,13 @@ class ProjectionRunner:
                 block = self._read(position + 1, until)
             full = len(block.events) == self._block
             if full:
-                following = block.events[-1][0].id + 1
+                following = block.events[-1][1].id + 1
                 ahead = reader.submit(self._read, following, until)
             else:
                 ahead = None
-            for notification, event in block.events:
-                self.projection.apply(cur, event, notification)
-            self.projection.flush(cur)
+            self._apply(cur, block.events)
             if block.events:
-                position = block.events[-1][0].id
+                position = block.events[-1][1].id
                 cur.execute(
                     "UPDATE projection_tracking SET position = %s WHERE name = %s",
                     (position, self.projection.name),
@@ -156,8 +150,16 @@ class ProjectionRunner:
         )
         decode = self._mapper.to_domain_event
         return Block(
-            start, [(notification, decode(notification)) for notification in notifications]
+            start, [(decode(notification), notification) for notification in notifications]
         )
+
+    def _apply(self, cur: psycopg.Cursor[Any], pairs: Sequence[tuple[Any, Notification]]) -> None:
+        apply_all = getattr(self.projection, "apply_all", None)
+        if apply_all is not None:
+            apply_all(cur, pairs)
+            return
+        for event, notification in pairs:
+            self.projection.apply(cur, event, notification)
 
     def _lock_tracking(self, cur: psycopg.Cursor[Any]) -> int:
         cur.execute(

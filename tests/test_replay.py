@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from infra.event_decoding import FastMapper
+from projections import registry
 from projections.annotation_index import AnnotationIndexProjection
 from projections.follower import ProjectionFollower
 from projections.runner import ProjectionRunner
@@ -390,11 +391,12 @@ def test_one_follower_of_the_annotation_index_leads_across_instances(
 
     async def second_instance() -> bool:
         runner = ProjectionRunner(runtime.store, runtime.pool, AnnotationIndexProjection())
-        follower = ProjectionFollower(runner, str(runtime.pool.conninfo), lock_retry=0.05)
+        lock_key = registry.FOLLOWED["annotation_index"]
+        follower = ProjectionFollower(runner, runtime.database_url, lock_key, lock_retry=0.05)
         task = asyncio.create_task(follower.run())
         await asyncio.sleep(0.5)
         leading = follower.leading
-        await follower.stop()
+        follower.stop()
         await task
         return leading
 

@@ -65,9 +65,10 @@ def create_app(runtime: Runtime) -> Starlette:
         followers = [
             ProjectionFollower(
                 ProjectionRunner(runtime.store, runtime.pool, registry.make(name)),
-                str(runtime.pool.conninfo),
+                runtime.database_url,
+                lock_key,
             )
-            for name in registry.FOLLOWED
+            for name, lock_key in registry.FOLLOWED.items()
         ]
         for follower in followers:
             runtime.after_commit_hooks.append(lambda _, nudge=follower.nudge: nudge())
@@ -81,7 +82,7 @@ def create_app(runtime: Runtime) -> Starlette:
             app.state.background.add(asyncio.create_task(relay.run()))
         yield
         for follower in followers:
-            await follower.stop()
+            follower.stop()
         if relay is not None:
             await relay.stop()
         if fanout is not None:
