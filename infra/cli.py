@@ -1,23 +1,32 @@
-"""The `palimpsest` command: serve, replay, export, import."""
+"""The `palimpsest` command: serve, replay, verify, export, import."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import secrets
 import socket
 import sys
+from collections.abc import Iterator
 
 import structlog
 import uvicorn
+from psycopg_pool import ConnectionPool
 
 from core.accounts import AccountName, Registration, register_user
 from core.errors import ValidationFailed
 from infra import dataset_cli
+from infra.database import create_schema, open_pool
 from infra.logs import configure_logging
+from infra.progress import ProgressBar
 from infra.runtime import Runtime
 from infra.services import Services
 from infra.settings import ConfigError, Settings
+from infra.store import Palimpsest, open_store
+from projections import registry
+from projections.rebuild import RebuildBusy, Rebuilder
+from projections.runner import ProjectionRunner
 
 log = structlog.get_logger("palimpsest")
 
@@ -26,7 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="palimpsest", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="start the server (and embedded Postgres/NATS if needed)")
-    commands.add_parser("replay", help="rebuild every read model from the event log")
+    replay_parser = commands.add_parser(
+        "replay", help="rebuild read models from the event log, in place of the live ones"
+    )
+    verify_parser = commands.add_parser(
+        "verify", help="rebuild read models aside and compare them with the live ones"
+    )
+    for sub in (replay_parser, verify_parser):
+        sub.add_argument(
+            "--projection",
+            action="append",
+            choices=registry.names(),
+            help="only this read model (repeatable; default: every one)",
+        )
     dataset_cli.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command in ("export", "import"):
@@ -39,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_format)
     if args.command == "serve":
         return serve(settings)
-    return replay(settings)
+    projections = args.projection or registry.names()
+    if args.command == "replay":
+        return replay(settings, projections)
+    return verify(settings, projections)
 
 
 def serve(settings: Settings) -> int:
@@ -76,17 +100,76 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-def replay(settings: Settings) -> int:
-    services = Services.start(settings)
-    runtime = Runtime.open(settings, services.database_url)
-    try:
-        for runner in (runtime.catalog, runtime.history, runtime.analytics):
-            position = runner.rebuild()
-            print(f"{runner.projection.name} rebuilt from the log up to position {position}")
-    finally:
-        runtime.close()
-        services.stop()
+def replay(settings: Settings, projections: list[str]) -> int:
+    """Rebuilds each projection aside and swaps it in (see projections/rebuild.py)."""
+    with log_store(settings) as (store, pool):
+        for name in projections:
+            bar = ProgressBar(f"replay {name}", store.recorder.max_notification_id() or 0)
+            try:
+                replayed = Rebuilder(store, pool, registry.make(name, settings)).replay(
+                    progress=bar
+                )
+            except RebuildBusy as error:
+                print(f"palimpsest: {error}", file=sys.stderr)
+                return 1
+            bar.done()
+            print(
+                f"{name} rebuilt from the log up to position {replayed.position}"
+                f" in {replayed.build_seconds:.1f} s, swapped in {replayed.swap_seconds:.1f} s",
+                flush=True,
+            )
     return 0
+
+
+def verify(settings: Settings, projections: list[str]) -> int:
+    """Rebuilds each projection aside and compares it with the live one; 1 if any differs."""
+    differs = False
+    with log_store(settings) as (store, pool):
+        for name in projections:
+            projection = registry.make(name, settings)
+            live = ProjectionRunner(store, pool, registry.make(name, settings))
+            bar = ProgressBar(f"verify {name}", store.recorder.max_notification_id() or 0)
+            try:
+                comparison = Rebuilder(store, pool, projection).verify(live, progress=bar)
+            except RebuildBusy as error:
+                print(f"palimpsest: {error}", file=sys.stderr)
+                return 1
+            bar.done()
+            if not comparison.differing_keys:
+                print(
+                    f"{name}: same as rebuilt at position {comparison.position}"
+                    f" ({comparison.rows} rows)",
+                    flush=True,
+                )
+                continue
+            differs = True
+            print(
+                f"{name}: DIFFERS from the rebuilt read model at position {comparison.position}:"
+                f" {comparison.differing_keys} key(s)",
+                flush=True,
+            )
+            for difference in comparison.differences:
+                print(f"  {name}: {difference.describe()}", flush=True)
+    return 1 if differs else 0
+
+
+@contextlib.contextmanager
+def log_store(settings: Settings) -> Iterator[tuple[Palimpsest, ConnectionPool]]:
+    """The event store and a pool on the configured database (started if embedded)."""
+    services = Services.start(settings)
+    try:
+        pool = open_pool(services.database_url)
+        try:
+            create_schema(pool)
+            store = open_store(services.database_url)
+            try:
+                yield store, pool
+            finally:
+                store.close()
+        finally:
+            pool.close()
+    finally:
+        services.stop()
 
 
 def port_problem(host: str, port: int) -> str | None:

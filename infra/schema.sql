@@ -348,3 +348,38 @@ CREATE OR REPLACE VIEW webhook_targets AS
 SELECT w.id, w.doc->>'target_url' AS target_url, (w.doc->>'enable_ssl')::boolean AS enable_ssl,
        COALESCE(s.secret, '') AS secret, w.is_active
 FROM catalog_webhooks w LEFT JOIN webhook_secrets s ON s.webhook_id = w.id;
+
+-- The cross-job annotations read model: one row per current top-level object of every job,
+-- kept by a background runner (projections/annotation_index.py), so cross-job questions are SQL.
+CREATE TABLE IF NOT EXISTS annotation_index (
+    job_id integer NOT NULL,
+    object_id bigint NOT NULL,
+    task_id integer NOT NULL,
+    project_id integer,
+    kind text NOT NULL,
+    type text,
+    label_id integer NOT NULL,
+    frame integer NOT NULL,
+    last_frame integer NOT NULL,
+    revision integer NOT NULL,
+    updated_by integer,
+    updated_at timestamptz NOT NULL,
+    data jsonb NOT NULL,
+    PRIMARY KEY (job_id, object_id)
+);
+CREATE INDEX IF NOT EXISTS annotation_index_project_label
+    ON annotation_index (project_id, label_id, kind);
+CREATE INDEX IF NOT EXISTS annotation_index_task_label ON annotation_index (task_id, label_id);
+
+-- The ids around each job (and the project of every task made), as the annotation index
+-- learnt them from the log.
+CREATE TABLE IF NOT EXISTS annotation_index_jobs (
+    stream uuid PRIMARY KEY,
+    job_id integer UNIQUE NOT NULL,
+    task_id integer NOT NULL,
+    project_id integer
+);
+CREATE TABLE IF NOT EXISTS annotation_index_tasks (
+    task_id integer PRIMARY KEY,
+    project_id integer
+);

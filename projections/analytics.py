@@ -25,6 +25,7 @@ from core.client_events import ClientEventBatch
 from core.jobs import Job
 from core.object_counts import object_frames
 from core.tasks import Task
+from projections.runner import Table
 
 Cursor = psycopg.Cursor[Any]
 DEFAULT_IDLE_CUTOFF = 300.0
@@ -32,13 +33,13 @@ SYSTEM_USER = 0
 IN_PROGRESS = "in progress"
 KINDS = ("tags", "shapes", "tracks")
 TABLES = (
-    "analytics_users",
-    "analytics_tasks",
-    "analytics_jobs",
-    "analytics_objects",
-    "analytics_daily",
-    "analytics_last_activity",
-    "analytics_event_records",
+    Table("analytics_users", "user_id"),
+    Table("analytics_tasks", "task_id"),
+    Table("analytics_jobs", "job_id"),
+    Table("analytics_objects", "job_id"),
+    Table("analytics_daily", "job_id"),
+    Table("analytics_last_activity", "job_id"),
+    Table("analytics_event_records", "position"),
 )
 # The creator stays the first writer's: an update changes only the frame count.
 UPSERT_OBJECT = (
@@ -54,6 +55,7 @@ RECORD_COLUMNS = (
 
 class AnalyticsProjection:
     name = "analytics"
+    tables = TABLES
 
     def __init__(self, idle_cutoff: float = DEFAULT_IDLE_CUTOFF) -> None:
         self.idle_cutoff = idle_cutoff
@@ -77,7 +79,7 @@ class AnalyticsProjection:
             handler(cur, event, notification.id)
 
     def reset(self, cur: Cursor) -> None:
-        cur.execute(f"TRUNCATE {', '.join(TABLES)}")
+        cur.execute("TRUNCATE " + ", ".join(table.name for table in TABLES))
 
     # Users, tasks, jobs
 

@@ -25,6 +25,7 @@ from core.storage import StorageSpec
 from core.tasks import Task
 from projections import catalog_organizations, catalog_review, catalog_webhooks
 from projections.catalog_docs import basic_user, iso
+from projections.runner import Table
 
 Cursor = psycopg.Cursor[Any]
 Doc = dict[str, Any]
@@ -38,6 +39,17 @@ def storage_doc(storage: StorageSpec | dict[str, Any] | None) -> Doc | None:
 
 class CatalogProjection:
     name = "catalog"
+    tables = (
+        Table("catalog_users", "id"),
+        Table("catalog_projects", "id"),
+        Table("catalog_tasks", "id"),
+        Table("catalog_jobs", "id"),
+        Table("catalog_labels", "id"),
+        Table("catalog_access_tokens", "id"),
+        Table("catalog_webhooks", "id"),
+        *catalog_review.TABLES,
+        *catalog_organizations.TABLES,
+    )
 
     def __init__(self) -> None:
         self._handlers: dict[type, Callable[[Cursor, Any], None]] = {
@@ -72,11 +84,7 @@ class CatalogProjection:
             handler(cur, event)
 
     def reset(self, cur: Cursor) -> None:
-        cur.execute(
-            "TRUNCATE catalog_users, catalog_projects, catalog_tasks, catalog_jobs, catalog_labels,"
-            " catalog_access_tokens, "
-            + ", ".join(catalog_review.TABLES + catalog_organizations.TABLES)
-        )
+        cur.execute("TRUNCATE " + ", ".join(table.name for table in self.tables))
 
     # Users
 

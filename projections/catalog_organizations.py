@@ -13,11 +13,16 @@ from psycopg.types.json import Jsonb
 
 from core.organizations import Organization
 from projections.catalog_docs import basic_user, iso
+from projections.runner import Table
 
 Cursor = psycopg.Cursor[Any]
 Doc = dict[str, Any]
 
-TABLES = ("catalog_organizations", "catalog_memberships", "catalog_invitations")
+TABLES = (
+    Table("catalog_organizations", "id"),
+    Table("catalog_memberships", "org_id"),
+    Table("catalog_invitations", "org_id"),
+)
 
 
 def _org_id(cur: Cursor, stream: Any) -> int | None:
@@ -68,7 +73,7 @@ def _deleted(cur: Cursor, event: Organization.Deleted) -> None:
     for table in TABLES[1:]:
         cur.execute(
             psycopg.sql.SQL("DELETE FROM {} WHERE org_id = %s").format(
-                psycopg.sql.Identifier(table)
+                psycopg.sql.Identifier(table.name)
             ),
             (org_id,),
         )

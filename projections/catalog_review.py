@@ -13,11 +13,12 @@ from psycopg.types.json import Jsonb
 
 from core.jobs import Job
 from projections.catalog_docs import basic_user, iso
+from projections.runner import Table
 
 Cursor = psycopg.Cursor[Any]
 Doc = dict[str, Any]
 
-TABLES = ("catalog_issues", "catalog_comments")
+TABLES = (Table("catalog_issues", "job_id"), Table("catalog_comments", "job_id"))
 
 
 def _job_row(cur: Cursor, stream: Any) -> tuple[int, int] | None:

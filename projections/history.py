@@ -17,12 +17,14 @@ from psycopg_pool import ConnectionPool
 
 from core.annotations import ObjectIds, ids_of
 from core.jobs import Job
+from projections.runner import Table
 
 Cursor = psycopg.Cursor[Any]
 
 
 class HistoryProjection:
     name = "history"
+    tables = (Table("job_history", "stream"),)
 
     def apply(self, cur: Cursor, event: Any, notification: Notification) -> None:
         self.apply_all(cur, [(event, notification)])

@@ -5,25 +5,46 @@ transaction; the tracking row is locked while it runs, so any number of processe
 `catch_up` and each event is applied once, in log order. A read model that must be current
 when a write is acknowledged is also applied inside the write's own transaction
 (`apply_in_transaction`, called by the writer).
+
+`tables` names what a projection writes, with the column grouping its rows by job (or
+entity), which `palimpsest verify` compares by.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple, Protocol
 
 import psycopg
 from eventsourcing.persistence import Notification
 from psycopg_pool import ConnectionPool
 
+from infra.event_decoding import FastMapper
 from infra.store import Palimpsest
 
 BLOCK = 500
+Progress = Callable[[int], None]
+
+
+class Block(NamedTuple):
+    """Notifications from `start` on, with their events."""
+
+    start: int
+    events: list[tuple[Any, Notification]]
+
+
+class Table(NamedTuple):
+    """A table a projection writes, and the column its rows are compared by (job, id)."""
+
+    name: str
+    key: str
 
 
 class Projection(Protocol):
     name: str
+    tables: Sequence[Table]
 
     def apply(self, cur: psycopg.Cursor[Any], event: Any, notification: Notification) -> None:
         """Writes what `event` changes; runs inside the block's transaction."""
@@ -39,10 +60,14 @@ class Projection(Protocol):
 
 
 class ProjectionRunner:
-    def __init__(self, app: Palimpsest, pool: ConnectionPool, projection: Projection) -> None:
+    def __init__(
+        self, app: Palimpsest, pool: ConnectionPool, projection: Projection, block: int = BLOCK
+    ) -> None:
         self._app = app
         self._pool = pool
         self.projection = projection
+        self._block = block
+        self._mapper = FastMapper(app)
         self._local = threading.Lock()
 
     def position(self) -> int:
@@ -53,11 +78,18 @@ class ProjectionRunner:
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def catch_up(self, until: int | None = None) -> int:
-        """Applies the log up to `until` (or its end); returns the position reached."""
-        with self._local:
+    def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
+        """Applies the log up to `until` (or its end); returns the position reached.
+        `progress` is called with the position after each block.
+
+        After a full block, the next one is read and decoded in a second thread while this
+        one is written, so PostgreSQL's share of the work overlaps Python's."""
+        with self._local, ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
+            ahead: Future[Block] | None = None
             while True:
-                position, done = self._apply_block(until)
+                position, done, ahead = self._apply_block(until, reader, ahead)
+                if progress is not None:
+                    progress(position)
                 if done:
                     return position
 
@@ -73,7 +105,7 @@ class ProjectionRunner:
         between = self._notifications_between(cur, position, first) if first > position + 1 else []
         if len(between) > BLOCK:
             return False
-        missed = [(self._app.mapper.to_domain_event(n), n) for n in between]
+        missed = [(self._mapper.to_domain_event(n), n) for n in between]
         fresh = [(event, n) for event, n in committing if n.id > position]
         self._apply(cur, missed + fresh)
         cur.execute(
@@ -104,14 +136,6 @@ class ProjectionRunner:
             for notification_id, originator_id, version, topic, state in cur.fetchall()
         ]
 
-    def _apply(self, cur: psycopg.Cursor[Any], pairs: Sequence[tuple[Any, Notification]]) -> None:
-        apply_all = getattr(self.projection, "apply_all", None)
-        if apply_all is not None:
-            apply_all(cur, pairs)
-            return
-        for event, notification in pairs:
-            self.projection.apply(cur, event, notification)
-
     def rebuild(self) -> int:
         with self._local, self._pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
@@ -123,23 +147,50 @@ class ProjectionRunner:
             )
         return self.catch_up()
 
-    def _apply_block(self, until: int | None) -> tuple[int, bool]:
+    def _apply_block(
+        self, until: int | None, reader: ThreadPoolExecutor, ahead: Future[Block] | None
+    ) -> tuple[int, bool, Future[Block] | None]:
+        """Applies the block after the tracked position (the one read ahead if it starts
+        there); returns the position, whether the log is done, the next block's reading."""
         with self._pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
             position = self._lock_tracking(cur)
             if until is not None and position >= until:
-                return position, True
-            notifications = self._app.recorder.select_notifications(
-                start=position + 1, limit=BLOCK, stop=until
-            )
-            self._apply(cur, [(self._app.mapper.to_domain_event(n), n) for n in notifications])
-            if notifications:
-                position = notifications[-1].id
+                return position, True, None
+            block = ahead.result() if ahead is not None else None
+            if block is None or block.start != position + 1:
+                block = self._read(position + 1, until)
+            full = len(block.events) == self._block
+            if full:
+                following = block.events[-1][1].id + 1
+                ahead = reader.submit(self._read, following, until)
+            else:
+                ahead = None
+            self._apply(cur, block.events)
+            if block.events:
+                position = block.events[-1][1].id
                 cur.execute(
                     "UPDATE projection_tracking SET position = %s WHERE name = %s",
                     (position, self.projection.name),
                 )
-            return position, len(notifications) < BLOCK
+            return position, not full, ahead
+
+    def _read(self, start: int, until: int | None) -> Block:
+        notifications = self._app.recorder.select_notifications(
+            start=start, limit=self._block, stop=until
+        )
+        decode = self._mapper.to_domain_event
+        return Block(
+            start, [(decode(notification), notification) for notification in notifications]
+        )
+
+    def _apply(self, cur: psycopg.Cursor[Any], pairs: Sequence[tuple[Any, Notification]]) -> None:
+        apply_all = getattr(self.projection, "apply_all", None)
+        if apply_all is not None:
+            apply_all(cur, pairs)
+            return
+        for event, notification in pairs:
+            self.projection.apply(cur, event, notification)
 
     def _lock_tracking(self, cur: psycopg.Cursor[Any]) -> int:
         lock = "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE"

@@ -16,8 +16,10 @@ from core.jobs import Job
 from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
+from projections import registry
 from projections.follower import ProjectionFollower
 from projections.relay import Relay
+from projections.runner import ProjectionRunner
 from projections.webhook_dispatch import WebhookDispatcher
 from realtime.fanout import LiveFanout
 from realtime.rooms import Hub
@@ -25,6 +27,7 @@ from web import (
     access_tokens,
     accounts,
     analytics,
+    annotation_search,
     annotations,
     background_requests,
     datasets,
@@ -75,6 +78,19 @@ def create_app(runtime: Runtime) -> Starlette:
         runtime.after_commit_hooks.append(
             lambda recordings: hub.committed(r.domain_event for r in recordings)
         )
+        followers = [
+            ProjectionFollower(
+                ProjectionRunner(
+                    runtime.store, runtime.pool, registry.make(name, runtime.settings)
+                ),
+                runtime.database_url,
+                lock_key,
+            )
+            for name, lock_key in registry.FOLLOWED.items()
+        ]
+        for follower in followers:
+            runtime.after_commit_hooks.append(lambda _, nudge=follower.nudge: nudge())
+            app.state.background.add(asyncio.create_task(follower.run()))
         follower = ProjectionFollower(runtime.analytics, runtime.database_url, ANALYTICS_LOCK_KEY)
         runtime.after_commit_hooks.append(lambda _: follower.nudge())
         app.state.background.add(asyncio.create_task(follower.run()))
@@ -88,6 +104,8 @@ def create_app(runtime: Runtime) -> Starlette:
             runtime.after_commit_hooks.append(lambda _: relay.nudge())
             app.state.background.add(asyncio.create_task(relay.run()))
         yield
+        for follower in followers:
+            follower.stop()
         follower.stop()
         if relay is not None:
             await relay.stop()
@@ -110,6 +128,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *review.ROUTES,
         *organizations.ROUTES,
         *annotations.ROUTES,
+        *annotation_search.ROUTES,
         *datasets.ROUTES,
         *project_datasets.ROUTES,
         *rooms.ROUTES,
