@@ -22,6 +22,7 @@ from projections import registry
 from projections.annotation_index import AnnotationIndexProjection
 from projections.follower import ProjectionFollower
 from projections.runner import ProjectionRunner
+from tests.conftest import register
 from tests.live_server import ADMIN_PASSWORD, LiveServer
 from tests.room_client import RoomClient
 from tests.task_setup import upload_task
@@ -268,6 +269,9 @@ def test_search_answers_cross_job_questions_from_the_index(
     unknown = admin.get("/api/annotations/search", params={"colour": "red"})
     assert unknown.status_code == 400 and "colour" in unknown.text
     assert httpx.get(f"{server.url}/api/annotations/search").status_code == 401
+    with register(server, "search-outsider") as outsider:  # sees none of admin's jobs
+        hidden = outsider.get("/api/annotations/search", params={"project_id": project})
+    assert hidden.status_code == 200 and hidden.json()["count"] == 0
 
 
 def test_the_fast_decoder_gives_the_stores_events(

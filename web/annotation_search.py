@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from core.annotations import ShapeType
 from core.permissions import Action
+from projections.visibility import visible_where
 from web.context import allowed, runtime
 from web.errors import BadRequest, msgspec_errors
 from web.pagination import page_links, page_params
@@ -46,13 +47,18 @@ class SearchQuery(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def search(request: Request) -> Response:
-    allowed(request, Action.LIST, "job")
+    caller = allowed(request, Action.LIST, "job")
     page, page_size = page_params(request)
     try:
         query = msgspec.convert(dict(request.query_params), SearchQuery, strict=False)
     except msgspec.ValidationError as error:
         raise BadRequest(msgspec_errors(error)) from None
     where, values = _conditions(query)
+    # only objects of jobs the caller may see, by the same rule as /api/jobs
+    visible = sql.SQL("a.job_id IN (SELECT catalog_jobs.id FROM catalog_jobs WHERE {})").format(
+        visible_where("job", caller)
+    )
+    where = sql.SQL("{} AND {}").format(where, visible)
     count_sql = sql.SQL("SELECT count(*) FROM annotation_index a WHERE {}").format(where)
     page_sql = sql.SQL(
         "SELECT a.job_id, a.task_id, a.project_id, a.kind, a.revision, a.updated_by,"
