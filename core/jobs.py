@@ -8,7 +8,6 @@ import msgspec
 
 from core.aggregate import Entity
 from core.annotations import AnnotationState, LabeledData, ObjectIds
-from core.errors import ValidationFailed
 from core.permissions import Principal
 from core.projects import check_user_exists
 from core.review import CommentRef, Issue, ReviewState
@@ -26,6 +25,7 @@ class Job(Entity):
     # Defaults for snapshots taken before these fields existed.
     review: ReviewState = ReviewState()
     annotator_id: int | None = None
+    validation_frames: list[int] | None = None
 
     class Created(Entity.Created):
         job_id: int
@@ -33,15 +33,23 @@ class Job(Entity):
         start_frame: int
         stop_frame: int
         job_type: str
+        frames: list[int] | None = None  # a ground truth job's frames (task-relative)
 
     def __init__(
-        self, job_id: int, task_id: int, start_frame: int, stop_frame: int, job_type: str
+        self,
+        job_id: int,
+        task_id: int,
+        start_frame: int,
+        stop_frame: int,
+        job_type: str,
+        frames: list[int] | None = None,
     ) -> None:
         self.job_id = job_id
         self.task_id = task_id
         self.start_frame = start_frame
         self.stop_frame = stop_frame
         self.job_type = job_type
+        self.validation_frames = frames
         self.assignee_id: int | None = None
         self.stage = "annotation"
         self.state = "new"
@@ -174,8 +182,19 @@ class Job(Entity):
         )
 
     @property
-    def frames(self) -> range:
+    def frames(self) -> range | list[int]:
+        if self.validation_frames is not None:
+            return self.validation_frames
         return range(self.start_frame, self.stop_frame + 1)
+
+    @property
+    def is_configured_ground_truth(self) -> bool:
+        """The manual's rule: ground truth counts once accepted (acceptance + completed)."""
+        return (
+            self.job_type == "ground_truth"
+            and self.stage == "acceptance"
+            and self.state == "completed"
+        )
 
     @property
     def status(self) -> str:
@@ -222,8 +241,6 @@ def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) ->
         changes.update(stage="annotation", state="rejected")
         if job.annotator_id is not None:
             changes["assignee_id"] = job.annotator_id
-    if job.job_type == "ground_truth" and changes.get("stage") not in (None, "annotation"):
-        raise ValidationFailed.one("stage", "a ground truth job stays in the annotation stage")
     if changes:
         job.trigger_event(Job.Updated, changes=changes)
     return job

@@ -82,8 +82,3 @@ class QualitySettingsPatch(msgspec.Struct, forbid_unknown_fields=False):
             errors.add("max_validations_per_job", "Ensure this value is at least 0.")
         errors.raise_if_any()
         return sent
-
-
-def settings_from(changes: dict[str, object]) -> QualitySettings:
-    """The settings after the recorded changes (defaults for everything never changed)."""
-    return msgspec.structs.replace(QualitySettings(), **changes)

@@ -172,7 +172,10 @@ def _history_entry(row: tuple[Any, ...], base: str) -> dict[str, Any]:
 async def _task_job_ids(request: Request, task_id: int) -> list[int]:
     await fetch_doc(request, "catalog_tasks", task_id, "task")
     rows = await fetch_all(
-        request, "SELECT id FROM catalog_jobs WHERE task_id = %s ORDER BY id", (task_id,)
+        request,
+        "SELECT id FROM catalog_jobs WHERE task_id = %s"
+        " AND doc->>'type' <> 'ground_truth' ORDER BY id",
+        (task_id,),
     )
     return [row[0] for row in rows]
 

@@ -75,7 +75,10 @@ async def _dataset(request: Request, target: str, ident: int) -> tuple[TaskDatas
     else:
         task = await fetch_doc(request, "catalog_tasks", ident, "task")
         rows = await fetch_all(
-            request, "SELECT id FROM catalog_jobs WHERE task_id = %s ORDER BY id", (ident,)
+            request,
+            "SELECT id FROM catalog_jobs WHERE task_id = %s"
+            " AND doc->>'type' <> 'ground_truth' ORDER BY id",
+            (ident,),
         )
         job_ids, first, last = [row[0] for row in rows], 0, None
     data_rows = await fetch_all(

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import NotFound
+from core.ground_truth import JobWrite, create_ground_truth_job, delete_ground_truth_job
 from core.jobs import JobPatch, update_job
 from core.label_changes import change_label
 from core.labels import LabelInput
@@ -93,9 +94,23 @@ async def job_update(request: Request) -> Response:
     return await job_response(request, job_id)
 
 
-async def job_response(request: Request, job_id: int) -> Response:
+async def job_create(request: Request) -> Response:
+    caller = allowed(request, Action.CREATE, "job")
+    body = await read_body(request, JobWrite)
+    written = await execute(request, lambda unit: create_ground_truth_job(unit, caller, body))
+    return await job_response(request, written.value.job_id, status_code=201)
+
+
+async def job_delete(request: Request) -> Response:
+    caller = allowed(request, Action.DELETE, "job")
+    job_id = path_id(request)
+    await execute(request, lambda unit: delete_ground_truth_job(unit, caller, job_id))
+    return Response(status_code=204)
+
+
+async def job_response(request: Request, job_id: int, status_code: int = 200) -> Response:
     doc = await fetch_doc(request, "catalog_jobs", job_id, "job")
-    return json_response(job_json(doc, base_url(request)))
+    return json_response(job_json(doc, base_url(request)), status=status_code)
 
 
 async def labels_list(request: Request) -> Response:
@@ -166,6 +181,8 @@ async def label_detail(request: Request) -> Response:
 
 ROUTES = [
     Route("/api/jobs", jobs_list, methods=["GET"]),
+    Route("/api/jobs", job_create, methods=["POST"]),
+    Route("/api/jobs/{id:int}", job_delete, methods=["DELETE"]),
     Route("/api/jobs/{id:int}", job_detail, methods=["GET"]),
     Route("/api/jobs/{id:int}", job_update, methods=["PATCH"]),
     Route("/api/labels", labels_list, methods=["GET"]),
