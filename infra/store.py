@@ -14,6 +14,7 @@ from core.annotations import AnnotationState, LabeledData, ObjectIds
 from core.jobs import Job
 from core.labels import AttributeSpec, LabelSpec
 from core.projects import Project
+from core.quality_settings import QualitySettings
 from core.review import CommentRef, Issue, ReviewState
 from core.storage import StorageSpec
 from core.task_data import FrameMeta, TaskData
@@ -35,6 +36,7 @@ EVENT_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
     TaskData,
     Issue,
     CommentRef,
+    QualitySettings,
 )
 
 

@@ -16,7 +16,10 @@ from core.jobs import Job
 from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
+from projections.quality import QualityProjection
+from projections.quality_follower import QualityFollower
 from projections.relay import Relay
+from projections.runner import ProjectionRunner
 from realtime.fanout import LiveFanout
 from realtime.rooms import Hub
 from web import (
@@ -28,6 +31,7 @@ from web import (
     jobs,
     media,
     projects,
+    quality,
     review,
     rooms,
     tasks,
@@ -59,6 +63,9 @@ def create_app(runtime: Runtime) -> Starlette:
         runtime.after_commit_hooks.append(
             lambda recordings: hub.committed(r.domain_event for r in recordings)
         )
+        follower = app.state.quality
+        runtime.after_commit_hooks.append(lambda _: follower.nudge())
+        app.state.background.add(asyncio.create_task(follower.run()))
         relay = fanout = None
         if runtime.nats_url:
             fanout = LiveFanout(hub, runtime.nats_url)
@@ -67,6 +74,7 @@ def create_app(runtime: Runtime) -> Starlette:
             runtime.after_commit_hooks.append(lambda _: relay.nudge())
             app.state.background.add(asyncio.create_task(relay.run()))
         yield
+        await follower.stop()
         if relay is not None:
             await relay.stop()
         if fanout is not None:
@@ -84,6 +92,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *media.ROUTES,
         *jobs.ROUTES,
         *review.ROUTES,
+        *quality.ROUTES,
         *annotations.ROUTES,
         *datasets.ROUTES,
         *rooms.ROUTES,
@@ -104,6 +113,12 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.authenticator = authenticator
     app.state.requests = request_log
     app.state.jobs = JobReader(runtime.store, runtime.pool, runtime.writer.views)
+    app.state.quality = QualityFollower(
+        ProjectionRunner(
+            runtime.store, runtime.pool, QualityProjection(runtime.store, app.state.jobs)
+        ),
+        str(runtime.pool.conninfo),
+    )
     app.state.hub = hub
     app.state.background = set()
     return app
