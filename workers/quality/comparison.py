@@ -15,22 +15,21 @@ import numpy as np
 
 from core.quality_settings import QualitySettings
 from workers.quality.geometry import (
-    Canvas,
-    Rle,
-    area,
+    Raster,
+    Region,
     bbox_iou,
+    iou_matrix,
     line_similarity,
     max_bbox,
     mean_bbox,
-    merge,
     oks,
-    rle_iou,
+    region_bbox,
+    union,
 )
 from workers.quality.matching import match_segments
 from workers.quality.objects import VISIBLE, Ann, Box, LabelCatalog
 
 ERRORS = frozenset({"missing_annotation", "extra_annotation", "mismatching_label"})
-REGION_TYPES = frozenset({"rectangle", "polygon", "mask", "ellipse"})
 COVERING_TYPES = frozenset({"rectangle", "polygon", "mask"})
 
 
@@ -100,14 +99,27 @@ class FrameComparison:
         self.labels = labels
         self.image = image
         self.scale = float(image.width * image.height)
-        regions = [a for a in (*gt, *ds) if a.type in REGION_TYPES]
-        self.canvas = Canvas.around(regions, image.width, image.height)
-        self._regions: dict[int, Rle] = {}
+        self.raster = Raster(image.width, image.height)
+        self._regions: dict[int, Region] = {}
+        self._group_boxes: dict[tuple[int, int], Box] = {}
 
-    def region(self, ann: Ann) -> Rle:
+    def instance_box(self, ann: Ann, side: list[Ann]) -> Box:
+        """The box of the object's group (datumaro's instance): itself when ungrouped."""
+        if not ann.group:
+            box = ann.bbox()
+            assert box is not None
+            return box
+        key = (id(side), ann.group)
+        found = self._group_boxes.get(key)
+        if found is None:
+            bounds = [b for a in side if a.group == ann.group and (b := a.bbox()) is not None]
+            found = self._group_boxes[key] = max_bbox(bounds)
+        return found
+
+    def region(self, ann: Ann) -> Region:
         found = self._regions.get(id(ann))
         if found is None:
-            found = self._regions[id(ann)] = self.canvas.region(ann)
+            found = self._regions[id(ann)] = self.raster.region(ann)
         return found
 
     # --- matching -------------------------------------------------------------------------
@@ -133,21 +145,21 @@ class FrameComparison:
 
     def _match_boxes(self, matched: _Matched) -> None:
         gt, ds = self._of(self.gt, "rectangle"), self._of(self.ds, "rectangle")
-        sim = np.zeros((len(gt), len(ds)))
-        for i, a in enumerate(gt):
-            for j, b in enumerate(ds):
-                if a.rotation == b.rotation:
-                    sim[i, j] = bbox_iou(a.bbox(), b.bbox())  # type: ignore[arg-type]
-                else:
-                    sim[i, j] = rle_iou([self.region(a)], [self.region(b)])[0, 0]
+        sim = _box_ious(gt, ds)
+        rotated = [
+            (i, j) for i, a in enumerate(gt) for j, b in enumerate(ds) if a.rotation != b.rotation
+        ]
+        if rotated:
+            gt_frames = _box_array([a.region_box(region_bbox) for a in gt])
+            ds_frames = _box_array([b.region_box(region_bbox) for b in ds])
+            meets = _intersecting(gt_frames, ds_frames)
+            for i, j in rotated:
+                sim[i, j] = self.region(gt[i]).iou(self.region(ds[j])) if meets[i, j] else 0.0
         matched.add(gt, ds, sim, self.settings.iou_threshold)
 
     def _match_ellipses(self, matched: _Matched) -> None:
         gt, ds = self._of(self.gt, "ellipse"), self._of(self.ds, "ellipse")
-        if gt and ds:
-            sim = rle_iou([self.region(a) for a in gt], [self.region(b) for b in ds])
-        else:
-            sim = np.zeros((len(gt), len(ds)))
+        sim = iou_matrix([self.region(a) for a in gt], [self.region(b) for b in ds])
         matched.add(gt, ds, sim, self.settings.iou_threshold)
 
     def _match_segmentations(self, matched: _Matched) -> None:
@@ -157,7 +169,7 @@ class FrameComparison:
             return
         gt_segments = self._instance_segments(gt_instances)
         ds_segments = self._instance_segments(ds_instances)
-        sim = rle_iou(gt_segments, ds_segments).reshape(len(gt_instances), len(ds_instances))
+        sim = iou_matrix(gt_segments, ds_segments)
         found = match_segments(
             sim,
             self.settings.iou_threshold,
@@ -175,21 +187,19 @@ class FrameComparison:
         matched.gt_unmatched += [a for i in found.a_unmatched for a in gt_instances[i]]
         matched.ds_unmatched += [b for j in found.b_unmatched for b in ds_instances[j]]
 
-    def _instance_segments(self, instances: list[list[Ann]]) -> list[Rle]:
+    def _instance_segments(self, instances: list[list[Ann]]) -> list[Region]:
         """Each instance's pixels: with panoptic comparison only the part left visible by
-        the objects above it (z-order, then later objects over earlier ones)."""
-        unions = [merge([self.region(a) for a in group]) for group in instances]
-        members = [a for group in instances for a in group]
-        if not self.settings.panoptic_comparison or len(members) < 2:
-            return unions
-        everything = merge([self.region(a) for a in members])
-        if area(everything) == sum(area(self.region(a)) for a in members):
-            return unions  # nothing overlaps: every instance is fully visible
-        owner = np.zeros((self.canvas.height, self.canvas.width), np.int32)
+        the objects painted over it (higher z-order, then later objects over earlier ones)."""
+        if not self.settings.panoptic_comparison:
+            return [union([self.region(a) for a in group]) for group in instances]
         order = [(a, k) for k, group in enumerate(instances) for a in group]
-        for ann, k in sorted(order, key=lambda pair: pair[0].z_order):
-            owner[self.canvas.decode(self.region(ann))] = k + 1
-        return [self.canvas.bitmap(owner == k + 1) for k in range(len(instances))]
+        painted = sorted(range(len(order)), key=lambda n: order[n][0].z_order)
+        visible: list[list[Region]] = [[] for _ in instances]
+        for rank, n in enumerate(painted):
+            ann, k = order[n]
+            later = [self.region(order[m][0]) for m in painted[rank + 1 :] if order[m][1] != k]
+            visible[k].append(self.region(ann).without(later))
+        return [union(parts) for parts in visible]
 
     def _match_lines(self, matched: _Matched) -> None:
         gt, ds = self._of(self.gt, "polyline"), self._of(self.ds, "polyline")
@@ -212,11 +222,12 @@ class FrameComparison:
         gt, ds = self._of(self.gt, "points"), self._of(self.ds, "points")
         if not gt and not ds:
             return
-        boxes = {**_instance_boxes(self.gt), **_instance_boxes(self.ds)}
+        gt_boxes = [self.instance_box(a, self.gt) for a in gt]
+        ds_boxes = [self.instance_box(b, self.ds) for b in ds]
         sim = np.zeros((len(gt), len(ds)))
         for i, a in enumerate(gt):
             for j, b in enumerate(ds):
-                sim[i, j] = self._points_sim(a, b, boxes[id(a)], boxes[id(b)])
+                sim[i, j] = self._points_sim(a, b, gt_boxes[i], ds_boxes[j])
         matched.add(gt, ds, sim, self.settings.iou_threshold)
 
     def _points_sim(self, a: Ann, b: Ann, a_box: Box, b_box: Box) -> float:
@@ -228,18 +239,16 @@ class FrameComparison:
         if bbox_iou(a_box, b_box) <= 0:
             return 0.0
         scale = self._point_scale(a_box, b_box)
-        single = np.array(
-            [[oks(p[None], q[None], sigma=sigma, scale=scale) for q in b_points] for p in a_points]
-        ).reshape(len(a_points), len(b_points))
+        if not scale:
+            return 0.0
+        squared = np.sum((a_points[:, None, :] - b_points[None, :, :]) ** 2, axis=2)
+        single = np.exp(-squared / (2 * scale * (2 * sigma) ** 2))  # OKS of each point pair
         found = match_segments(single, self.settings.iou_threshold, lambda i, j: True)
         pairs = found.matches + found.mismatches
         if not pairs:
             return 0.0
-        dists = np.linalg.norm(
-            a_points[[i for i, _ in pairs]] - b_points[[j for _, j in pairs]], axis=1
-        )
         total = len(pairs) + len(found.a_unmatched) + len(found.b_unmatched)
-        return float(np.sum(np.exp(-(dists**2) / (2 * scale * (2 * sigma) ** 2))) / total)
+        return float(sum(single[i, j] for i, j in pairs) / total)
 
     def _point_scale(self, a_box: Box, b_box: Box) -> float:
         if self.settings.point_size_base == "image_size":
@@ -252,11 +261,12 @@ class FrameComparison:
         ds = [a for a in self._of(self.ds, "skeleton") if _any_present(a)]
         if not gt and not ds:
             return
-        boxes = {**_instance_boxes(self.gt), **_instance_boxes(self.ds)}
+        gt_boxes = [self.instance_box(a, self.gt) for a in gt]
+        ds_boxes = [self.instance_box(b, self.ds) for b in ds]
         sim = np.zeros((len(gt), len(ds)))
         for i, a in enumerate(gt):
             for j, b in enumerate(ds):
-                sim[i, j] = self._skeleton_sim(a, b, boxes[id(a)], boxes[id(b)])
+                sim[i, j] = self._skeleton_sim(a, b, gt_boxes[i], ds_boxes[j])
         matched.add(gt, ds, sim, self.settings.iou_threshold)
 
     def _skeleton_sim(self, a: Ann, b: Ann, a_box: Box, b_box: Box) -> float:
@@ -332,26 +342,28 @@ class FrameComparison:
         """Objects hidden under the ones above them (z-order) but for less than the
         visibility threshold of their area."""
         ordered = sorted((a for a in anns if a.type in COVERING_TYPES), key=lambda a: a.z_order)
-        if len(ordered) < 2:
-            return []
-        rles = [self._covering_region(a) for a in ordered]
+        boxes = _box_array([a.bbox() for a in ordered])  # type: ignore[misc]
+        meets = _intersecting(boxes, boxes)
         covered: list[Ann] = []
-        top: Rle | None = None
-        for index in range(len(ordered) - 1, -1, -1):
-            bottom = rles[index]
-            if top is not None:
-                overlap = area(merge([top, bottom], intersect=True))
-                if overlap:
-                    visible = 1 - overlap / (area(bottom) or 1)
-                    if visible < self.settings.object_visibility_threshold:
-                        covered.append(ordered[index])
-            top = bottom if top is None else merge([top, bottom])
-        return covered[::-1]
+        for index, ann in enumerate(ordered):
+            over = [ordered[k] for k in range(index + 1, len(ordered)) if meets[index, k]]
+            if not over:
+                continue
+            bottom = self._covering_region(ann)
+            above = [r for r in map(self._covering_region, over) if r.meets(bottom)]
+            if not above or not bottom.area:
+                continue
+            hidden = bottom.area - bottom.without(above).area
+            if hidden and 1 - hidden / bottom.area < self.settings.object_visibility_threshold:
+                covered.append(ordered[index])
+        return covered
 
-    def _covering_region(self, ann: Ann) -> Rle:
+    def _covering_region(self, ann: Ann) -> Region:
         if ann.type == "rectangle":
             x1, y1, x2, y2 = ann.points[:4]
-            return self.canvas.polygon([x1, y1, x2, y1, x2, y2, x1, y2])
+            if not ann.rotation:
+                return self.region(ann)
+            return self.raster.polygon([x1, y1, x2, y1, x2, y2, x1, y2])
         return self.region(ann)
 
     def _counted(self, m: _Matched, conflicts: list[dict[str, object]]) -> FrameResult:
@@ -442,18 +454,6 @@ def _instances(anns: Sequence[Ann]) -> list[list[Ann]]:
     return instances
 
 
-def _instance_boxes(anns: Sequence[Ann]) -> dict[int, Box]:
-    boxes: dict[int, Box] = {}
-    for group in find_instances(anns):
-        bounds = [box for a in group if (box := a.bbox()) is not None]
-        if not bounds:
-            continue
-        box = max_bbox(bounds)
-        for ann in group:
-            boxes[id(ann)] = box
-    return boxes
-
-
 def _any_present(skeleton: Ann) -> bool:
     return any(e.visibility != 0 for e in skeleton.elements)
 
@@ -467,22 +467,19 @@ def _closest(ann: Ann, similarity: dict[tuple[int, int], float]) -> float:
 def _group_conflicts(
     gt: Sequence[Ann], ds: Sequence[Ann], pairs: list[tuple[Ann, Ann]], settings: QualitySettings
 ) -> list[tuple[Ann, Ann]]:
+    if not any(a.group for a in gt) and not any(b.group for b in ds):
+        return []  # every object alone on both sides: each pair is its own matched group
     gt_groups, ds_groups = find_instances(gt), find_instances(ds)
     gt_of = {id(a): k for k, group in enumerate(gt_groups) for a in group}
     ds_of = {id(a): k for k, group in enumerate(ds_groups) for a in group}
-    partner = {id(a): id(b) for a, b in pairs}
-
-    def jaccard(i: int, j: int) -> float:
-        both = sum(1 for a in gt_groups[i] for b in ds_groups[j] if partner.get(id(a)) == id(b))
-        union = len(gt_groups[i]) + len(ds_groups[j]) - both
-        return both / (union or 1)
-
-    sim = np.array([[jaccard(i, j) for j in range(len(ds_groups))] for i in range(len(gt_groups))])
-    found = match_segments(
-        sim.reshape(len(gt_groups), len(ds_groups)),
-        settings.group_match_threshold,
-        lambda i, j: jaccard(i, j) == 1,
-    )
+    shared = np.zeros((len(gt_groups), len(ds_groups)))
+    for a, b in pairs:
+        shared[gt_of[id(a)], ds_of[id(b)]] += 1
+    sizes_gt = np.array([len(g) for g in gt_groups], float).reshape(-1, 1)
+    sizes_ds = np.array([len(g) for g in ds_groups], float).reshape(1, -1)
+    unions = sizes_gt + sizes_ds - shared
+    sim = shared / np.where(unions == 0, 1, unions)
+    found = match_segments(sim, settings.group_match_threshold, lambda i, j: sim[i, j] == 1)
     ds_to_gt: dict[int, int | None] = {j: i for i, j in found.matches + found.mismatches}
     ds_to_gt.update({j: None for j in found.b_unmatched})
     conflicts = []
@@ -492,3 +489,33 @@ def _group_conflicts(
         if alone_in_gt or ds_to_gt.get(ds_group) != gt_group:
             conflicts.append((a, b))
     return conflicts
+
+
+def _box_ious(gt: Sequence[Ann], ds: Sequence[Ann]) -> np.ndarray:
+    """datumaro's bbox_iou for every pair at once (-1 where boxes do not intersect)."""
+    if not gt or not ds:
+        return np.zeros((len(gt), len(ds)))
+    a = np.array([a.points[:4] for a in gt], float)[:, None, :]
+    b = np.array([b.points[:4] for b in ds], float)[None, :, :]
+    in_w = np.maximum(0.0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]))
+    in_h = np.maximum(0.0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]))
+    inter = in_w * in_h
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    unions = area_a + area_b - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / unions
+    return np.where(inter > 0, iou, -1.0)
+
+
+def _box_array(boxes: Sequence[Box]) -> np.ndarray:
+    return np.array(boxes, float).reshape(-1, 4)
+
+
+def _intersecting(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Which (x, y, w, h) boxes of `a` overlap which of `b` with some area."""
+    left = np.maximum(a[:, None, 0], b[None, :, 0])
+    right = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
+    top = np.maximum(a[:, None, 1], b[None, :, 1])
+    bottom = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
+    return (right > left) & (bottom > top)

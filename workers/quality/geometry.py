@@ -1,26 +1,23 @@
 """Similarity measures of CVAT's quality control: box IoU, mask IoU on a raster, OKS, lines.
 
 Follows `cvat/apps/quality_control/quality_reports.py` and datumaro's `ops`: a box IoU is -1
-when the boxes do not intersect; polygons, masks, rotated boxes and ellipses are compared as
-pycocotools RLEs rasterised at image size (here on the part of the image they cover, which
-gives the same pixels).
+when the boxes do not intersect; polygons, masks, rotated boxes and ellipses are rasterised as
+pycocotools does at image size (each over its own box, which gives the same pixels) and
+compared pixel by pixel.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from workers.formats.dataset import FormatError
 from workers.formats.masks import cvat_mask_bitmap
 from workers.quality.objects import Ann, Box
-
-Rle = dict[str, Any]
 
 
 def bbox_iou(a: Box, b: Box) -> float:
@@ -161,63 +158,135 @@ def approximate_points(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
 # --- rasters --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Canvas:
-    """The part of the image (left, top, width, height) that every region of a frame lies in."""
+class Region:
+    """The pixels of a shape as pycocotools rasterises it at image size, kept as a boolean
+    array over the shape's own box (left, top): pairs are compared where their boxes meet."""
 
-    left: int
-    top: int
-    width: int
-    height: int
+    __slots__ = ("left", "top", "right", "bottom", "pixels", "_area")
 
-    @classmethod
-    def around(cls, anns: Sequence[Ann], image_width: int, image_height: int) -> Canvas:
-        boxes = [region_bbox(ann) for ann in anns]
-        if not boxes:
-            return cls(0, 0, 1, 1)
-        x0, y0, w, h = max_bbox(boxes)
-        left = min(max(0, math.floor(x0) - 1), max(image_width - 1, 0))
-        top = min(max(0, math.floor(y0) - 1), max(image_height - 1, 0))
-        right = max(min(image_width, math.ceil(x0 + w) + 2), left + 1)
-        bottom = max(min(image_height, math.ceil(y0 + h) + 2), top + 1)
-        return cls(left, top, right - left, bottom - top)
+    def __init__(self, left: int, top: int, pixels: np.ndarray) -> None:
+        self.left = left
+        self.top = top
+        self.pixels = pixels  # bool, (height, width)
+        self.right = left + pixels.shape[1]
+        self.bottom = top + pixels.shape[0]
+        self._area: int | None = None
 
-    def polygon(self, points: Sequence[float]) -> Rle:
+    @property
+    def area(self) -> int:
+        if self._area is None:
+            self._area = int(np.count_nonzero(self.pixels))
+        return self._area
+
+    def meets(self, other: Region) -> bool:
+        return (
+            self.left < other.right
+            and other.left < self.right
+            and self.top < other.bottom
+            and other.top < self.bottom
+        )
+
+    def overlap(self, other: Region) -> int:
+        """Pixels set in both."""
+        if not self.meets(other):
+            return 0
+        mine, theirs = self.within(other), other.within(self)
+        return int(np.count_nonzero(mine & theirs))
+
+    def within(self, other: Region) -> np.ndarray:
+        """This region's pixels on the part of the image both boxes share."""
+        x0, y0 = max(self.left, other.left), max(self.top, other.top)
+        x1, y1 = min(self.right, other.right), min(self.bottom, other.bottom)
+        return self.pixels[y0 - self.top : y1 - self.top, x0 - self.left : x1 - self.left]
+
+    def iou(self, other: Region) -> float:
+        both = self.overlap(other)
+        if not both:
+            return 0.0
+        return both / (self.area + other.area - both)
+
+    def without(self, above: Sequence[Region]) -> Region:
+        """The pixels none of `above` covers."""
+        hiding = [region for region in above if region.meets(self)]
+        if not hiding:
+            return self
+        pixels = self.pixels.copy()
+        for region in hiding:
+            x0, y0 = max(self.left, region.left), max(self.top, region.top)
+            x1, y1 = min(self.right, region.right), min(self.bottom, region.bottom)
+            part = pixels[y0 - self.top : y1 - self.top, x0 - self.left : x1 - self.left]
+            part &= ~region.within(self)
+        return Region(self.left, self.top, pixels)
+
+
+def union(regions: Sequence[Region]) -> Region:
+    if len(regions) == 1:
+        return regions[0]
+    left, top = min(r.left for r in regions), min(r.top for r in regions)
+    right, bottom = max(r.right for r in regions), max(r.bottom for r in regions)
+    pixels = np.zeros((bottom - top, right - left), bool)
+    for r in regions:
+        pixels[r.top - top : r.bottom - top, r.left - left : r.right - left] |= r.pixels
+    return Region(left, top, pixels)
+
+
+def iou_matrix(a: Sequence[Region], b: Sequence[Region]) -> np.ndarray:
+    return np.array([[x.iou(y) for y in b] for x in a]).reshape(len(a), len(b))
+
+
+class Raster:
+    """Rasterises shapes of one image the way CVAT does (pycocotools at image size)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+
+    def _window(self, xs: Sequence[float], ys: Sequence[float]) -> tuple[int, int, int, int]:
+        left = min(max(0, math.floor(min(xs)) - 1), self.width)
+        top = min(max(0, math.floor(min(ys)) - 1), self.height)
+        right = max(min(self.width, math.ceil(max(xs)) + 2), left)
+        bottom = max(min(self.height, math.ceil(max(ys)) + 2), top)
+        return left, top, right, bottom
+
+    def empty(self) -> Region:
+        return Region(0, 0, np.zeros((0, 0), bool))
+
+    def polygon(self, points: Sequence[float]) -> Region:
         if len(points) < 6:
             return self.empty()
-        shifted = np.asarray(points, dtype=float).reshape(-1, 2) - (self.left, self.top)
-        rles = mask_utils.frPyObjects([shifted.ravel().tolist()], self.height, self.width)
-        return mask_utils.merge(rles)
+        left, top, right, bottom = self._window(points[0::2], points[1::2])
+        if right <= left or bottom <= top:
+            return self.empty()
+        shifted = np.asarray(points, dtype=float).reshape(-1, 2) - (left, top)
+        rles = mask_utils.frPyObjects([shifted.ravel().tolist()], bottom - top, right - left)
+        pixels = mask_utils.decode(rles)[:, :, 0].astype(bool)
+        return Region(left, top, pixels)
 
-    def bitmap(self, image: np.ndarray) -> Rle:
-        return mask_utils.encode(np.asfortranarray(image.astype(np.uint8)))
+    def mask(self, points: Sequence[float]) -> Region:
+        try:
+            bitmap, left, top = cvat_mask_bitmap(points)
+        except FormatError:  # stored masks are checked on write; compare a broken one as empty
+            return self.empty()
+        x0, y0 = max(left, 0), max(top, 0)
+        x1 = min(left + bitmap.shape[1], self.width)
+        y1 = min(top + bitmap.shape[0], self.height)
+        if x1 <= x0 or y1 <= y0:
+            return self.empty()
+        return Region(x0, y0, bitmap[y0 - top : y1 - top, x0 - left : x1 - left].astype(bool))
 
-    def empty(self) -> Rle:
-        return self.bitmap(np.zeros((self.height, self.width), np.uint8))
-
-    def mask(self, points: Sequence[float]) -> Rle:
-        bitmap, left, top = cvat_mask_bitmap(points)
-        return self.bitmap(self.place(bitmap, left, top))
-
-    def place(self, bitmap: np.ndarray, left: int, top: int) -> np.ndarray:
-        image = np.zeros((self.height, self.width), np.uint8)
-        x0, y0 = left - self.left, top - self.top
-        h, w = bitmap.shape
-        cx0, cy0 = max(x0, 0), max(y0, 0)
-        cx1, cy1 = min(x0 + w, self.width), min(y0 + h, self.height)
-        if cx1 > cx0 and cy1 > cy0:
-            image[cy0:cy1, cx0:cx1] = bitmap[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-        return image
-
-    def ellipse(self, ann: Ann) -> Rle:
+    def ellipse(self, ann: Ann) -> Region:
         cx, cy, rx_x, ry_y = ann.points[:4]
-        image = np.zeros((self.height, self.width), np.uint8)
-        center = (round(cx - self.left), round(cy - self.top))
-        axes = (round(abs(rx_x - cx)), round(abs(cy - ry_y)))
-        cv2.ellipse(image, center, axes, ann.rotation, 0, 360, 1, -1)
-        return self.bitmap(image)
+        rx, ry = abs(rx_x - cx), abs(cy - ry_y)
+        reach = max(rx, ry)
+        left, top, right, bottom = self._window([cx - reach, cx + reach], [cy - reach, cy + reach])
+        if right <= left or bottom <= top:
+            return self.empty()
+        image = np.zeros((bottom - top, right - left), np.uint8)
+        center = (round(cx - left), round(cy - top))
+        cv2.ellipse(image, center, (round(rx), round(ry)), ann.rotation, 0, 360, 1, -1)
+        return Region(left, top, image.astype(bool))
 
-    def region(self, ann: Ann) -> Rle:
+    def region(self, ann: Ann) -> Region:
         """The pixels of a rectangle (rotated), polygon, mask or ellipse."""
         if ann.type == "rectangle":
             return self.polygon(rotated_box_polygon(ann))
@@ -229,9 +298,6 @@ class Canvas:
             return self.ellipse(ann)
         raise ValueError(f"{ann.type} has no region")
 
-    def decode(self, rle: Rle) -> np.ndarray:
-        return mask_utils.decode(rle).astype(bool)
-
 
 def region_bbox(ann: Ann) -> Box:
     if ann.type == "rectangle" and ann.rotation:
@@ -241,20 +307,3 @@ def region_bbox(ann: Ann) -> Box:
     box = ann.bbox()
     assert box is not None
     return box
-
-
-def rle_iou(a: Sequence[Rle], b: Sequence[Rle]) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of two lists of RLEs (pycocotools, not crowd)."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    return np.asarray(mask_utils.iou(list(b), list(a), [0] * len(a)), dtype=float).T.reshape(
-        len(a), len(b)
-    )
-
-
-def merge(rles: Sequence[Rle], intersect: bool = False) -> Rle:
-    return mask_utils.merge(list(rles), intersect=intersect)
-
-
-def area(rle: Rle) -> int:
-    return int(mask_utils.area(rle))

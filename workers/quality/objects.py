@@ -7,7 +7,7 @@ outside frames dropped, cuboids left out, attributes with every label attribute 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from core.annotations import AnnotationState, AttributeValue, Track
@@ -42,6 +42,14 @@ class Ann:
     group: int = 0
     attributes: dict[object, object] = field(default_factory=dict)
     elements: list[Element] = field(default_factory=list)
+
+    _region_box: Box | None = field(default=None, repr=False)
+
+    def region_box(self, compute: Callable[[Ann], Box]) -> Box:
+        """`compute(self)`, remembered."""
+        if self._region_box is None:
+            self._region_box = compute(self)
+        return self._region_box
 
     @property
     def is_tag(self) -> bool:
@@ -101,9 +109,12 @@ class LabelCatalog:
     def attribute_values(
         self, label: int, given: Iterable[AttributeValue], occluded: bool | None
     ) -> dict[object, object]:
+        specs = self.attributes.get(label)
+        if not specs:
+            return {} if occluded is None else {"occluded": occluded}
         by_id = {a.spec_id: a.value for a in given}
         values: dict[object, object] = {}
-        for spec in self.attributes.get(label, []):
+        for spec in specs:
             values[spec.id] = _typed(spec, by_id.get(spec.id, spec.default_value))
         if occluded is not None:
             values["occluded"] = occluded

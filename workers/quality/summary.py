@@ -15,44 +15,61 @@ COUNTS = ("valid_count", "missing_count", "extra_count", "total_count", "ds_coun
 
 @dataclass
 class Totals:
-    """Sums over frames (or over jobs, for a task): counts, confusion matrix, conflicts."""
+    """Sums over frames (or over jobs, for a task): counts, confusion matrix, conflicts.
+    Frames can be taken out again, so a job's totals follow its frames edit by edit."""
 
     labels: list[str]
-    frames: list[int] = field(default_factory=list)
+    frame_ious: dict[int, float] = field(default_factory=dict)  # frame -> its mean IoU
     confusion: np.ndarray | None = None
     counts: Counter[str] = field(default_factory=Counter)
     shape: Counter[str] = field(default_factory=Counter)
     label: Counter[str] = field(default_factory=Counter)
     conflicts: Counter[str] = field(default_factory=Counter)
-    mean_ious: list[float] = field(default_factory=list)
+    job_ious: list[float] = field(default_factory=list)  # a task's: each job's mean IoU
+
+    @property
+    def frames(self) -> list[int]:
+        return sorted(self.frame_ious)
 
     def add_frame(self, frame: int, result: FrameResult) -> None:
-        self.frames.append(frame)
-        self._add_matrix(result.confusion)
+        self._count(result, 1)
+        self.frame_ious[frame] = result.shape["mean_iou"]
+
+    def remove_frame(self, frame: int, result: FrameResult) -> None:
+        self._count(result, -1)
+        self.frame_ious.pop(frame, None)
+
+    def _count(self, result: FrameResult, sign: int) -> None:
+        self._add_matrix(result.confusion * sign)
         for name in COUNTS:
-            self.counts[name] += getattr(result, name)
-        self.shape.update({k: v for k, v in result.shape.items() if k != "mean_iou"})
-        self.label.update(result.label)
-        self.conflicts.update(str(c["type"]) for c in result.conflicts)
-        self.mean_ious.append(result.shape["mean_iou"])
+            self.counts[name] += sign * getattr(result, name)
+        for name, value in result.shape.items():
+            if name != "mean_iou":
+                self.shape[name] += sign * int(value)
+        for name, number in result.label.items():
+            self.label[name] += sign * number
+        for conflict in result.conflicts:
+            self.conflicts[str(conflict["type"])] += sign
+        self.conflicts = +self.conflicts  # drop types that reached zero
 
     def add_totals(self, other: Totals) -> None:
         """Adds a job's totals to a task's: frames joined, mean IoU averaged over jobs."""
-        self.frames = sorted(set(self.frames) | set(other.frames))
+        self.frame_ious.update(other.frame_ious)
         if other.confusion is not None:
             self._add_matrix(other.confusion)
         self.counts.update(other.counts)
         self.shape.update(other.shape)
         self.label.update(other.label)
         self.conflicts.update(other.conflicts)
-        self.mean_ious.append(other.mean_iou)
+        self.job_ious.append(other.mean_iou)
 
     def _add_matrix(self, matrix: np.ndarray) -> None:
         self.confusion = matrix.copy() if self.confusion is None else self.confusion + matrix
 
     @property
     def mean_iou(self) -> float:
-        return float(np.mean(self.mean_ious)) if self.mean_ious else 0.0
+        values = self.job_ious or list(self.frame_ious.values())
+        return float(np.mean(values)) if values else 0.0
 
     @property
     def error_count(self) -> int:
@@ -69,7 +86,7 @@ class Totals:
         return self.confusion
 
     def comparison_summary(self, total_frames: int) -> dict[str, object]:
-        frame_count = len(self.frames)
+        frame_count = len(self.frame_ious)
         frame_share = frame_count / (total_frames or 1)
         shape = {name: int(self.shape[name]) for name in COUNTS}
         label = {
@@ -77,7 +94,7 @@ class Totals:
         }
         return {
             "frame_share": frame_share,
-            "frames": sorted(self.frames),
+            "frames": self.frames,
             "total_frames": total_frames,
             "frame_count": frame_count,
             "mean_conflict_count": self.conflict_count / (frame_count or 1),

@@ -32,14 +32,16 @@ class JobQuality:
     start_frame: int
     stop_frame: int
     frames: list[int]  # ground truth frames inside the job
+    totals: Totals
     results: dict[int, FrameResult] = field(default_factory=dict)
     objects: dict[int, set[int]] = field(default_factory=dict)  # object id -> frames
 
-    def totals(self, labels: list[str]) -> Totals:
-        totals = Totals(labels)
-        for frame in self.frames:
-            totals.add_frame(frame, self.results[frame])
-        return totals
+    def record(self, frame: int, result: FrameResult) -> None:
+        old = self.results.get(frame)
+        if old is not None:
+            self.totals.remove_frame(frame, old)
+        self.results[frame] = result
+        self.totals.add_frame(frame, result)
 
 
 @dataclass
@@ -74,7 +76,7 @@ class TaskQuality:
         if quality is None or frames is None:
             in_job = [f for f in self.gt_frames if job.start_frame <= f <= job.stop_frame]
             quality = self.jobs[job.job_id] = JobQuality(
-                job.job_id, job.start_frame, job.stop_frame, in_job
+                job.job_id, job.start_frame, job.stop_frame, in_job, Totals(self.label_names)
             )
             wanted = set(quality.frames)
         else:
@@ -82,7 +84,7 @@ class TaskQuality:
         found = objects_by_frame(job.state, wanted, job.stop_frame, self.labels)
         _reindex(quality.objects, found)
         for frame in wanted:
-            quality.results[frame] = compare_frame(
+            result = compare_frame(
                 self.gt_objects.get(frame, []),
                 found[frame],
                 frame=frame,
@@ -92,6 +94,7 @@ class TaskQuality:
                 labels=self.labels,
                 image=self.images[frame],
             )
+            quality.record(frame, result)
         return wanted
 
     def frames_of_edit(
@@ -123,7 +126,7 @@ class TaskQuality:
         self.jobs.pop(job_id, None)
 
     def job_totals(self, job_id: int) -> Totals:
-        return self.jobs[job_id].totals(self.label_names)
+        return self.jobs[job_id].totals
 
     def task_totals(self) -> Totals:
         totals = Totals(self.label_names)
