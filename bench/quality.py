@@ -241,7 +241,10 @@ def measure_server(frames: int) -> None:
                 client.patch(f"/api/jobs/{gt}", json={"stage": "acceptance", "state": "completed"}),
                 200,
             )
+            deadline = time.monotonic() + 600
             while task_report(client, task_id) is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no task report")
                 time.sleep(0.01)
             full = time.perf_counter() - started
             report = task_report(client, task_id)
@@ -260,10 +263,13 @@ def measure_server(frames: int) -> None:
                 started = time.perf_counter()
                 expect(client.patch(f"/api/jobs/{job_id}/annotations", params={"action": "update"},
                                     json={"shapes": [shape]}), 200)  # fmt: skip
-                while True:
+                deadline = time.monotonic() + 60
+                while True:  # every refresh stamps the report anew
                     after = job_report(client, job_id)
-                    if after is not None and after["summary"] != before["summary"]:
+                    if after is not None and after["created_date"] != before["created_date"]:
                         break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the job report did not follow the edit")
                     time.sleep(0.005)
                 timings.append(time.perf_counter() - started)
             summary = report["summary"]
