@@ -80,6 +80,8 @@ def select_frames(body: JobWrite, valid: list[int], segments: list[list[int]]) -
     """The frames of a new ground truth job, as CVAT picks them."""
     errors = ErrorCollector()
     seed = body.random_seed if body.random_seed is not None else body.seed
+    if seed is not None and not 0 <= seed < 2**63:
+        raise ValidationFailed.one("random_seed", "Ensure this value is between 0 and 2^63 - 1.")
     rng = np.random.Generator(np.random.MT19937(seed))
     if body.frame_selection_method == "manual":
         frames = body.frames or []

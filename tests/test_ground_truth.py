@@ -108,6 +108,7 @@ def test_random_per_job_takes_frames_from_every_job(
         {"frame_selection_method": "random_uniform", "frame_share": 1.5},
         {"frame_selection_method": "random_per_job"},
         {"frame_selection_method": "sometimes", "frame_count": 1},
+        {"frame_selection_method": "random_uniform", "frame_count": 1, "random_seed": -1},
     ],
 )
 def test_bad_frame_selections_are_refused(
