@@ -194,10 +194,16 @@ class FrameComparison:
             return [union([self.region(a) for a in group]) for group in instances]
         order = [(a, k) for k, group in enumerate(instances) for a in group]
         painted = sorted(range(len(order)), key=lambda n: order[n][0].z_order)
+        boxes = _box_array([order[n][0].bbox() for n in painted])  # type: ignore[misc]
+        meets = _intersecting(boxes, boxes)
         visible: list[list[Region]] = [[] for _ in instances]
         for rank, n in enumerate(painted):
             ann, k = order[n]
-            later = [self.region(order[m][0]) for m in painted[rank + 1 :] if order[m][1] != k]
+            later = [
+                self.region(order[painted[m]][0])
+                for m in np.flatnonzero(meets[rank, rank + 1 :]) + rank + 1
+                if order[painted[m]][1] != k
+            ]
             visible[k].append(self.region(ann).without(later))
         return [union(parts) for parts in visible]
 
@@ -513,9 +519,10 @@ def _box_array(boxes: Sequence[Box]) -> np.ndarray:
 
 
 def _intersecting(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Which (x, y, w, h) boxes of `a` overlap which of `b` with some area."""
-    left = np.maximum(a[:, None, 0], b[None, :, 0])
-    right = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
-    top = np.maximum(a[:, None, 1], b[None, :, 1])
-    bottom = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
+    """Which (x, y, w, h) boxes of `a` may share a pixel with which of `b` (a pixel of
+    margin: rasterised shapes may touch a pixel their exact boxes only border)."""
+    left = np.maximum(a[:, None, 0], b[None, :, 0]) - 1
+    right = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2]) + 1
+    top = np.maximum(a[:, None, 1], b[None, :, 1]) - 1
+    bottom = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3]) + 1
     return (right > left) & (bottom > top)

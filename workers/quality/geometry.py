@@ -8,6 +8,7 @@ compared pixel by pixel.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -18,6 +19,8 @@ from pycocotools import mask as mask_utils
 from workers.formats.dataset import FormatError
 from workers.formats.masks import cvat_mask_bitmap
 from workers.quality.objects import Ann, Box
+
+Point = tuple[float, float]
 
 
 def bbox_iou(a: Box, b: Box) -> float:
@@ -95,9 +98,13 @@ def line_similarity(
     ds_x, ds_y, ds_r2 = _bbox_circle(ds)
     if (ds_x - gt_x) ** 2 + (ds_y - gt_y) ** 2 > ds_r2 + gt_r2 + scale * (6 * thickness) ** 2:
         return 0.0
-    a, b = approximate_points(np.reshape(gt, (-1, 2)), np.reshape(ds, (-1, 2)))
+    a, b = approximate_points(_pairs(gt), _pairs(ds))
     candidates = [b] if oriented else [b, b[::-1]]
     return max(_compare_lines(a, c, scale, thickness) for c in candidates)
+
+
+def _pairs(flat: Sequence[float]) -> list[tuple[float, float]]:
+    return list(zip(flat[0::2], flat[1::2], strict=True))
 
 
 def _bbox_circle(points: Sequence[float]) -> tuple[float, float, float]:
@@ -106,53 +113,55 @@ def _bbox_circle(points: Sequence[float]) -> tuple[float, float, float]:
     return (x0 + x1) / 2, (y0 + y1) / 2, ((x1 - x0) ** 2 + (y1 - y0) ** 2) / 4
 
 
-def _compare_lines(a: np.ndarray, b: np.ndarray, scale: float, thickness: float) -> float:
-    dists = np.linalg.norm(a - b, axis=1)
-    return float(np.sum(np.exp(-(dists**2) / (2 * scale * (2 * thickness) ** 2))) / len(a))
+def _compare_lines(a: list[Point], b: list[Point], scale: float, thickness: float) -> float:
+    spread = 2 * scale * (2 * thickness) ** 2
+    total = sum(
+        math.exp(-((ax - bx) ** 2 + (ay - by) ** 2) / spread)
+        for (ax, ay), (bx, by) in zip(a, b, strict=True)
+    )
+    return total / len(a)
 
 
-def approximate_points(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def approximate_points(a: list[Point], b: list[Point]) -> tuple[list[Point], list[Point]]:
     """Both lines with the same number of points placed at the same relative arc lengths
     (every original vertex of either line kept), as CVAT's `approximate_points`."""
     epsilon = 1e-7
     a_count, b_count = len(a) - 1, len(b) - 1
-    a_lengths = np.linalg.norm(a[1:] - a[:-1], axis=1)
-    b_lengths = np.linalg.norm(b[1:] - b[:-1], axis=1)
-    a_ends = [*np.cumsum(a_lengths).tolist(), float(np.sum(a_lengths))]
-    b_ends = [*np.cumsum(b_lengths).tolist(), float(np.sum(b_lengths))]
+    a_lengths = [math.dist(a[i], a[i + 1]) for i in range(a_count)]
+    b_lengths = [math.dist(b[i], b[i + 1]) for i in range(b_count)]
+    a_ends = [*itertools.accumulate(a_lengths)] or [0.0]
+    b_ends = [*itertools.accumulate(b_lengths)] or [0.0]
+    a_ends.append(a_ends[-1])
+    b_ends.append(b_ends[-1])
     a_length, b_length = a_ends[-1], b_ends[-1]
-    size = len(a) + len(b) - 1
-    a_new, b_new = np.zeros((size, 2)), np.zeros((size, 2))
-    a_new[0], b_new[0] = a[0], b[0]
+    a_new, b_new = [a[0]], [b[0]]
     a_idx = b_idx = 0
-    next_idx = 0
     while a_idx < a_count or b_idx < b_count:
-        next_idx = a_idx + b_idx + 1
         a_pos = a_ends[a_idx] / (a_length or 1)
         b_pos = b_ends[b_idx] / (b_length or 1)
         if a_idx < a_count and a_pos <= b_pos:
             if b_idx < b_count:
                 q = (b_pos - a_pos) * (b_length / (b_lengths[b_idx] or 1))
-                b_new[next_idx] = (
-                    b[1 + b_idx] if abs(q) <= epsilon else b[b_idx] * q + b[1 + b_idx] * (1 - q)
-                )
-            elif b_idx == b_count:
-                b_new[next_idx] = b[b_idx]
+                b_new.append(b[1 + b_idx] if abs(q) <= epsilon else _mix(b[b_idx], b[1 + b_idx], q))
+            else:
+                b_new.append(b[b_idx])
             a_idx += 1
-            a_new[next_idx] = a[a_idx]
+            a_new.append(a[a_idx])
         else:
             if a_idx < a_count:
                 q = (a_pos - b_pos) * (a_length / (a_lengths[a_idx] or 1))
-                a_new[next_idx] = (
-                    a[1 + a_idx] if abs(q) <= epsilon else a[a_idx] * q + a[1 + a_idx] * (1 - q)
-                )
-            elif a_idx == a_count:
-                a_new[next_idx] = a[a_idx]
+                a_new.append(a[1 + a_idx] if abs(q) <= epsilon else _mix(a[a_idx], a[1 + a_idx], q))
+            else:
+                a_new.append(a[a_idx])
             b_idx += 1
-            b_new[next_idx] = b[b_idx]
-    if next_idx < size:
-        a_new, b_new = a_new[:next_idx], b_new[:next_idx]
+            b_new.append(b[b_idx])
+    if a_count + b_count:  # as CVAT's truncation does, the last point placed is left out
+        a_new, b_new = a_new[:-1], b_new[:-1]
     return a_new, b_new
+
+
+def _mix(start: Point, end: Point, q: float) -> Point:
+    return (start[0] * q + end[0] * (1 - q), start[1] * q + end[1] * (1 - q))
 
 
 # --- rasters --------------------------------------------------------------------------------
