@@ -26,6 +26,7 @@ class Job(Entity):
     review: ReviewState = ReviewState()
     annotator_id: int | None = None
     validation_frames: list[int] | None = None
+    validation_attempts: tuple[int | None, ...] = ()  # the assignee of each feedback given
 
     class Created(Entity.Created):
         job_id: int
@@ -65,6 +66,18 @@ class Job(Entity):
             apply_changes(job, self.changes)
             if job.stage == "annotation" and job.assignee_id is not None:
                 job.annotator_id = job.assignee_id
+
+    class ValidationGiven(Entity.Event):
+        """Immediate feedback on a finished job: its score against the ground truth."""
+
+        assignee_id: int | None
+        target_metric: str
+        score: float
+        passed: bool
+        frames_to_fix: list[int]
+
+        def apply(self, job: Job) -> None:
+            job.validation_attempts = (*job.validation_attempts, self.assignee_id)
 
     class IssueOpened(Entity.Event):
         issue: Issue

@@ -186,6 +186,30 @@ def test_settings_are_per_task_with_cvat_defaults_and_rescore(
     assert admin.get("/api/quality/settings/999999").status_code == 404
 
 
+def test_a_finished_job_gets_immediate_feedback_per_assignee(
+    admin: httpx.Client, setup: dict[str, Any]
+) -> None:
+    job_id = setup["jobs"][0]  # after the test above: its one box misses at IoU 0.95
+    plain = admin.patch(f"/api/jobs/{job_id}", json={"state": "completed"})
+    assert plain.status_code == 200 and "feedback" not in plain.json()  # not asked for yet
+    admin.patch(f"/api/quality/settings/{setup['task']}", json={"max_validations_per_job": 1})
+    admin.patch(f"/api/jobs/{job_id}", json={"state": "in progress"})
+    finished = admin.patch(f"/api/jobs/{job_id}", json={"state": "completed"})
+    assert finished.status_code == 200, finished.text
+    assert finished.json()["state"] == "completed"
+    feedback = finished.json()["feedback"]
+    assert feedback["passed"] is False and feedback["score"] == 0.0
+    assert feedback["target_metric"] == "precision" and feedback["frames_to_fix"] == [1]
+    assert (feedback["attempt"], feedback["attempts_left"]) == (1, 0)
+    admin.patch(f"/api/jobs/{job_id}", json={"state": "in progress"})
+    again = admin.patch(f"/api/jobs/{job_id}", json={"state": "completed"})
+    assert "feedback" not in again.json()  # no attempts left for this assignee
+    me = admin.get("/api/users/self").json()["id"]
+    admin.patch(f"/api/jobs/{job_id}", json={"assignee": me, "state": "in progress"})
+    other = admin.patch(f"/api/jobs/{job_id}", json={"state": "completed"})
+    assert other.json()["feedback"]["attempt"] == 1
+
+
 def test_deleting_the_ground_truth_job_removes_the_reports(
     admin: httpx.Client, setup: dict[str, Any]
 ) -> None:

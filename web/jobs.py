@@ -14,7 +14,9 @@ from core.jobs import JobPatch, update_job
 from core.label_changes import change_label
 from core.labels import LabelInput
 from core.permissions import Action
+from core.quality_commands import finish_with_feedback
 from projections.list_query import Field, ListSpec
+from web import quality
 from web.context import allowed, base_url, execute, path_id, query_int
 from web.errors import BadRequest
 from web.pagination import Listing, list_response, unpaged
@@ -90,8 +92,18 @@ async def job_update(request: Request) -> Response:
     caller = allowed(request, Action.ANNOTATE, "job")
     job_id = path_id(request)
     body = await read_body(request, JobPatch)
-    await execute(request, lambda unit: update_job(unit, caller, job_id, body))
-    return await job_response(request, job_id)
+    verdict = await quality.verdict_for(request, job_id) if body.state == "completed" else None
+    if verdict is None:
+        await execute(request, lambda unit: update_job(unit, caller, job_id, body))
+        return await job_response(request, job_id)
+    written = await execute(
+        request, lambda unit: finish_with_feedback(unit, caller, job_id, body, verdict)
+    )
+    doc = await fetch_doc(request, "catalog_jobs", job_id, "job")
+    answer = job_json(doc, base_url(request))
+    if written.value is not None:
+        answer["feedback"] = msgspec.to_builtins(written.value)
+    return json_response(answer)
 
 
 async def job_create(request: Request) -> Response:

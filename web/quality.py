@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from core.errors import NotFound, ValidationFailed
 from core.permissions import Action
-from core.quality_commands import change_quality_settings
+from core.quality_commands import Verdict, change_quality_settings
 from core.quality_settings import QualitySettings, QualitySettingsPatch
 from core.tasks import Task
 from infra.background import Operation
@@ -244,6 +244,35 @@ async def _caught_up(request: Request) -> None:
         if time.monotonic() > deadline:
             raise BadRequest({"detail": "quality reports are still being computed; retry"})
         await asyncio.sleep(0.05)
+
+
+async def verdict_for(request: Request, job_id: int) -> Verdict | None:
+    """The immediate feedback a finishing job gets: None unless its task asks for it
+    (max_validations_per_job > 0) and has a configured ground truth job."""
+    job = await fetch_all(request, "SELECT task_id, doc->>'type' FROM catalog_jobs WHERE id = %s",
+                          (job_id,))  # fmt: skip
+    if not job or job[0][1] != "annotation":
+        return None
+    settings = (await run_in_threadpool(_task, request, job[0][0])).quality_settings
+    if settings.max_validations_per_job <= 0:
+        return None
+    await _caught_up(request)
+    rows = await fetch_all(request, "SELECT doc FROM quality_reports WHERE job_id = %s", (job_id,))
+    if not rows:
+        return None
+    frames = await fetch_all(
+        request,
+        "SELECT DISTINCT frame FROM quality_conflicts WHERE job_id = %s"
+        " AND doc->>'severity' = 'error' ORDER BY frame",
+        (job_id,),
+    )
+    return Verdict(
+        target_metric=settings.target_metric,
+        target_metric_threshold=settings.target_metric_threshold,
+        score=float(rows[0][0]["summary"][settings.target_metric]),
+        frames_to_fix=[row[0] for row in frames],
+        max_validations=settings.max_validations_per_job,
+    )
 
 
 async def conflicts_list(request: Request) -> Response:
