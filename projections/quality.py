@@ -72,6 +72,7 @@ class QualityProjection:
         self._app = app
         self._jobs = jobs
         self._tasks: dict[int, TaskQuality] = {}
+        self._unconfigured: set[int] = set()  # tasks seen without an accepted ground truth
         self._streams: dict[uuid.UUID, tuple[str, int, int]] = {}  # -> (kind, id, task id)
 
     # --- the runner's interface -----------------------------------------------------------
@@ -80,6 +81,7 @@ class QualityProjection:
         for table in TABLES:
             cur.execute(f"DELETE FROM {table}")
         self._tasks.clear()
+        self._unconfigured.clear()
 
     def apply(self, cur: Cursor, event: Any, notification: Notification) -> None:
         self.apply_all(cur, [(event, notification)])
@@ -108,6 +110,15 @@ class QualityProjection:
             if found is not None:
                 deleted.add(found[2])
             return
+        if isinstance(event, Project.LabelsChanged):
+            cur.execute(
+                "SELECT t.id FROM catalog_tasks t JOIN catalog_projects p ON p.id = t.project_id"
+                " WHERE p.uuid = %s",
+                (event.originator_id,),
+            )
+            for (task_id,) in cur.fetchall():
+                dirty.setdefault(int(task_id), Dirty()).whole = True
+            return
         if isinstance(event, TASK_WIDE_EVENTS):
             found = self._stream(cur, event.originator_id, "task")
             if found is not None:
@@ -126,8 +137,9 @@ class QualityProjection:
         what = dirty.setdefault(task_id, Dirty())
         if isinstance(event, Job.Updated):
             task = self._tasks.get(task_id)
-            if task is not None and job_id == task.gt_job_id:
-                what.whole = True
+            staged = "stage" in event.changes or "state" in event.changes
+            if staged and (task_id in self._unconfigured or (task and job_id == task.gt_job_id)):
+                what.whole = True  # the ground truth may have become (or stopped being) usable
             what.jobs.add(job_id)
             return
         written, removed = _edit_parts(event)
@@ -149,11 +161,15 @@ class QualityProjection:
     # --- recomputing ----------------------------------------------------------------------
 
     def _refresh(self, cur: Cursor, task_id: int, what: Dirty) -> None:
+        if task_id in self._unconfigured and not what.whole:
+            return  # edits of a task without ground truth change no report
         task = self._load(Task, task_id)
         gt = self._gt_state(task)
         if task is None or task.data is None or gt is None:
             self._forget(cur, task_id)
+            self._unconfigured.add(task_id)
             return
+        self._unconfigured.discard(task_id)
         quality = self._tasks.get(task_id)
         job_ids = list(task.job_ids)
         if what.whole or quality is None:

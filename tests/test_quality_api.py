@@ -210,6 +210,28 @@ def test_a_finished_job_gets_immediate_feedback_per_assignee(
     assert other.json()["feedback"]["attempt"] == 1
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/jobs", {"type": "ground_truth", "task_id": "one"}),
+        ("POST", "/api/jobs", {"type": "ground_truth", "task_id": 1, "frames": ["a"]}),
+        ("POST", "/api/jobs", {"type": "ground_truth", "task_id": 999999, "frame_count": 1}),
+        ("PATCH", "/api/quality/settings/{task}", {"iou_threshold": "high"}),
+        ("PATCH", "/api/quality/settings/{task}", {"max_validations_per_job": -1}),
+        ("POST", "/api/quality/reports", {"task_id": "x"}),
+        ("POST", "/api/quality/reports", {}),
+        ("GET", "/api/quality/reports?task_id=abc", None),
+        ("GET", "/api/quality/conflicts?report_id=abc", None),
+    ],
+)
+def test_bad_quality_input_is_a_400_naming_the_field(
+    admin: httpx.Client, setup: dict[str, Any], method: str, path: str, body: Any
+) -> None:
+    response = admin.request(method, path.format(task=setup["task"]), json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()
+
+
 def test_deleting_the_ground_truth_job_removes_the_reports(
     admin: httpx.Client, setup: dict[str, Any]
 ) -> None:
