@@ -366,10 +366,9 @@ class FrameComparison:
 
     def _covering_region(self, ann: Ann) -> Region:
         if ann.type == "rectangle":
-            x1, y1, x2, y2 = ann.points[:4]
             if not ann.rotation:
                 return self.region(ann)
-            return self.raster.polygon([x1, y1, x2, y1, x2, y2, x1, y2])
+            return self.raster.rectangle(*ann.points[:4])
         return self.region(ann)
 
     def _counted(self, m: _Matched, conflicts: list[dict[str, object]]) -> FrameResult:
