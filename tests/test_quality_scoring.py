@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 
 import msgspec
+import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from core.labels import AttributeSpec, LabelSpec
 from core.quality_settings import QualitySettings
 from workers.quality.comparison import FrameImage, FrameResult, compare_frame
+from workers.quality.geometry import Raster
 from workers.quality.objects import ABSENT, VISIBLE, Ann, Element, LabelCatalog
 from workers.quality.summary import Totals, confusion_json
 
@@ -285,3 +288,20 @@ def test_empty_frames_count_as_agreement_when_asked() -> None:
         1,
         1,
     )
+
+
+def test_box_pixels_are_pycocotools_pixels() -> None:
+    """Axis-aligned boxes skip the rasteriser: the same pixels as pycocotools at image size."""
+    rng = np.random.default_rng(11)
+    raster = Raster(70, 50)
+    for index in range(2000):
+        x1, y1 = rng.uniform(-10, 75), rng.uniform(-10, 55)
+        w, h = rng.uniform(0, 40, 2)
+        if index % 2:
+            x1, y1, w, h = (round(float(v), 1) for v in (x1, y1, w, h))
+        polygon = [x1, y1, x1 + w, y1, x1 + w, y1 + h, x1, y1 + h]
+        expected = mask_utils.decode(mask_utils.frPyObjects([polygon], 50, 70))[:, :, 0]
+        region = raster.rectangle(x1, y1, x1 + w, y1 + h)
+        got = np.zeros((50, 70), bool)
+        got[region.top : region.bottom, region.left : region.right] = region.pixels
+        assert np.array_equal(got, expected.astype(bool)), (x1, y1, w, h)
