@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 
-from core.errors import ValidationFailed
 from core.jobs import Job, Stage, State
 from core.permissions import Action, Principal, authorize
 from core.projects import check_user_exists
@@ -40,8 +39,6 @@ def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) ->
         changes.update(stage="annotation", state="rejected")
         if job.annotator_id is not None:
             changes["assignee_id"] = job.annotator_id
-    if job.job_type == "ground_truth" and changes.get("stage") not in (None, "annotation"):
-        raise ValidationFailed.one("stage", "a ground truth job stays in the annotation stage")
     if changes:
         job.trigger_event(Job.Updated, changes=changes)
     return job

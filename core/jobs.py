@@ -22,6 +22,8 @@ class Job(Entity):
     # Defaults for snapshots taken before these fields existed.
     review: ReviewState = ReviewState()
     annotator_id: int | None = None
+    validation_frames: list[int] | None = None
+    validation_attempts: tuple[int | None, ...] = ()  # the assignee of each feedback given
 
     class Created(Entity.Created):
         job_id: int
@@ -29,15 +31,23 @@ class Job(Entity):
         start_frame: int
         stop_frame: int
         job_type: str
+        frames: list[int] | None = None  # a ground truth job's frames (task-relative)
 
     def __init__(
-        self, job_id: int, task_id: int, start_frame: int, stop_frame: int, job_type: str
+        self,
+        job_id: int,
+        task_id: int,
+        start_frame: int,
+        stop_frame: int,
+        job_type: str,
+        frames: list[int] | None = None,
     ) -> None:
         self.job_id = job_id
         self.task_id = task_id
         self.start_frame = start_frame
         self.stop_frame = stop_frame
         self.job_type = job_type
+        self.validation_frames = frames
         self.assignee_id: int | None = None
         self.stage = "annotation"
         self.state = "new"
@@ -53,6 +63,18 @@ class Job(Entity):
             apply_changes(job, self.changes)
             if job.stage == "annotation" and job.assignee_id is not None:
                 job.annotator_id = job.assignee_id
+
+    class ValidationGiven(Entity.Event):
+        """Immediate feedback on a finished job: its score against the ground truth."""
+
+        assignee_id: int | None
+        target_metric: str
+        score: float
+        passed: bool
+        frames_to_fix: list[int]
+
+        def apply(self, job: Job) -> None:
+            job.validation_attempts = (*job.validation_attempts, self.assignee_id)
 
     class IssueOpened(Entity.Event):
         issue: Issue
@@ -170,8 +192,19 @@ class Job(Entity):
         )
 
     @property
-    def frames(self) -> range:
+    def frames(self) -> range | list[int]:
+        if self.validation_frames is not None:
+            return self.validation_frames
         return range(self.start_frame, self.stop_frame + 1)
+
+    @property
+    def is_configured_ground_truth(self) -> bool:
+        """The manual's rule: ground truth counts once accepted (acceptance + completed)."""
+        return (
+            self.job_type == "ground_truth"
+            and self.stage == "acceptance"
+            and self.state == "completed"
+        )
 
     @property
     def status(self) -> str:

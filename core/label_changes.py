@@ -45,7 +45,7 @@ def change_label(
 
 
 def drop_annotations_with_labels(unit: Unit, task: Task, label_ids: set[int]) -> None:
-    for job_id in task.job_ids:
+    for job_id in task.all_job_ids:
         job = unit.find(Job, job_id)
         if job is None or job.deleted:
             continue

@@ -16,6 +16,7 @@ from core.permissions import (
     check_may_create_in_organization,
 )
 from core.projects import Project, check_name, check_user_exists, project_resource
+from core.quality_settings import QualitySettings
 from core.segments import segment_ranges
 from core.storage import StorageInput, StorageSpec, apply_changes, build_storage
 from core.task_data import TaskData
@@ -26,6 +27,9 @@ UNSET = msgspec.UNSET
 
 class Task(Entity):
     KIND = "task"
+    # Defaults for snapshots taken before these fields existed.
+    gt_job_id: int | None = None
+    quality_settings: QualitySettings = QualitySettings()
 
     class Created(Entity.Created):
         task_id: int
@@ -97,6 +101,23 @@ class Task(Entity):
             task.job_ids = list(self.job_ids)
             task.segment_size = self.segment_size
             task.overlap = self.overlap
+
+    class GroundTruthJobChanged(Entity.Event):
+        job_id: int | None
+
+        def apply(self, task: Task) -> None:
+            task.gt_job_id = self.job_id
+
+    class QualitySettingsChanged(Entity.Event):
+        changes: dict[str, object]
+
+        def apply(self, task: Task) -> None:
+            task.quality_settings = msgspec.structs.replace(task.quality_settings, **self.changes)
+
+    @property
+    def all_job_ids(self) -> list[int]:
+        """The annotation jobs and the ground truth job, if any."""
+        return [*self.job_ids, *([self.gt_job_id] if self.gt_job_id is not None else [])]
 
 
 class TaskWrite(msgspec.Struct):
@@ -323,7 +344,7 @@ def delete_everything_of(unit: Unit, project_ids: list[int], task_ids: list[int]
 
 
 def _delete_task_tree(unit: Unit, task: Task) -> None:
-    for job_id in task.job_ids:
+    for job_id in task.all_job_ids:
         job = unit.find(Job, job_id)
         if job is not None and not job.deleted:
             job.delete()

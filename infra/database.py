@@ -7,6 +7,8 @@ from importlib import resources
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from infra import lock_keys
+
 SEQUENCES = frozenset(
     {
         "user",
@@ -37,11 +39,11 @@ def open_pool(database_url: str, *, max_size: int = 8) -> ConnectionPool:
 def create_schema(pool: ConnectionPool) -> None:
     script = resources.files("infra").joinpath("schema.sql").read_text()
     with pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_lock(7310001)")
+        conn.execute("SELECT pg_advisory_lock(%s)", (lock_keys.SCHEMA,))
         try:
             conn.execute(script)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(7310001)")
+            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_keys.SCHEMA,))
 
 
 class IdSequences:

@@ -10,7 +10,9 @@ import secrets
 
 import psycopg
 
-LOCK_SPACE = 7310100  # the first key of two-key advisory locks naming instances
+from infra import lock_keys
+
+LOCK_SPACE = lock_keys.INSTANCE_SPACE
 
 
 class InstanceLock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 from psycopg_pool import ConnectionPool
@@ -22,6 +23,11 @@ class JobReader:
 
     def current(self, job_id: int) -> tuple[int, AnnotationState]:
         """The latest committed annotations (checks the log, so other processes' writes show)."""
+        version, state = self.current_state(job_id)
+        return version, state["annotations"]
+
+    def current_state(self, job_id: int) -> tuple[int, dict[str, Any]]:
+        """The latest committed job: its version and its attributes (do not change them)."""
         stream = Job.stream_id(job_id)
         latest = self.latest_version(job_id)
         view = self._views.get(stream)
@@ -31,7 +37,7 @@ class JobReader:
             self._views.offer(stream, view)
         if view.state.get("deleted"):
             raise NotFound("job", job_id)
-        return view.version, view.state["annotations"]
+        return view.version, view.state
 
     def at_version(self, job_id: int, version: int) -> AnnotationState:
         latest = self.latest_version(job_id)

@@ -383,3 +383,34 @@ CREATE TABLE IF NOT EXISTS annotation_index_tasks (
     task_id integer PRIMARY KEY,
     project_id integer
 );
+
+-- Quality control (projections/quality.py): one live report per annotation job and per task
+-- with a configured ground truth job; frame results and conflicts of each job report.
+CREATE SEQUENCE IF NOT EXISTS palimpsest_quality_report_id;
+CREATE TABLE IF NOT EXISTS quality_reports (
+    id integer PRIMARY KEY,
+    target text NOT NULL,
+    task_id integer NOT NULL,
+    job_id integer,
+    parameters jsonb NOT NULL,
+    comparison jsonb NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS quality_reports_target
+    ON quality_reports (task_id, coalesce(job_id, 0));
+CREATE TABLE IF NOT EXISTS quality_frames (
+    job_id integer NOT NULL,
+    frame integer NOT NULL,
+    doc jsonb NOT NULL,
+    PRIMARY KEY (job_id, frame)
+);
+CREATE SEQUENCE IF NOT EXISTS palimpsest_quality_conflict_id;
+CREATE TABLE IF NOT EXISTS quality_conflicts (
+    id bigint PRIMARY KEY DEFAULT nextval('palimpsest_quality_conflict_id'),
+    task_id integer NOT NULL,
+    job_id integer NOT NULL,
+    frame integer NOT NULL,
+    doc jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quality_conflicts_job ON quality_conflicts (job_id, frame);
+CREATE INDEX IF NOT EXISTS quality_conflicts_task ON quality_conflicts (task_id);

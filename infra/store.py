@@ -16,6 +16,7 @@ from core.jobs import Job
 from core.labels import AttributeSpec, LabelSpec
 from core.organizations import Invitation, Organization, OrganizationSlug
 from core.projects import Project
+from core.quality_settings import QualitySettings
 from core.review import CommentRef, Issue, ReviewState
 from core.storage import StorageSpec
 from core.task_data import FrameMeta, TaskData
@@ -39,6 +40,7 @@ EVENT_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
     Issue,
     CommentRef,
     Invitation,
+    QualitySettings,
 )
 
 

@@ -378,7 +378,9 @@ class CatalogProjection:
             "status": "annotation",
             "stage": "annotation",
             "state": "new",
-            "frame_count": event.stop_frame - event.start_frame + 1,
+            "frame_count": len(event.frames)
+            if event.frames is not None
+            else event.stop_frame - event.start_frame + 1,
             "start_frame": event.start_frame,
             "stop_frame": event.stop_frame,
             "created_date": stamp,

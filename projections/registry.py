@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from infra import lock_keys
 from infra.settings import Settings
 from projections.analytics import DEFAULT_IDLE_CUTOFF, AnalyticsProjection
 from projections.annotation_index import AnnotationIndexProjection
@@ -28,8 +29,7 @@ REPLAYABLE: list[Callable[[Settings | None], Projection]] = [
     lambda _: AnnotationIndexProjection(),
     _analytics,
 ]
-# pg advisory lock keys taken: 7310001 schema, 7310002 relay, 7310003 analytics, 7310040 webhooks
-FOLLOWED: dict[str, int] = {"annotation_index": 7310004}
+FOLLOWED: dict[str, int] = {"annotation_index": lock_keys.ANNOTATION_INDEX}
 
 
 def names() -> list[str]:

@@ -36,6 +36,7 @@ from psycopg_pool import ConnectionPool
 from core.jobs import Job
 from core.projects import Project
 from core.tasks import Task
+from infra import lock_keys
 from infra.store import Palimpsest
 from projections.envelope import SUBJECT_PREFIX, Scope, build_envelope, decode, encode, subject_for
 from projections.jetstream_publishing import (
@@ -51,7 +52,7 @@ from projections.leader_lock import LeaderLock, LeadershipLost
 log = structlog.get_logger(__name__)
 
 STREAM_NAME = "PALIMPSEST_EVENTS"
-RELAY_LOCK_KEY = 7310002  # pg advisory lock key; 7310001 guards the schema set-up
+RELAY_LOCK_KEY = lock_keys.RELAY
 MIN_DUPLICATE_WINDOW = 120.0
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"

@@ -35,6 +35,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from infra import lock_keys
 from infra.store import Palimpsest
 from projections.catalog import iso
 from projections.leader_lock import LeaderLock, LeadershipLost
@@ -43,8 +44,7 @@ from projections.webhook_payloads import build_payload, changed_fields, encode, 
 
 log = structlog.get_logger(__name__)
 
-# pg advisory lock key; taken: 7310001 schema, 7310002 relay, 7310003 analytics
-WEBHOOK_LOCK_KEY = 7310040
+WEBHOOK_LOCK_KEY = lock_keys.WEBHOOKS
 TRACKING_NAME = "webhooks"
 SIGNATURE_HEADER = "X-Signature-256"
 RESPONSE_LIMIT = 64 * 1024  # bytes of a receiver's answer kept in the history; the rest is cut

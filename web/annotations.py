@@ -175,7 +175,8 @@ async def task_annotations(request: Request, task_id: int) -> LabeledData:
     job's last frame (but the task's), so it does not run on into the next job's frames."""
     rows = await fetch_all(
         request,
-        "SELECT id, (doc->>'stop_frame')::int FROM catalog_jobs WHERE task_id = %s ORDER BY id",
+        "SELECT id, (doc->>'stop_frame')::int FROM catalog_jobs WHERE task_id = %s"
+        " AND doc->>'type' <> 'ground_truth' ORDER BY id",
         (task_id,),
     )
     task_stop = max((stop for _, stop in rows), default=0)

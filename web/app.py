@@ -13,11 +13,14 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from core.jobs import Job
+from infra import lock_keys
 from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
 from projections import registry
 from projections.follower import ProjectionFollower
+from projections.quality import QualityProjection
+from projections.quality_follower import QualityFollower
 from projections.relay import Relay
 from projections.runner import ProjectionRunner
 from projections.webhook_dispatch import WebhookDispatcher
@@ -36,6 +39,7 @@ from web import (
     organizations,
     project_datasets,
     projects,
+    quality,
     review,
     rooms,
     tasks,
@@ -50,7 +54,7 @@ from workers.media.cache import MediaCache
 from workers.media.library import MediaLibrary
 
 STATIC_DIR = Path(__file__).parent / "static"
-ANALYTICS_LOCK_KEY = 7310003  # pg advisory lock key; 7310002 is the relay's
+ANALYTICS_LOCK_KEY = lock_keys.ANALYTICS
 
 
 def create_app(runtime: Runtime) -> Starlette:
@@ -96,6 +100,9 @@ def create_app(runtime: Runtime) -> Starlette:
         app.state.background.add(asyncio.create_task(follower.run()))
         runtime.after_commit_hooks.append(lambda _: dispatcher.nudge())
         app.state.background.add(asyncio.create_task(dispatcher.run()))
+        quality_follower = app.state.quality
+        runtime.after_commit_hooks.append(lambda _: quality_follower.nudge())
+        app.state.background.add(asyncio.create_task(quality_follower.run()))
         relay = fanout = None
         if runtime.nats_url:
             fanout = LiveFanout(hub, runtime.nats_url)
@@ -107,6 +114,7 @@ def create_app(runtime: Runtime) -> Starlette:
         for follower in followers:
             follower.stop()
         follower.stop()
+        await quality_follower.stop()
         if relay is not None:
             await relay.stop()
         if fanout is not None:
@@ -127,6 +135,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *jobs.ROUTES,
         *review.ROUTES,
         *organizations.ROUTES,
+        *quality.ROUTES,
         *annotations.ROUTES,
         *annotation_search.ROUTES,
         *datasets.ROUTES,
@@ -152,6 +161,12 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.authenticator = authenticator
     app.state.requests = request_log
     app.state.jobs = JobReader(runtime.store, runtime.pool, runtime.writer.views)
+    app.state.quality = QualityFollower(
+        ProjectionRunner(
+            runtime.store, runtime.pool, QualityProjection(runtime.store, app.state.jobs)
+        ),
+        str(runtime.pool.conninfo),
+    )
     app.state.hub = hub
     app.state.webhooks = dispatcher
     app.state.background = set()

@@ -9,11 +9,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import NotFound
+from core.ground_truth import JobWrite, create_ground_truth_job, delete_ground_truth_job
 from core.job_workflow import JobPatch, update_job
 from core.label_changes import change_label
 from core.labels import LabelInput
 from core.permissions import Action
+from core.quality_commands import finish_with_feedback
 from projections.list_query import Field, ListSpec
+from web import quality
 from web.context import allowed, base_url, execute, path_id, permitted, query_int
 from web.errors import BadRequest
 from web.pagination import Listing, list_response, unpaged
@@ -91,13 +94,41 @@ async def job_update(request: Request) -> Response:
     caller = await permitted(request, Action.VIEW, "job", path_id(request))
     job_id = path_id(request)
     body = await read_body(request, JobPatch)
-    await execute(request, lambda unit: update_job(unit, caller, job_id, body))
-    return await job_response(request, job_id)
-
-
-async def job_response(request: Request, job_id: int) -> Response:
+    verdict = await quality.verdict_for(request, job_id) if body.state == "completed" else None
+    if verdict is None:
+        await execute(request, lambda unit: update_job(unit, caller, job_id, body))
+        return await job_response(request, job_id)
+    written = await execute(
+        request, lambda unit: finish_with_feedback(unit, caller, job_id, body, verdict)
+    )
     doc = await fetch_doc(request, "catalog_jobs", job_id, "job")
-    return json_response(job_json(doc, base_url(request)))
+    answer = job_json(doc, base_url(request))
+    if written.value is not None:
+        answer["feedback"] = msgspec.to_builtins(written.value)
+    return json_response(answer)
+
+
+async def job_create(request: Request) -> Response:
+    body = await read_body(request, JobWrite)
+    caller = allowed(request, Action.CREATE, "job")
+    try:
+        caller = await permitted(request, Action.CHANGE, "task", body.task_id)
+    except NotFound:
+        pass  # the command names the field: a task_id that does not exist is a bad request
+    written = await execute(request, lambda unit: create_ground_truth_job(unit, caller, body))
+    return await job_response(request, written.value.job_id, status_code=201)
+
+
+async def job_delete(request: Request) -> Response:
+    job_id = path_id(request)
+    caller = await permitted(request, Action.DELETE, "job", job_id)
+    await execute(request, lambda unit: delete_ground_truth_job(unit, caller, job_id))
+    return Response(status_code=204)
+
+
+async def job_response(request: Request, job_id: int, status_code: int = 200) -> Response:
+    doc = await fetch_doc(request, "catalog_jobs", job_id, "job")
+    return json_response(job_json(doc, base_url(request)), status=status_code)
 
 
 async def labels_list(request: Request) -> Response:
@@ -168,6 +199,8 @@ async def label_detail(request: Request) -> Response:
 
 ROUTES = [
     Route("/api/jobs", jobs_list, methods=["GET"]),
+    Route("/api/jobs", job_create, methods=["POST"]),
+    Route("/api/jobs/{id:int}", job_delete, methods=["DELETE"]),
     Route("/api/jobs/{id:int}", job_detail, methods=["GET"]),
     Route("/api/jobs/{id:int}", job_update, methods=["PATCH"]),
     Route("/api/labels", labels_list, methods=["GET"]),

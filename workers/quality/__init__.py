@@ -1,0 +1,1 @@
+"""Quality control: comparing annotation jobs with a task's ground truth, as CVAT does."""
