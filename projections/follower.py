@@ -2,8 +2,10 @@
 
 The leader holds a PostgreSQL advisory lock and brings the projection up to the end of the log
 whenever it is nudged (after each commit of this process) and at least every `poll_interval`
-(commits of other processes). The runner's tracking row makes every event apply exactly once
-even if two followers ran at the same time; the lock only keeps the others from idling on it.
+(commits of other processes), but not more often than every `settle` seconds: under a stream
+of commits it takes them in blocks rather than one transaction each. The runner's tracking
+row makes every event apply exactly once even if two followers ran at the same time; the lock
+only keeps the others from idling on it.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ class ProjectionFollower:
         lock_key: int,
         *,
         poll_interval: float = 0.5,
+        settle: float = 0.05,
         lock_retry: float = 1.0,
         lock_check_interval: float = 2.0,
     ) -> None:
         self.runner = runner
         self._lock = LeaderLock(conninfo, lock_key)
         self._poll_interval = poll_interval
+        self._settle = settle
         self._lock_retry = lock_retry
         self._lock_check_interval = lock_check_interval
         self._wake = asyncio.Event()
@@ -79,6 +83,7 @@ class ProjectionFollower:
                     log.exception("projection follower failed to catch up", projection=name)
                     await self._sleep(self._lock_retry)
                     continue
+                await asyncio.sleep(self._settle)
                 await self._sleep(self._poll_interval)
         except LeadershipLost as error:
             log.warning("projection follower lost its lock", projection=name, error=str(error))

@@ -20,7 +20,6 @@ from infra.runtime import Runtime
 from projections import registry
 from projections.follower import ProjectionFollower
 from projections.quality import QualityProjection
-from projections.quality_follower import QualityFollower
 from projections.relay import Relay
 from projections.runner import ProjectionRunner
 from projections.webhook_dispatch import WebhookDispatcher
@@ -114,7 +113,7 @@ def create_app(runtime: Runtime) -> Starlette:
         for follower in followers:
             follower.stop()
         follower.stop()
-        await quality_follower.stop()
+        quality_follower.stop()
         if relay is not None:
             await relay.stop()
         if fanout is not None:
@@ -161,11 +160,12 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.authenticator = authenticator
     app.state.requests = request_log
     app.state.jobs = JobReader(runtime.store, runtime.pool, runtime.writer.views)
-    app.state.quality = QualityFollower(
+    app.state.quality = ProjectionFollower(
         ProjectionRunner(
             runtime.store, runtime.pool, QualityProjection(runtime.store, app.state.jobs)
         ),
-        str(runtime.pool.conninfo),
+        runtime.database_url,
+        lock_keys.QUALITY,
     )
     app.state.hub = hub
     app.state.webhooks = dispatcher
