@@ -7,9 +7,9 @@ import msgspec
 
 from core.job_workflow import JobPatch, update_job
 from core.jobs import Job
-from core.permissions import Action, Principal, Resource, authorize
+from core.permissions import Action, Principal, authorize
 from core.quality_settings import QualitySettings, QualitySettingsPatch
-from core.tasks import Task
+from core.tasks import Task, task_resource
 from core.units import Unit
 
 
@@ -17,7 +17,7 @@ def change_quality_settings(
     unit: Unit, principal: Principal, task_id: int, patch: QualitySettingsPatch
 ) -> QualitySettings:
     task = unit.get(Task, task_id)
-    authorize(principal, Action.CHANGE, Resource("task", task.owner_id))
+    authorize(principal, Action.CHANGE, task_resource(unit, task))
     changes = {
         name: value
         for name, value in patch.changes().items()

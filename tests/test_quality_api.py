@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import register
+from tests.live_server import LiveServer
 from tests.task_setup import upload_task
 
 FRESH_WITHIN = 15.0  # generous: the projection is nudged on every commit
@@ -100,6 +102,33 @@ def test_post_answers_with_the_task_report(admin: httpx.Client, setup: dict[str,
     assert summary["conflicts_by_type"] == {"mismatching_label": 1, "missing_annotation": 1}
     children = admin.get("/api/quality/reports", params={"parent_id": task_report["id"]}).json()
     assert sorted(r["job_id"] for r in children["results"]) == sorted(setup["jobs"])
+
+
+def test_others_see_no_quality_of_a_task_they_cannot_see(
+    server: LiveServer, admin: httpx.Client, setup: dict[str, Any]
+) -> None:
+    admin.patch(f"/api/jobs/{setup['gt']}", json={"stage": "acceptance", "state": "completed"})
+    created = admin.post("/api/quality/reports", json={"task_id": setup["task"]})
+    assert created.status_code == 202, created.text
+    status = admin.get(f"/api/requests/{created.json()['rq_id']}").json()
+    report_id = status["result_id"]
+    assert admin.get(f"/api/quality/reports/{report_id}").status_code == 200
+    with register(server, "quality-outsider") as outsider:
+        assert outsider.get(f"/api/quality/settings/{setup['task']}").status_code == 404
+        settings = outsider.get("/api/quality/settings", params={"task_id": setup["task"]})
+        assert settings.json()["count"] == 0
+        assert outsider.get("/api/quality/reports").json()["count"] == 0
+        assert outsider.get(f"/api/quality/reports/{report_id}").status_code == 404
+        assert outsider.get(f"/api/quality/reports/{report_id}/data").status_code == 404
+        conflicts = outsider.get("/api/quality/conflicts", params={"report_id": report_id})
+        assert conflicts.status_code == 404
+        assert outsider.get("/api/quality/conflicts").json()["count"] == 0
+        change = outsider.patch(
+            f"/api/quality/settings/{setup['task']}", json={"iou_threshold": 0.1}
+        )
+        assert change.status_code == 404
+        asked = outsider.post("/api/quality/reports", json={"task_id": setup["task"]})
+        assert asked.status_code == 400  # as for a task that does not exist
 
 
 def test_job_reports_conflicts_and_data(admin: httpx.Client, setup: dict[str, Any]) -> None:

@@ -19,14 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.permissions import Action, Principal, Resource, authorize
+from core.permissions import Action, Principal
 from core.task_annotations import replace_task_annotations
 from core.task_data import DataRequest
 from core.tasks import TaskWrite, create_task
 from infra.background import Operation
 from infra.runtime import Runtime
 from web import background_work, tus
-from web.context import allowed, base_url, path_id, query_flag, runtime
+from web.context import base_url, path_id, permitted, query_flag, runtime
 from web.datasets import (
     download_url,
     export_download,
@@ -49,8 +49,8 @@ from workers.project_datasets import SubsetImport, prepare_import
 
 
 async def export_start(request: Request) -> Response:
-    caller = allowed(request, Action.VIEW, "project")
     project_id = path_id(request)
+    caller = await permitted(request, Action.VIEW, "project", project_id)
     format_name = request.query_params.get("format") or ""
     try:
         find_exporter(format_name)
@@ -113,11 +113,10 @@ async def _task_datasets(
 
 
 async def dataset_upload(request: Request) -> Response:
-    caller = allowed(request, Action.VIEW, "project")
     project_id = path_id(request)
+    caller = await permitted(request, Action.ANNOTATE, "project", project_id)
     project = await fetch_doc(request, "catalog_projects", project_id, "project")
-    owner_id = (project["owner"] or {}).get("id")
-    authorize(caller, Action.CHANGE, Resource("project", owner_id))
+    owner_id = (project["owner"] or {}).get("id")  # new tasks are the project owner's, as in CVAT
     headers = request.headers
     if "tus-resumable" in headers:
         return await tus.create(request, caller.id, echo_name=False)

@@ -20,13 +20,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import NotFound, ValidationFailed
-from core.permissions import Action
+from core.permissions import Action, Principal
 from core.quality_commands import Verdict, change_quality_settings
 from core.quality_settings import QualitySettings, QualitySettingsPatch
 from core.tasks import Task
 from infra.background import Operation
 from projections.list_query import Field, ListSpec
-from web.context import allowed, execute, path_id, query_int, runtime
+from projections.visibility import visible_where
+from web.context import allowed, execute, path_id, permitted, query_int, runtime
 from web.errors import BadRequest
 from web.pagination import Listing, list_response, page_links, page_params
 from web.reads import fetch_all
@@ -102,14 +103,13 @@ def settings_json(task: Task) -> dict[str, Any]:
 
 
 async def settings_list(request: Request) -> Response:
-    allowed(request, Action.VIEW, "task")
+    caller = allowed(request, Action.VIEW, "task")
     task_id = query_int(request, "task_id")
     page, page_size = page_params(request)
-    if task_id is not None:
-        task_ids = [task_id] if await _task_exists(request, task_id) else []
-    else:
-        rows = await fetch_all(request, "SELECT id FROM catalog_tasks ORDER BY id")
-        task_ids = [row[0] for row in rows]
+    visible = visible_where("task", caller)
+    query = sql.SQL("SELECT id FROM catalog_tasks WHERE {} ORDER BY id").format(visible)
+    rows = await fetch_all(request, query)
+    task_ids = [row[0] for row in rows if task_id is None or row[0] == task_id]
     limit = page_size or max(len(task_ids), 1)
     chosen = task_ids[(page - 1) * limit : page * limit]
     results = [settings_json(await run_in_threadpool(_task, request, t)) for t in chosen]
@@ -117,19 +117,23 @@ async def settings_list(request: Request) -> Response:
 
 
 async def _task_exists(request: Request, task_id: int) -> bool:
-    rows = await fetch_all(request, "SELECT 1 FROM catalog_tasks WHERE id = %s", (task_id,))
-    return bool(rows)
+    """Whether the task exists and the caller may see it."""
+    try:
+        await permitted(request, Action.VIEW, "task", task_id)
+    except NotFound:
+        return False
+    return True
 
 
 async def settings_detail(request: Request) -> Response:
-    allowed(request, Action.VIEW, "task")
+    await permitted(request, Action.VIEW, "task", path_id(request))
     task = await run_in_threadpool(_task, request, path_id(request))
     return json_response(settings_json(task))
 
 
 async def settings_update(request: Request) -> Response:
-    caller = allowed(request, Action.CHANGE, "task")
     task_id = path_id(request)
+    caller = await permitted(request, Action.CHANGE, "task", task_id)
     await run_in_threadpool(_task, request, task_id)
     patch = await read_body(request, QualitySettingsPatch)
     written = await execute(
@@ -145,8 +149,8 @@ async def settings_update(request: Request) -> Response:
 
 
 async def reports_list(request: Request) -> Response:
-    allowed(request, Action.VIEW, "task")
-    return await list_response(request, REPORTS)
+    caller = allowed(request, Action.VIEW, "task")
+    return await list_response(request, REPORTS, extra_where=_of_visible_tasks(caller))
 
 
 async def report_detail(request: Request) -> Response:
@@ -155,10 +159,27 @@ async def report_detail(request: Request) -> Response:
 
 
 async def _report(request: Request, report_id: int) -> dict[str, Any]:
-    rows = await fetch_all(request, "SELECT doc FROM quality_reports WHERE id = %s", (report_id,))
+    rows = await fetch_all(
+        request, "SELECT doc, task_id FROM quality_reports WHERE id = %s", (report_id,)
+    )
     if not rows:
         raise NotFound("quality report", report_id)
+    await _visible_report(request, report_id, rows[0][1])
     return rows[0][0]
+
+
+async def _visible_report(request: Request, report_id: int, task_id: int) -> None:
+    """NotFound unless the caller may see the report's task."""
+    try:
+        await permitted(request, Action.VIEW, "task", task_id)
+    except NotFound:
+        raise NotFound("quality report", report_id) from None
+
+
+def _of_visible_tasks(caller: Principal) -> sql.Composable:
+    return sql.SQL("task_id IN (SELECT catalog_tasks.id FROM catalog_tasks WHERE {})").format(
+        visible_where("task", caller)
+    )
 
 
 async def report_data(request: Request) -> Response:
@@ -173,6 +194,7 @@ async def report_data(request: Request) -> Response:
     if not rows:
         raise NotFound("quality report", report_id)
     task_id, job_id, parameters, comparison = rows[0]
+    await _visible_report(request, report_id, task_id)
     if job_id is not None:
         frames = await fetch_all(
             request, "SELECT frame, doc FROM quality_frames WHERE job_id = %s ORDER BY frame",
@@ -276,10 +298,11 @@ async def verdict_for(request: Request, job_id: int) -> Verdict | None:
 
 
 async def conflicts_list(request: Request) -> Response:
-    allowed(request, Action.VIEW, "task")
+    caller = allowed(request, Action.VIEW, "task")
     report_id = query_int(request, "report_id")
     if report_id is None:
         where, params = _conflict_scope(request)
+        where = sql.SQL("{} AND {}").format(where, _of_visible_tasks(caller))
         return await list_response(request, CONFLICTS, extra_where=where, extra_params=params)
     rows = await fetch_all(
         request, "SELECT task_id, job_id FROM quality_reports WHERE id = %s", (report_id,)
@@ -287,6 +310,7 @@ async def conflicts_list(request: Request) -> Response:
     if not rows:
         raise NotFound("quality report", report_id)
     task_id, job_id = rows[0]
+    await _visible_report(request, report_id, task_id)
     where: sql.Composable = (
         sql.SQL("job_id = %s") if job_id is not None else sql.SQL("task_id = %s")
     )
