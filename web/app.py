@@ -33,6 +33,7 @@ from web import (
     datasets,
     jobs,
     media,
+    oidc,
     organizations,
     project_datasets,
     projects,
@@ -121,6 +122,7 @@ def create_app(runtime: Runtime) -> Starlette:
     routes = [
         *accounts.ROUTES,
         *access_tokens.ROUTES,
+        *oidc.ROUTES,
         *projects.ROUTES,
         *tasks.ROUTES,
         *media.ROUTES,
@@ -150,6 +152,7 @@ def create_app(runtime: Runtime) -> Starlette:
     )
     app.state.runtime = runtime
     app.state.authenticator = authenticator
+    app.state.oidc = oidc.OidcProviders(settings.oidc_providers)
     app.state.requests = request_log
     app.state.jobs = JobReader(runtime.store, runtime.pool, runtime.writer.views)
     app.state.hub = hub
