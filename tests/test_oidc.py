@@ -13,7 +13,9 @@ import psycopg
 import pytest
 from joserfc.jwk import RSAKey
 
-from infra.settings import Settings
+from core.errors import PermissionDenied
+from core.external_accounts import ProviderIdentity, sign_in_with_identity
+from infra.settings import ConfigError, Settings
 from tests.conftest import register
 from tests.live_server import LiveServer, free_port
 from tests.oidc_provider import LocalProvider, Person
@@ -46,6 +48,10 @@ def server(
             "PALIMPSEST_OIDC_DORMANT_CLIENT_SECRET": SECRET,
             "PALIMPSEST_OIDC_DORMANT_ENABLED": "false",
             "PALIMPSEST_OIDC_KEYLESS_ISSUER": provider.issuer,
+            "PALIMPSEST_OIDC_SLASHED_ISSUER": provider.issuer + "/",
+            "PALIMPSEST_OIDC_SLASHED_CLIENT_ID": "palimpsest",
+            "PALIMPSEST_OIDC_GONE_ISSUER": f"http://127.0.0.1:{free_port()}",
+            "PALIMPSEST_OIDC_GONE_CLIENT_ID": "palimpsest",
         }
     )
     live = LiveServer(
@@ -95,7 +101,7 @@ def user_count(server: LiveServer) -> int:
 
 def test_methods_list_each_provider_with_is_enabled_and_an_icon(server: LiveServer) -> None:
     methods = httpx.get(f"{server.url}/api/auth/social/methods/").json()
-    assert set(methods) == {"local", "second", "dormant", "keyless"}
+    assert set(methods) == {"local", "second", "dormant", "keyless", "slashed", "gone"}
     assert methods["local"]["is_enabled"] is True
     assert methods["local"]["public_name"] == "Local ID"
     assert "<svg" in methods["local"]["icon"]
@@ -337,3 +343,60 @@ def test_a_provider_refusal_is_reported(server: LiveServer, provider: LocalProvi
     assert refused.json() == {
         "detail": "Local ID did not sign you in: access_denied (the user said no)"
     }
+
+
+def test_a_provider_that_cannot_be_asked_or_names_another_issuer_is_a_bad_gateway(
+    server: LiveServer,
+) -> None:
+    gone = httpx.get(f"{server.url}/api/auth/gone/login/")
+    assert gone.status_code == 502 and "could not be asked" in gone.json()["detail"]
+    slashed = httpx.get(f"{server.url}/api/auth/slashed/login/")
+    assert slashed.status_code == 502
+    assert "names the issuer" in slashed.json()["detail"]
+
+
+def test_with_sign_up_closed_only_known_people_sign_in(
+    server: LiveServer, provider: LocalProvider
+) -> None:
+    assert server.runtime is not None
+    writer = server.runtime.writer
+
+    def closed(subject: str) -> str:
+        identity = ProviderIdentity("local", provider.issuer, subject)
+        command = lambda unit: sign_in_with_identity(unit, identity, may_create=False)  # noqa: E731
+        return writer.submit_sync(command).value.username
+
+    assert closed("ann-1") == "ann"  # linked in an earlier test
+    before = user_count(server)
+    with pytest.raises(PermissionDenied, match="sign-up is closed"):
+        closed("stranger-1")
+    assert user_count(server) == before
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PALIMPSEST_OIDC_X_CLIENT_ID": "c"}, "PALIMPSEST_OIDC_X_ISSUER"),
+        ({"PALIMPSEST_OIDC_X_ISSUER": "accounts.example"}, "PALIMPSEST_OIDC_X_ISSUER"),
+        (
+            {"PALIMPSEST_OIDC_X_ISSUER": "https://a.example", "PALIMPSEST_OIDC_X_SCOPES": "email"},
+            "PALIMPSEST_OIDC_X_SCOPES",
+        ),
+        (
+            {"PALIMPSEST_OIDC_X_ISSUER": "https://a.example", "PALIMPSEST_OIDC_X_ENABLED": "maybe"},
+            "PALIMPSEST_OIDC_X_ENABLED",
+        ),
+        (
+            {
+                "PALIMPSEST_OIDC_X_ISSUER": "https://a.example",
+                "PALIMPSEST_OIDC_X_ICON": "/nope.svg",
+            },
+            "PALIMPSEST_OIDC_X_ICON",
+        ),
+    ],
+)
+def test_bad_provider_settings_stop_the_server_naming_the_variable(
+    env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env(env)
