@@ -160,7 +160,7 @@ def test_next_sends_the_signed_in_browser_on(server: LiveServer, provider: Local
         assert finished.status_code == 200
         assert finished.url.path == "/api/users/self"
         assert finished.json()["username"] == "ben"
-    for elsewhere in ("https://evil.example/", "//evil.example/x"):
+    for elsewhere in ("https://evil.example/", "//evil.example/x", "/\t/evil.example", "x"):
         refused = httpx.get(f"{server.url}/api/auth/local/login/", params={"next": elsewhere})
         assert refused.status_code == 400
         assert "next" in refused.json()

@@ -286,7 +286,12 @@ def _local_path(raw: str | None) -> str | None:
     """`next` if it is a path on this server (never another site)."""
     if raw is None or raw == "":
         return None
-    if not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
+    if (
+        not raw.startswith("/")
+        or raw.startswith("//")
+        or "\\" in raw
+        or any(ord(c) < 0x20 for c in raw)  # browsers drop tabs and newlines: "/\t/evil"
+    ):
         raise BadRequest({"next": ["Must be a path on this server, starting with one /."]})
     return raw
 
