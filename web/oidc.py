@@ -29,6 +29,7 @@ import httpx
 from joserfc.errors import ExpiredTokenError, JoseError
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -162,28 +163,7 @@ async def sign_in_finish(request: Request) -> Response:
     providers: OidcProviders = request.app.state.oidc
     provider, client = providers.enabled(request.path_params["provider"])
     pending = await _take_pending(request, provider)
-    query = request.query_params
-    if "error" in query:
-        raise BadRequest(
-            f"{provider.public_name} did not sign you in: {query['error']}"
-            + (f" ({query['error_description']})" if query.get("error_description") else "")
-        )
-    code = query.get("code")
-    if not code:
-        raise BadRequest({"code": ["The provider sent no authorization code."]})
-    async with _talking_to(provider):
-        metadata = await providers.metadata(provider, client)
-        try:
-            token = await client.fetch_access_token(
-                redirect_uri=pending.redirect_uri, code=code, code_verifier=pending.code_verifier
-            )
-        except OAuthError as refusal:
-            raise BadRequest(
-                {"code": [f"{provider.public_name} refused the code: {_describe(refusal)}"]}
-            ) from None
-        claims = await _checked_id_token(provider, client, token, pending.nonce)
-        userinfo = await _userinfo(client, metadata, token, claims["sub"])
-    identity = _identity(provider, {**userinfo, **claims})
+    identity = await _identity_from(providers, provider, client, pending, request.query_params)
     settings = runtime(request).settings
     written = await runtime(request).execute(
         lambda unit: sign_in_with_identity(unit, identity, may_create=settings.allow_signup),
@@ -200,6 +180,36 @@ async def sign_in_finish(request: Request) -> Response:
     set_session_cookies(response, session)
     response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
     return response
+
+
+async def _identity_from(
+    providers: OidcProviders,
+    provider: OidcProvider,
+    client: StarletteOAuth2App,
+    pending: PendingSignIn,
+    query: QueryParams,
+) -> ProviderIdentity:
+    """Who the provider says signed in, once the code it sent back has been exchanged and
+    the id_token checked."""
+    if "error" in query:
+        refusal = OAuthError(query["error"], query.get("error_description"))
+        raise BadRequest(f"{provider.public_name} did not sign you in: {_describe(refusal)}")
+    code = query.get("code")
+    if not code:
+        raise BadRequest({"code": ["The provider sent no authorization code."]})
+    async with _talking_to(provider):
+        metadata = await providers.metadata(provider, client)
+        try:
+            token = await client.fetch_access_token(
+                redirect_uri=pending.redirect_uri, code=code, code_verifier=pending.code_verifier
+            )
+        except OAuthError as refusal:
+            raise BadRequest(
+                {"code": [f"{provider.public_name} refused the code: {_describe(refusal)}"]}
+            ) from None
+        claims = await _checked_id_token(provider, client, token, pending.nonce)
+        userinfo = await _userinfo(client, metadata, token, claims["sub"])
+    return _identity(provider, {**userinfo, **claims})
 
 
 async def _take_pending(request: Request, provider: OidcProvider) -> PendingSignIn:
