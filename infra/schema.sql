@@ -149,6 +149,18 @@ SELECT t.id, t.owner_id, t.expiry_date, t.revoked,
            'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) AS doc
 FROM catalog_access_tokens t LEFT JOIN access_token_keys k ON k.token_id = t.id;
 
+-- OpenID Connect sign-ins under way (web/oidc.py): the state sent to the provider and what
+-- finishing the sign-in needs; each row is taken once, by the callback, within ten minutes.
+CREATE TABLE IF NOT EXISTS oidc_sign_ins (
+    state text PRIMARY KEY,
+    provider text NOT NULL,
+    code_verifier text NOT NULL,
+    nonce text NOT NULL,
+    redirect_uri text NOT NULL,
+    next_path text,
+    expires timestamptz NOT NULL
+);
+
 -- Background requests (CVAT's /api/requests).
 CREATE TABLE IF NOT EXISTS background_requests (
     id text PRIMARY KEY,

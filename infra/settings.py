@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ class Settings:
     public_url: str | None = None
     analytics_idle_cutoff: float = 300.0
     media_cache_bytes: int = 2 << 30
+    oidc_providers: tuple[OidcProvider, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,7 +44,76 @@ class Settings:
             public_url=env.get("PALIMPSEST_PUBLIC_URL") or None,
             analytics_idle_cutoff=_seconds(env, "PALIMPSEST_ANALYTICS_IDLE_CUTOFF", 300.0),
             media_cache_bytes=_byte_count(env, "PALIMPSEST_MEDIA_CACHE_BYTES", 2 << 30),
+            oidc_providers=_oidc_providers(env),
         )
+
+
+@dataclass(frozen=True)
+class OidcProvider:
+    """An OpenID Connect provider users may sign in with, from PALIMPSEST_OIDC_<NAME>_*.
+
+    `name` is the provider's id in urls: <NAME> in lower case with `_` as `-` (as CVAT
+    names `amazon-cognito`). A provider without a client id, or with ENABLED=false, is
+    listed but disabled."""
+
+    name: str
+    issuer: str
+    client_id: str = ""
+    client_secret: str = ""
+    scopes: str = "openid email profile"
+    public_name: str = ""
+    enabled: bool = True
+    icon: str | None = None  # SVG text
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.enabled and bool(self.client_id)
+
+
+_OIDC_VARIABLE = re.compile(
+    r"^PALIMPSEST_OIDC_(?P<name>[A-Z0-9_]+?)_"
+    r"(?P<field>ISSUER|CLIENT_ID|CLIENT_SECRET|SCOPES|PUBLIC_NAME|ENABLED|ICON)$"
+)
+
+
+def _oidc_providers(env: Mapping[str, str]) -> tuple[OidcProvider, ...]:
+    fields: dict[str, dict[str, str]] = {}
+    for variable, value in env.items():
+        match = _OIDC_VARIABLE.match(variable)
+        if match and value != "":
+            fields.setdefault(match["name"], {})[match["field"]] = value
+    providers = []
+    for name, given in sorted(fields.items()):
+        prefix = f"PALIMPSEST_OIDC_{name}_"
+        issuer = given.get("ISSUER", "")
+        if not issuer.startswith(("https://", "http://")):
+            raise ConfigError(f"{prefix}ISSUER={issuer!r} is not an http(s) url of an issuer")
+        scopes = given.get("SCOPES", "openid email profile").replace(",", " ")
+        if "openid" not in scopes.split():
+            raise ConfigError(f"{prefix}SCOPES={scopes!r} does not include openid")
+        providers.append(
+            OidcProvider(
+                name=name.lower().replace("_", "-"),
+                issuer=issuer,
+                client_id=given.get("CLIENT_ID", ""),
+                client_secret=given.get("CLIENT_SECRET", ""),
+                scopes=" ".join(scopes.split()),
+                public_name=given.get("PUBLIC_NAME", name.replace("_", " ").title()),
+                enabled=_flag(given, "ENABLED", True, prefix),
+                icon=_svg(prefix + "ICON", given["ICON"]) if "ICON" in given else None,
+            )
+        )
+    return tuple(providers)
+
+
+def _svg(name: str, path: str) -> str:
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{name}={path!r} cannot be read: {error}") from None
+    if "<svg" not in text:
+        raise ConfigError(f"{name}={path!r} is not an SVG file")
+    return text
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -76,7 +147,7 @@ def _byte_count(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool, prefix: str = "") -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -85,7 +156,7 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{name}={raw!r} is not a yes/no value (true, false, 1, 0)")
+    raise ConfigError(f"{prefix}{name}={raw!r} is not a yes/no value (true, false, 1, 0)")
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str):  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding
 from core.accounts import AccountEmail, AccountName, User
 from core.annotations import AnnotationState, LabeledData, ObjectIds
 from core.client_events import ClientEventBatch
+from core.external_accounts import ExternalIdentity
 from core.jobs import Job
 from core.labels import AttributeSpec, LabelSpec
 from core.organizations import Invitation, Organization, OrganizationSlug
@@ -82,6 +83,7 @@ class Palimpsest(Application):
         User,
         AccountName,
         AccountEmail,
+        ExternalIdentity,
         Project,
         Task,
         Job,

@@ -86,11 +86,11 @@ async def login(request: Request) -> Response:
         )
     session = await run_in_threadpool(authenticator.open_session, caller)
     response = json_response({"key": session.key})
-    _set_session_cookies(response, session)
+    set_session_cookies(response, session)
     return response
 
 
-def _set_session_cookies(response: Response, session: Session) -> None:
+def set_session_cookies(response: Response, session: Session) -> None:
     response.set_cookie(
         "sessionid", session.session_id, max_age=SESSION_MAX_AGE, httponly=True, samesite="lax"
     )

@@ -35,6 +35,7 @@ from web import (
     datasets,
     jobs,
     media,
+    oidc,
     organizations,
     project_datasets,
     projects,
@@ -128,6 +129,7 @@ def create_app(runtime: Runtime) -> Starlette:
     routes = [
         *accounts.ROUTES,
         *access_tokens.ROUTES,
+        *oidc.ROUTES,
         *projects.ROUTES,
         *tasks.ROUTES,
         *media.ROUTES,
@@ -158,6 +160,7 @@ def create_app(runtime: Runtime) -> Starlette:
     )
     app.state.runtime = runtime
     app.state.authenticator = authenticator
+    app.state.oidc = oidc.OidcProviders(settings.oidc_providers)
     app.state.requests = request_log
     app.state.jobs = JobReader(runtime.store, runtime.pool, runtime.writer.views)
     app.state.quality = ProjectionFollower(
