@@ -94,9 +94,8 @@ class Batch:
             "SELECT user_id, username, email FROM analytics_users WHERE user_id = ANY(%s)",
             (wanted,),
         )
-        found = {row[0]: row for row in self.cur.fetchall()}
-        for user_id in wanted:
-            self._users[user_id] = found.get(user_id, (None, None, None))
+        for row in self.cur.fetchall():  # one not found may be made later in the block
+            self._users[row[0]] = row
 
     def _read_rows_of(self, job_ids: list[int]) -> None:
         wanted = [j for j in job_ids if j not in self._read_jobs]
@@ -214,7 +213,7 @@ class Batch:
     ) -> None:
         """CVAT's server event rows for an event of a job."""
         self._load_users({event.actor})
-        user_id, username, email = self._users[event.actor]
+        user_id, username, email = self._users.get(event.actor, (None, None, None))
         for seq, (scope, extra) in enumerate(records):
             values: dict[str, Any] = {
                 "scope": scope,
