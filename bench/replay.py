@@ -46,7 +46,7 @@ from core.projects import ProjectWrite, create_project
 from core.task_data import FrameMeta, TaskData
 from core.tasks import TaskWrite, attach_data, create_task
 from infra.cli import ensure_admin
-from infra.database import IdSequences, ensure_database, open_pool
+from infra.database import IdSequences, create_schema, ensure_database, open_pool
 from infra.embedded import EmbeddedPostgres, postgres_home
 from infra.event_decoding import FastMapper
 from infra.progress import ProgressBar
@@ -220,6 +220,11 @@ def ensure_log(data_dir: Path, database_url: str, events: int) -> None:
     have = event_count(database_url)
     if have >= events:
         print(f"reusing the log in {data_dir} ({have} events)")
+        pool = open_pool(database_url)
+        try:
+            create_schema(pool)  # the read models' tables as this version has them
+        finally:
+            pool.close()
         return
     if have:
         raise SystemExit(f"{data_dir} holds a log of {have} events, not {events}: remove it")

@@ -71,6 +71,9 @@ RULES: dict[tuple[str, Action], frozenset[Relation]] = {
 }
 # Kinds whose single owner alone (or an admin) changes and deletes them.
 OWNED_KINDS = frozenset({"user", "comment"})
+# Kinds only their managers see or touch at all: the owner (of a webhook, its project's owner)
+# and, inside an organization, its maintainers and owner (besides admins).
+MANAGED_KINDS = frozenset({"webhook"})
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,11 @@ def authorize(principal: Principal | None, action: Action, resource: Resource) -
         if action in (Action.VIEW, Action.LIST) or relations & RULES.get((kind, action), set()):
             return principal
         raise PermissionDenied(f"you may not {action} this {kind}")
+    if kind in MANAGED_KINDS and resource.owner_id != principal.id:
+        raise PermissionDenied(
+            f"only the owner of its project, the organization's owner and maintainers or an"
+            f" admin may {action} a {kind}"
+        )
     if _owner_only(action, kind) and resource.owner_id != principal.id:
         raise PermissionDenied(f"only the author of this {kind} or an admin may {action} it")
     return principal
@@ -154,15 +162,10 @@ def _owner_only(action: Action, kind: str) -> bool:
     return action in (Action.CHANGE, Action.DELETE) and kind in OWNED_KINDS
 
 
-def authorize_webhook(
-    principal: Principal | None, action: Action, project_owner_id: int | None
-) -> Principal:
-    """A project's webhooks are listed, seen and managed only by the owner of the project
-    (`project_owner_id`, None when the project is gone) or an admin."""
-    if principal is None:
-        raise NotAuthenticated()
-    if principal.is_superuser or action == Action.LIST:
-        return principal
-    if project_owner_id is None or project_owner_id != principal.id:
-        raise PermissionDenied(f"only the owner of its project or an admin may {action} a webhook")
-    return principal
+def managed_organizations(principal: Principal) -> list[int]:
+    """The organizations in which the principal may do anything (maintainer or owner)."""
+    return [
+        org_id
+        for org_id, role in principal.roles.items()
+        if ROLE_RANK.get(role, 0) >= SEES_ALL_OF_ORGANIZATION
+    ]

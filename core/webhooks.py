@@ -1,8 +1,11 @@
-"""Webhooks (CVAT's): a project's subscription to some of its events, posted to a URL.
+"""Webhooks (CVAT's): a subscription of a project or an organization to some of its events,
+posted to a URL.
 
 A webhook is an aggregate; making, changing and deleting it are events with their actor. Its
 signing secret is not: it stays out of the log (see web/webhooks.py), as token values do.
-Organizations do not exist yet, so only project webhooks can be made.
+A project webhook is managed by the project's owner, an organization webhook (made inside the
+organization: `X-Organization` or `?org=`) by the organization's owner and maintainers, who
+also manage the webhooks of its projects (the policy is core/permissions.py's).
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 from core.aggregate import Entity
-from core.errors import ErrorCollector, ValidationFailed
-from core.permissions import Action, Principal, authorize_webhook
+from core.errors import ErrorCollector
+from core.permissions import Action, Principal, Resource, authorize
 from core.projects import Project
 from core.units import Unit
 
@@ -22,21 +25,36 @@ UNSET = msgspec.UNSET
 WebhookType = Literal["project", "organization"]
 ContentType = Literal["application/json"]
 
-# The CVAT event keys this server sends, by resource: only resources that exist here.
+# The CVAT event keys this server sends, by resource (CVAT's webhooks/event_type.py).
 RESOURCE_ACTIONS: dict[str, tuple[str, ...]] = {
-    "project": ("update", "delete"),
+    "project": ("create", "update", "delete"),
     "task": ("create", "update", "delete"),
     "job": ("create", "update", "delete"),
+    "issue": ("create", "update", "delete"),
+    "comment": ("create", "update", "delete"),
+    "invitation": ("create", "delete"),
+    "membership": ("create", "update", "delete"),
+    "organization": ("update",),
 }
-PROJECT_EVENTS = tuple(
+ORGANIZATION_EVENTS = tuple(
     sorted(f"{action}:{resource}" for resource, a in RESOURCE_ACTIONS.items() for action in a)
 )
+# A project's webhook: what happens inside it, and to it (a project is not made inside one).
+PROJECT_EVENTS = tuple(
+    key
+    for key in ORGANIZATION_EVENTS
+    if key.split(":")[1] in ("task", "job", "issue", "comment")
+    or key in ("update:project", "delete:project")
+)
+EVENTS_OF_TYPE: dict[str, tuple[str, ...]] = {
+    "project": PROJECT_EVENTS,
+    "organization": ORGANIZATION_EVENTS,
+}
 TARGET_URL_MAX = 8192
 DESCRIPTION_MAX = 128
 SECRET_MAX = 64
-NO_ORGANIZATIONS = (
-    "Organization webhooks need organizations, which this server does not have yet; "
-    'make a "project" webhook.'
+NO_ORGANIZATION = (
+    "An organization webhook is made inside its organization: send X-Organization or ?org=."
 )
 
 
@@ -129,29 +147,43 @@ class Webhook(Entity):
 
 
 def manager_of(unit: Unit, project_id: int | None) -> int | None:
-    """Who manages a project's webhooks besides admins: the project's owner."""
+    """Who manages a project's webhooks besides admins and organization maintainers: the
+    project's owner."""
     project = unit.find(Project, project_id) if project_id is not None else None
     return project.owner_id if project is not None and not project.deleted else None
+
+
+def webhook_resource(
+    manager_id: int | None, organization_id: int | None, webhook_id: object = ""
+) -> Resource:
+    """A webhook for the policy: its manager (the project's owner) and its organization."""
+    return Resource("webhook", owner_id=manager_id, org_id=organization_id, ident=webhook_id)
 
 
 def create_webhook(
     unit: Unit, principal: Principal, webhook_id: int, form: WebhookWrite
 ) -> Webhook:
     """Makes webhook `webhook_id` (its id and secret were stored by the caller)."""
-    if form.type == "organization":
-        raise ValidationFailed.one("type", NO_ORGANIZATIONS)
     errors = ErrorCollector()
-    _check_fields(errors, form.target_url, form.description, form.secret, form.events)
+    _check_fields(errors, form.target_url, form.description, form.secret, form.events, form.type)
     project = None
-    if form.project_id is None:
+    if form.type == "organization":
+        if form.project_id is not None:
+            errors.add("project_id", "An organization webhook has no project_id.")
+        if principal.org_id is None:
+            errors.add("type", NO_ORGANIZATION)
+    elif form.project_id is None:
         errors.add("project_id", "A project webhook needs a project_id.")
     else:
         project = unit.find(Project, form.project_id)
         if project is None or project.deleted:
             errors.add("project_id", f'Invalid pk "{form.project_id}" - object does not exist.')
     errors.raise_if_any()
-    assert project is not None
-    authorize_webhook(principal, Action.CREATE, project.owner_id)
+    if project is not None:
+        resource = webhook_resource(project.owner_id, project.organization_id)
+    else:
+        resource = webhook_resource(None, principal.org_id)
+    authorize(principal, Action.CREATE, resource)
     webhook = Webhook._start(
         webhook_id,
         webhook_id=webhook_id,
@@ -162,19 +194,26 @@ def create_webhook(
         is_active=form.is_active,
         enable_ssl=form.enable_ssl,
         events=sorted(set(form.events)),
-        project_id=project.project_id,
-        organization_id=project.organization_id,
+        project_id=project.project_id if project is not None else None,
+        organization_id=resource.org_id,
         owner_id=principal.id,
     )
     unit.add(webhook)
     return webhook
 
 
+def _authorize_on(unit: Unit, principal: Principal, action: Action, webhook: Webhook) -> None:
+    manager = manager_of(unit, webhook.project_id)
+    authorize(
+        principal, action, webhook_resource(manager, webhook.organization_id, webhook.webhook_id)
+    )
+
+
 def update_webhook(
     unit: Unit, principal: Principal, webhook_id: int, patch: WebhookPatch
 ) -> Webhook:
     webhook = unit.get(Webhook, webhook_id)
-    authorize_webhook(principal, Action.CHANGE, manager_of(unit, webhook.project_id))
+    _authorize_on(unit, principal, Action.CHANGE, webhook)
     errors = ErrorCollector()
     if patch.type is not UNSET and patch.type != webhook.type:
         errors.add("type", "The type of a webhook cannot be changed.")
@@ -186,6 +225,7 @@ def update_webhook(
         None if patch.description is UNSET else patch.description,
         None if patch.secret is UNSET else patch.secret,
         None if patch.events is UNSET else patch.events,
+        webhook.type,
     )
     errors.raise_if_any()
     changes: dict[str, object] = {}
@@ -211,7 +251,7 @@ def replacement(form: WebhookWrite) -> WebhookPatch:
 
 def delete_webhook(unit: Unit, principal: Principal, webhook_id: int) -> None:
     webhook = unit.get(Webhook, webhook_id)
-    authorize_webhook(principal, Action.DELETE, manager_of(unit, webhook.project_id))
+    _authorize_on(unit, principal, Action.DELETE, webhook)
     webhook.delete()
 
 
@@ -221,6 +261,7 @@ def _check_fields(
     description: str | None,
     secret: str | None,
     events: list[str] | None,
+    webhook_type: str,
 ) -> None:
     if target_url is not None:
         reason = _url_problem(target_url.strip())
@@ -236,8 +277,8 @@ def _check_fields(
         if not events:
             errors.add("events", "This list may not be empty.")
         for key in events:
-            if key not in PROJECT_EVENTS:
-                errors.add("events", f'"{key}" is not a valid choice for a project webhook.')
+            if key not in EVENTS_OF_TYPE[webhook_type]:
+                errors.add("events", f'"{key}" is not a valid choice for a {webhook_type} webhook.')
 
 
 def _url_problem(url: str) -> str | None:

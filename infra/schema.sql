@@ -313,6 +313,27 @@ CREATE OR REPLACE TRIGGER catalog_tasks_bury BEFORE DELETE ON catalog_tasks
     FOR EACH ROW EXECUTE FUNCTION catalog_bury('task');
 CREATE OR REPLACE TRIGGER catalog_jobs_bury BEFORE DELETE ON catalog_jobs
     FOR EACH ROW EXECUTE FUNCTION catalog_bury('job');
+CREATE OR REPLACE TRIGGER catalog_issues_bury BEFORE DELETE ON catalog_issues
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury('issue');
+CREATE OR REPLACE TRIGGER catalog_comments_bury BEFORE DELETE ON catalog_comments
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury('comment');
+CREATE OR REPLACE TRIGGER catalog_memberships_bury BEFORE DELETE ON catalog_memberships
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury('membership');
+CREATE OR REPLACE TRIGGER catalog_organizations_bury BEFORE DELETE ON catalog_organizations
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury('organization');
+-- Invitations are keyed by their key, not an id.
+CREATE TABLE IF NOT EXISTS catalog_invitation_tombstones (
+    key text PRIMARY KEY,
+    doc jsonb NOT NULL
+);
+CREATE OR REPLACE FUNCTION catalog_bury_invitation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO catalog_invitation_tombstones (key, doc) VALUES (OLD.key, OLD.doc)
+    ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc;
+    RETURN OLD;
+END $$;
+CREATE OR REPLACE TRIGGER catalog_invitations_bury BEFORE DELETE ON catalog_invitations
+    FOR EACH ROW EXECUTE FUNCTION catalog_bury_invitation();
 
 -- Each webhook's signing secret: never in the log, never returned.
 CREATE TABLE IF NOT EXISTS webhook_secrets (
@@ -341,16 +362,23 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_webhook ON webhook_deliveries (webhook_id, id);
 
--- Webhook documents with their last delivery, and who manages them (the project's owner).
-CREATE OR REPLACE VIEW webhook_docs AS
+-- Webhook documents with their last delivery, and who manages them (the project's owner;
+-- also the maintainers of organization_id). Those of a deleted project or organization are gone.
+ALTER TABLE catalog_webhooks ADD COLUMN IF NOT EXISTS organization_id integer;
+CREATE INDEX IF NOT EXISTS catalog_webhooks_organization ON catalog_webhooks (organization_id);
+DROP VIEW IF EXISTS webhook_docs;
+CREATE VIEW webhook_docs AS
 SELECT w.id, w.project_id, p.owner_id AS manager_id,
        w.doc || jsonb_strip_nulls(jsonb_build_object(
-           'last_status', d.doc->'status_code', 'last_delivery_date', d.doc->'created_date')) AS doc
+           'last_status', d.doc->'status_code', 'last_delivery_date', d.doc->'created_date')) AS doc,
+       w.organization_id
 FROM catalog_webhooks w
-JOIN catalog_projects p ON p.id = w.project_id
+LEFT JOIN catalog_projects p ON p.id = w.project_id
 LEFT JOIN LATERAL (
     SELECT doc FROM webhook_deliveries WHERE webhook_id = w.id ORDER BY id DESC LIMIT 1
-) d ON true;
+) d ON true
+WHERE CASE WHEN w.project_id IS NOT NULL THEN p.id IS NOT NULL
+      ELSE EXISTS (SELECT 1 FROM catalog_organizations o WHERE o.id = w.organization_id) END;
 ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS outbox_id bigint;
 CREATE OR REPLACE VIEW webhook_delivery_docs AS
 SELECT id, webhook_id, doc || jsonb_build_object('id', id, 'webhook_id', webhook_id) AS doc

@@ -71,6 +71,12 @@ class AnnotationIndexProjection:
         self._deleted_jobs: set[int] = set()
         self._encode = msgspec.json.Encoder().encode
 
+    def topics(self) -> frozenset[type]:
+        """The event classes this projection reads (the runner skips the others)."""
+        return frozenset(
+            (*OBJECT_EVENTS, Job.AnnotationsDeleted, *STEP_EVENTS, Job.Created, Job.Deleted)
+        ) | {Task.Created}
+
     def apply(self, cur: Cursor, event: Any, notification: Notification) -> None:
         self.apply_all(cur, [(event, notification)])
 
@@ -108,11 +114,10 @@ class AnnotationIndexProjection:
                 "DELETE FROM annotation_index WHERE job_id = ANY(%s)", (sorted(deleted_jobs),)
             )
         if rows:
-            jobs, objects = zip(*rows, strict=True)
             cur.execute(
                 "DELETE FROM annotation_index WHERE (job_id, object_id) IN"
                 " (SELECT * FROM unnest(%s::integer[], %s::bigint[]))",
-                (_array(jobs), _array(objects)),
+                (_array(key[0] for key in rows), _array(key[1] for key in rows)),
             )
         lines = [self._copy_line(written) for written in rows.values() if written is not None]
         if lines:
@@ -198,22 +203,13 @@ class AnnotationIndexProjection:
             last_frame = max(shape.frame for shape in obj.shapes)
         # msgspec escapes control characters in JSON strings; only backslashes need doubling
         data = self._encode(obj).decode().replace("\\", "\\\\")
-        fields = (
-            scope.job_id,
-            obj.id,
-            scope.task_id,
-            _text(scope.project_id),
-            written.kind,
-            shape_type,
-            obj.label_id,
-            obj.frame,
-            last_frame,
-            written.version,
-            _text(written.actor),
-            written.timestamp.isoformat(),
-            data,
+        project = _text(scope.project_id)
+        actor = _text(written.actor)
+        return (
+            f"{scope.job_id}\t{obj.id}\t{scope.task_id}\t{project}\t{written.kind}\t"
+            f"{shape_type}\t{obj.label_id}\t{obj.frame}\t{last_frame}\t{written.version}\t"
+            f"{actor}\t{written.timestamp.isoformat()}\t{data}\n"
         )
-        return "\t".join(map(str, fields)) + "\n"
 
 
 def _text(value: int | None) -> str:

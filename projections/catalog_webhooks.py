@@ -39,14 +39,16 @@ def _created(cur: Cursor, event: Webhook.Created) -> None:
         "events": event.events,
     }
     cur.execute(
-        "INSERT INTO catalog_webhooks (id, uuid, project_id, is_active, events, doc)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
-        " project_id = EXCLUDED.project_id, is_active = EXCLUDED.is_active,"
-        " events = EXCLUDED.events, doc = EXCLUDED.doc",
+        "INSERT INTO catalog_webhooks"
+        " (id, uuid, project_id, organization_id, is_active, events, doc)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+        " project_id = EXCLUDED.project_id, organization_id = EXCLUDED.organization_id,"
+        " is_active = EXCLUDED.is_active, events = EXCLUDED.events, doc = EXCLUDED.doc",
         (
             event.webhook_id,
             event.originator_id,
             event.project_id,
+            event.organization_id,
             event.is_active,
             event.events,
             Jsonb(doc),

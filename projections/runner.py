@@ -19,6 +19,8 @@ from typing import Any, NamedTuple, Protocol
 
 import psycopg
 from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from infra.event_decoding import FastMapper
@@ -29,9 +31,12 @@ Progress = Callable[[int], None]
 
 
 class Block(NamedTuple):
-    """Notifications from `start` on, with their events."""
+    """The log from `start` to `end` (inclusive; `scanned` rows), with the events of it the
+    projection reads."""
 
     start: int
+    end: int
+    scanned: int
     events: list[tuple[Any, Notification]]
 
 
@@ -56,7 +61,8 @@ class Projection(Protocol):
 
 
 # A projection may also offer `apply_all(cur, [(event, notification), ...])`, writing a whole
-# block at once (fewer round trips); the runner uses it when it is there.
+# block at once (fewer round trips); the runner uses it when it is there. And `topics()`, the
+# event classes it reads: the others are neither fetched whole nor decoded.
 
 
 class ProjectionRunner:
@@ -69,6 +75,9 @@ class ProjectionRunner:
         self._block = block
         self._mapper = FastMapper(app)
         self._local = threading.Lock()
+        self._select = _selection(app, projection)
+        topics = getattr(projection, "topics", None)
+        self._topics = None if topics is None else frozenset(get_topic(t) for t in topics())
 
     def position(self) -> int:
         with self._pool.connection() as conn:
@@ -102,11 +111,11 @@ class ProjectionRunner:
         follows after the commit."""
         position = self._lock_tracking(cur)
         first = committing[0][1].id
-        between = self._notifications_between(cur, position, first) if first > position + 1 else []
+        between = self._rows(cur, position, first, BLOCK + 1) if first > position + 1 else []
         if len(between) > BLOCK:
             return False
-        missed = [(self._mapper.to_domain_event(n), n) for n in between]
-        fresh = [(event, n) for event, n in committing if n.id > position]
+        missed = self._decoded(between)
+        fresh = [(event, n) for event, n in committing if n.id > position and self._reads(n)]
         self._apply(cur, missed + fresh)
         cur.execute(
             "UPDATE projection_tracking SET position = %s WHERE name = %s",
@@ -114,27 +123,36 @@ class ProjectionRunner:
         )
         return True
 
-    def _notifications_between(
-        self, cur: psycopg.Cursor[Any], after: int, before: int
-    ) -> list[Notification]:
-        """Up to BLOCK + 1 notifications with ids strictly between `after` and `before`."""
-        table = self._app.recorder.events_table_name  # type: ignore[attr-defined]
+    def _rows(
+        self, cur: psycopg.Cursor[Any], after: int, before: int | None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """Up to `limit` rows of the log with ids after `after` (and before `before`), in
+        order: (id, originator, version, topic, state), the state None where the projection
+        does not read the topic."""
         cur.execute(
-            f"SELECT notification_id, originator_id, originator_version, topic, state FROM {table}"
-            " WHERE notification_id > %s AND notification_id < %s ORDER BY notification_id"
-            " LIMIT %s",
-            (after, before, BLOCK + 1),
+            self._select,
+            {"after": after, "before": before, "limit": limit, "topics": list(self._topics or ())},
         )
-        return [
-            Notification(
+        return cur.fetchall()
+
+    def _reads(self, notification: Notification) -> bool:
+        return self._topics is None or notification.topic in self._topics
+
+    def _decoded(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, Notification]]:
+        decode = self._mapper.to_domain_event
+        pairs = []
+        for notification_id, originator_id, version, topic, state in rows:
+            if state is None:
+                continue
+            notification = Notification(
                 id=notification_id,
                 originator_id=originator_id,
                 originator_version=version,
                 topic=topic,
                 state=bytes(state),
             )
-            for notification_id, originator_id, version, topic, state in cur.fetchall()
-        ]
+            pairs.append((decode(notification), notification))
+        return pairs
 
     def rebuild(self) -> int:
         with self._local, self._pool.connection() as conn, conn.transaction():
@@ -160,15 +178,14 @@ class ProjectionRunner:
             block = ahead.result() if ahead is not None else None
             if block is None or block.start != position + 1:
                 block = self._read(position + 1, until)
-            full = len(block.events) == self._block
+            full = block.scanned == self._block
             if full:
-                following = block.events[-1][1].id + 1
-                ahead = reader.submit(self._read, following, until)
+                ahead = reader.submit(self._read, block.end + 1, until)
             else:
                 ahead = None
             self._apply(cur, block.events)
-            if block.events:
-                position = block.events[-1][1].id
+            if block.scanned:
+                position = block.end
                 cur.execute(
                     "UPDATE projection_tracking SET position = %s WHERE name = %s",
                     (position, self.projection.name),
@@ -176,13 +193,12 @@ class ProjectionRunner:
             return position, not full, ahead
 
     def _read(self, start: int, until: int | None) -> Block:
-        notifications = self._app.recorder.select_notifications(
-            start=start, limit=self._block, stop=until
-        )
-        decode = self._mapper.to_domain_event
-        return Block(
-            start, [(decode(notification), notification) for notification in notifications]
-        )
+        """The block from `start` on, read straight from the events table and decoded."""
+        before = None if until is None else until + 1
+        with self._pool.connection() as conn:
+            rows = self._rows(conn.cursor(), start - 1, before, self._block)
+        end = rows[-1][0] if rows else start - 1
+        return Block(start, end, len(rows), self._decoded(rows))
 
     def _apply(self, cur: psycopg.Cursor[Any], pairs: Sequence[tuple[Any, Notification]]) -> None:
         apply_all = getattr(self.projection, "apply_all", None)
@@ -204,3 +220,17 @@ class ProjectionRunner:
             row = cur.execute(lock, (self.projection.name,)).fetchone()
         assert row is not None
         return int(row[0])
+
+
+def _selection(app: Palimpsest, projection: Projection) -> sql.Composed:
+    """The query of `_rows` for this projection's topics (all, when it names none)."""
+    table = sql.Identifier(app.recorder.events_table_name)  # type: ignore[attr-defined]
+    state = sql.SQL("state")
+    if getattr(projection, "topics", None) is not None:
+        state = sql.SQL("CASE WHEN topic = ANY(%(topics)s) THEN state END")
+    return sql.SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, {} FROM {}"
+        " WHERE notification_id > %(after)s"
+        " AND (%(before)s::bigint IS NULL OR notification_id < %(before)s)"
+        " ORDER BY notification_id LIMIT %(limit)s"
+    ).format(state, table)

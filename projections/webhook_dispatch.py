@@ -4,7 +4,9 @@ The dispatcher runs in one server instance at a time (it holds a PostgreSQL advi
 the relay does) and does two things in turn:
 
 - plans: follows the notification log from its `projection_tracking` row ("webhooks"); for
-  each event some active webhook of the event's project has chosen, it writes the payload
+  each event some active webhook of the event's project or organization has chosen (an
+  organization's webhooks hear everything it holds and its own membership, invitation and
+  update events), it writes the payload
   into `webhook_outbox`, in the same transaction that moves the tracking row on, so every
   event is planned exactly once, whatever crashes;
 - sends: POSTs due outbox rows concurrently (each with its own timeout, so a slow or dead
@@ -40,7 +42,14 @@ from infra.store import Palimpsest
 from projections.catalog import iso
 from projections.leader_lock import LeaderLock, LeadershipLost
 from projections.relay import ScopeResolver
-from projections.webhook_payloads import build_payload, changed_fields, encode, subject_of
+from projections.webhook_payloads import (
+    aggregate_before,
+    build_payload,
+    changed_fields,
+    encode,
+    organization_of,
+    subjects_of,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +70,10 @@ def signature(secret: str, body: bytes) -> str:
 
 def succeeded(status: int) -> bool:
     return status < 500 and status not in RETRYABLE
+
+
+# Active webhooks by what they belong to: ("project", id) or ("organization", id).
+Owner = tuple[str, int]
 
 
 class Subscriber(NamedTuple):
@@ -266,41 +279,52 @@ class WebhookDispatcher:
         cur: psycopg.Cursor[Any],
         position: int,
         event: Any,
-        hooks: dict[int, list[Subscriber]],
+        hooks: dict[Owner, list[Subscriber]],
     ) -> None:
         scope = self._resolver.scope(event)
-        subject = subject_of(event, scope)
-        if subject is None or scope.project_id is None:
-            return
-        chosen = [
-            hook.webhook_id
-            for hook in hooks.get(scope.project_id, [])
-            if subject.key in hook.events and position > hook.since
+        org_id = organization_of(cur, event)
+        if org_id is not None:
+            scope = scope._replace(organization_id=org_id)
+        listening = [
+            *hooks.get(("project", scope.project_id or 0), []),
+            *hooks.get(("organization", scope.organization_id or 0), []),
         ]
-        if not chosen:
+        if not listening:
             return
-        payload = build_payload(cur, self._app, event, subject, self._base_url)
-        if payload is None:
-            return
-        for webhook_id in chosen:
-            cur.execute(
-                "INSERT INTO webhook_outbox (webhook_id, event, payload) VALUES (%s, %s, %s)",
-                (webhook_id, subject.key, encode({**payload, "webhook_id": webhook_id})),
-            )
+        before = aggregate_before(self._app, event)
+        for subject in subjects_of(event, scope, before):
+            chosen = [
+                hook.webhook_id
+                for hook in listening
+                if subject.key in hook.events and position > hook.since
+            ]
+            if not chosen:
+                continue
+            payload = build_payload(cur, event, subject, self._base_url, before)
+            if payload is None:
+                continue
+            for webhook_id in chosen:
+                cur.execute(
+                    "INSERT INTO webhook_outbox (webhook_id, event, payload) VALUES (%s, %s, %s)",
+                    (webhook_id, subject.key, encode({**payload, "webhook_id": webhook_id})),
+                )
 
-    def _active_webhooks(self, cur: psycopg.Cursor[Any]) -> dict[int, list[Subscriber]]:
-        """Active webhooks by project."""
+    def _active_webhooks(self, cur: psycopg.Cursor[Any]) -> dict[Owner, list[Subscriber]]:
+        """Active webhooks by the project or organization they belong to."""
         events_table = sql.Identifier(self._app.recorder.events_table_name)  # type: ignore[attr-defined]
         cur.execute(
             sql.SQL(
-                "SELECT w.project_id, w.id, w.events, e.notification_id FROM catalog_webhooks w"
+                "SELECT w.doc->>'type', COALESCE(w.project_id, w.organization_id), w.id,"
+                " w.events, e.notification_id FROM catalog_webhooks w"
                 " JOIN {} e ON e.originator_id = w.uuid AND e.originator_version = 1"
-                " WHERE w.is_active AND w.project_id IS NOT NULL"
+                " WHERE w.is_active"
             ).format(events_table)
         )
-        hooks: dict[int, list[Subscriber]] = {}
-        for project_id, webhook_id, events, since in cur.fetchall():
-            hooks.setdefault(project_id, []).append(
+        hooks: dict[Owner, list[Subscriber]] = {}
+        for kind, owner_id, webhook_id, events, since in cur.fetchall():
+            if owner_id is None:
+                continue
+            hooks.setdefault((kind, owner_id), []).append(
                 Subscriber(webhook_id, frozenset(events), since)
             )
         return hooks

@@ -18,8 +18,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import NotFound
-from core.permissions import Action, Principal, authorize_webhook
+from core.permissions import (
+    Action,
+    Principal,
+    authorize,
+    managed_organizations,
+    may_attempt,
+)
 from core.webhooks import (
+    ORGANIZATION_EVENTS,
     PROJECT_EVENTS,
     WebhookPatch,
     WebhookWrite,
@@ -28,6 +35,7 @@ from core.webhooks import (
     event_group,
     replacement,
     update_webhook,
+    webhook_resource,
 )
 from projections.catalog import basic_user
 from projections.list_query import Field, ListSpec
@@ -39,7 +47,11 @@ from web.representations import with_user_url
 from web.responses import json_response, read_body
 
 Doc = dict[str, Any]
-EVENTS_BY_TYPE = {"all": PROJECT_EVENTS, "project": PROJECT_EVENTS, "organization": ()}
+EVENTS_BY_TYPE = {
+    "all": ORGANIZATION_EVENTS,
+    "project": PROJECT_EVENTS,
+    "organization": ORGANIZATION_EVENTS,
+}
 
 
 def webhook_json(doc: Doc, base: str) -> Doc:
@@ -64,6 +76,7 @@ WEBHOOKS = Listing(
             "type": Field(sql.SQL("doc->>'type'"), "text"),
             "description": Field(sql.SQL("doc->>'description'"), "text"),
             "project_id": Field(sql.Identifier("project_id"), "int", cast=False),
+            "organization": Field(sql.Identifier("organization_id"), "int", cast=False),
             "updated_date": Field(sql.SQL("doc->>'updated_date'"), "datetime"),
         },
         search_fields=("target_url", "owner", "type", "description"),
@@ -100,8 +113,8 @@ DELIVERIES = Listing(
 
 
 def signed_in(request: Request) -> Principal:
-    """The caller; who may do what to a webhook is decided with its project's owner."""
-    return authorize_webhook(principal(request), Action.LIST, None)
+    """The caller; who may do what to a webhook is decided with the webhook itself."""
+    return may_attempt(principal(request), Action.LIST, "webhook")
 
 
 def dispatcher(request: Request) -> WebhookDispatcher:
@@ -109,12 +122,16 @@ def dispatcher(request: Request) -> WebhookDispatcher:
 
 
 async def webhooks_list(request: Request) -> Response:
-    """The webhooks of the caller's projects (every one, for an admin)."""
+    """The webhooks the caller manages: of their projects and of the organizations they
+    maintain (every one, for an admin)."""
     caller = signed_in(request)
     if caller.is_superuser:
         return await list_response(request, WEBHOOKS)
     return await list_response(
-        request, WEBHOOKS, extra_where=sql.SQL("manager_id = %s"), extra_params=(caller.id,)
+        request,
+        WEBHOOKS,
+        extra_where=sql.SQL("(manager_id = %s OR organization_id = ANY(%s))"),
+        extra_params=(caller.id, managed_organizations(caller)),
     )
 
 
@@ -128,7 +145,7 @@ async def webhook_create(request: Request) -> Response:
     except BaseException:
         await run_in_threadpool(_drop_secret, pool, webhook_id)
         raise
-    doc, _ = await _load(request, webhook_id)
+    doc, _, _ = await _load(request, webhook_id)
     return json_response(webhook_json(doc, base_url(request)), status=201)
 
 
@@ -153,7 +170,7 @@ async def _change(request: Request, patch: WebhookPatch) -> Response:
     await execute(request, lambda unit: update_webhook(unit, caller, webhook_id, patch))
     if patch.secret is not msgspec.UNSET:
         await run_in_threadpool(_store_secret, runtime(request).pool, webhook_id, patch.secret)
-    doc, _ = await _load(request, webhook_id)
+    doc, _, _ = await _load(request, webhook_id)
     return json_response(webhook_json(doc, base_url(request)))
 
 
@@ -218,22 +235,26 @@ async def delivery_redeliver(request: Request) -> Response:
 
 async def _permitted_doc(request: Request, action: Action) -> Doc:
     """The webhook's document if the caller may do `action` to it: 404 if there is no such
-    webhook, 403 if it is not theirs to see or manage."""
+    webhook (or it is in an organization they are not in), 403 if it is not theirs to
+    manage."""
     caller = signed_in(request)
-    doc, manager_id = await _load(request, path_id(request))
-    authorize_webhook(caller, action, manager_id)
+    webhook_id = path_id(request)
+    doc, manager_id, organization_id = await _load(request, webhook_id)
+    authorize(caller, action, webhook_resource(manager_id, organization_id, webhook_id))
     return doc
 
 
-async def _load(request: Request, webhook_id: int) -> tuple[Doc, int | None]:
+async def _load(request: Request, webhook_id: int) -> tuple[Doc, int | None, int | None]:
+    """The webhook's document, its manager (its project's owner) and its organization."""
     pool = runtime(request).pool
 
-    def run() -> tuple[Doc, int | None] | None:
+    def run() -> tuple[Doc, int | None, int | None] | None:
         with pool.connection() as conn:
             row = conn.execute(
-                "SELECT doc, manager_id FROM webhook_docs WHERE id = %s", (webhook_id,)
+                "SELECT doc, manager_id, organization_id FROM webhook_docs WHERE id = %s",
+                (webhook_id,),
             ).fetchone()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
 
     found = await run_in_threadpool(run)
     if found is None:
