@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from core.annotations import LabeledData
 from core.errors import NotFound
+from core.frame_visibility import visible
 from core.job_annotations import patch_annotations, replace_annotations
 from core.labels import LabelSpec
 from core.permissions import Action, Principal
@@ -84,19 +85,16 @@ async def task_dataset(request: Request, target: str, ident: int) -> tuple[TaskD
     data = data_rows[0][0]
     if data is None:
         raise BadRequest("the task has no data yet")
+    deleted = frozenset(data["deleted_frames"])
     if target == "job":
         _, state = await run_in_threadpool(request.app.state.jobs.current, ident)
-        annotations = LabeledData(
-            tags=list(state.tags.values()),
-            shapes=list(state.shapes.values()),
-            tracks=list(state.tracks.values()),
-        )
+        annotations = visible(state.as_data(0), deleted)
     else:
         annotations = await task_annotations(request, ident)
     dataset = TaskDataset(
         name=task["name"],
         labels=await labels_of(request, task),
-        frames=frames_of(data, first, last),
+        frames=[f for f in frames_of(data, first, last) if f.index not in deleted],
         annotations=annotations,
         subset=task.get("subset") or "",
     )
