@@ -26,6 +26,7 @@ class Settings:
     public_url: str | None = None
     analytics_idle_cutoff: float = 300.0
     media_cache_bytes: int = 2 << 30
+    share_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,7 +43,17 @@ class Settings:
             public_url=env.get("PALIMPSEST_PUBLIC_URL") or None,
             analytics_idle_cutoff=_seconds(env, "PALIMPSEST_ANALYTICS_IDLE_CUTOFF", 300.0),
             media_cache_bytes=_byte_count(env, "PALIMPSEST_MEDIA_CACHE_BYTES", 2 << 30),
+            share_dir=_folder(env, "PALIMPSEST_SHARE_DIR"),
         )
+
+
+def _folder(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    if not Path(raw).is_dir():
+        raise ConfigError(f"{name}={raw!r} is not a folder")
+    return Path(raw).absolute()
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

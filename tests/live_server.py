@@ -30,6 +30,7 @@ class LiveServer:
     database_url: str
     data_dir: Path
     port: int = field(default_factory=free_port)
+    share_dir: Path | None = None
     runtime: Runtime | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -40,7 +41,12 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         configure_logging("console")
-        settings = Settings(data_dir=self.data_dir, port=self.port, admin_password=ADMIN_PASSWORD)
+        settings = Settings(
+            data_dir=self.data_dir,
+            port=self.port,
+            admin_password=ADMIN_PASSWORD,
+            share_dir=self.share_dir,
+        )
         self.runtime = Runtime.open(settings, self.database_url)
         ensure_admin(self.runtime, ADMIN_PASSWORD)
         config = uvicorn.Config(

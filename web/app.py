@@ -38,6 +38,7 @@ from web import (
     projects,
     review,
     rooms,
+    share,
     tasks,
     webhooks,
 )
@@ -136,6 +137,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *analytics.ROUTES,
         *client_events.ROUTES,
         *webhooks.ROUTES,
+        *share.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     app = Starlette(

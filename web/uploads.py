@@ -26,7 +26,9 @@ from web.context import path_id, permitted, runtime
 from web.errors import BadRequest
 from web.reads import fetch_doc
 from web.responses import json_response
+from web.share import share_root
 from workers.ingest import ingest_media, record_upload, record_uploads, upload_order
+from workers.share import ShareError, share_files, stage_share_files
 
 log = structlog.get_logger(__name__)
 
@@ -160,12 +162,33 @@ async def _start_ingest(
 ) -> str:
     rt = runtime(request)
     operation = Operation(type="create:task", target="task", task_id=task_id)
+    shared = await _share_files(request, task_id, data_request)
 
     async def ingest(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
+        if shared:
+            progress(0.0, f"Copying {len(shared)} file(s) from the share")
+            await run_in_threadpool(stage_share_files, shared, upload_dir(rt, task_id))
         await ingest_uploaded(rt, caller, task_id, data_request, progress)
         return background_work.Outcome(result_id=task_id)
 
     return await background_work.start(request, caller, operation, ingest)
+
+
+async def _share_files(
+    request: Request, task_id: int, data_request: DataRequest
+) -> dict[str, Path]:
+    """The share files a request names, checked before anything starts (none: {})."""
+    if not data_request.server_files:
+        return {}
+    root = share_root(request, "server_files")
+    if await run_in_threadpool(upload_order, upload_dir(runtime(request), task_id)):
+        raise BadRequest({"server_files": ["give either uploaded files or server_files"]})
+    try:
+        return await run_in_threadpool(
+            share_files, root, data_request.server_files, data_request.server_files_exclude
+        )
+    except ShareError as error:
+        raise BadRequest({"server_files": [str(error)]}) from None
 
 
 async def ingest_uploaded(
@@ -190,6 +213,8 @@ async def ingest_uploaded(
                 progress=progress,
             )
         )
+        if data_request.server_files:
+            data = msgspec.structs.replace(data, storage="share")
         await run_in_threadpool(_publish_media, staging, final)
         try:
             await rt.execute(lambda unit: attach_data(unit, caller, task_id, data), caller)
