@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -31,6 +32,8 @@ class LiveServer:
     data_dir: Path
     port: int = field(default_factory=free_port)
     share_dir: Path | None = None
+    nats_url: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # more Settings fields
     runtime: Runtime | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -46,8 +49,9 @@ class LiveServer:
             port=self.port,
             admin_password=ADMIN_PASSWORD,
             share_dir=self.share_dir,
+            **self.options,
         )
-        self.runtime = Runtime.open(settings, self.database_url)
+        self.runtime = Runtime.open(settings, self.database_url, self.nats_url)
         ensure_admin(self.runtime, ADMIN_PASSWORD)
         config = uvicorn.Config(
             create_app(self.runtime), host="127.0.0.1", port=self.port, log_level="warning"

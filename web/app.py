@@ -16,6 +16,7 @@ from core.jobs import Job
 from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
+from infra.workers import start_work_queue
 from projections import registry
 from projections.follower import ProjectionFollower
 from projections.relay import Relay
@@ -97,6 +98,7 @@ def create_app(runtime: Runtime) -> Starlette:
         app.state.background.add(asyncio.create_task(follower.run()))
         runtime.after_commit_hooks.append(lambda _: dispatcher.nudge())
         app.state.background.add(asyncio.create_task(dispatcher.run()))
+        app.state.work_queue, stop_workers = await start_work_queue(runtime, request_log, app)
         relay = fanout = None
         if runtime.nats_url:
             fanout = LiveFanout(hub, runtime.nats_url)
@@ -112,11 +114,14 @@ def create_app(runtime: Runtime) -> Starlette:
             await relay.stop()
         if fanout is not None:
             await fanout.stop()
+        stop_workers.set()
         await dispatcher.stop()
         await hub.stop()
         for job in list(app.state.background):
             job.cancel()
         await asyncio.gather(*app.state.background, return_exceptions=True)
+        if app.state.work_queue is not None:
+            await app.state.work_queue.close()
         app.state.media.close()
 
     routes = [
@@ -157,6 +162,7 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.hub = hub
     app.state.webhooks = dispatcher
     app.state.background = set()
+    app.state.work_queue = None
     app.state.media = MediaLibrary(
         MediaCache(runtime.settings.data_dir / "cache", runtime.settings.media_cache_bytes)
     )

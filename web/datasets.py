@@ -32,6 +32,7 @@ from core.labels import LabelSpec
 from core.permissions import Action, Principal
 from core.task_annotations import patch_task_annotations, replace_task_annotations
 from infra.background import Operation
+from infra.ingest_jobs import task_media_dir
 from infra.runtime import Runtime
 from web import background_work, tus
 from web.annotations import task_annotations
@@ -39,7 +40,6 @@ from web.context import allowed, base_url, path_id, permitted, query_flag, runti
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
-from web.uploads import task_media_dir
 from workers.datasets import export_dataset, frames_of, import_annotations
 from workers.formats.dataset import ImageSource, TaskDataset
 from workers.formats.registry import find_exporter, find_importer, formats_json

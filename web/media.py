@@ -17,12 +17,13 @@ from core.errors import NotFound
 from core.permissions import Action
 from core.segments import parse_frame_filter
 from core.tasks import set_deleted_frames, set_job_deleted_frames
+from infra.ingest_jobs import task_media_dir
 from web import tus
 from web.context import execute, path_id, permitted, query_int, runtime
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
 from web.responses import json_response, read_body
-from web.uploads import take_tus_file, task_data_upload, task_media_dir
+from web.uploads import take_tus_file, task_data_upload
 from workers.media.library import QUALITIES, MediaLibrary
 
 
