@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from cvat_sdk import make_client
 
 from tests.conftest import register
-from tests.live_server import LiveServer
+from tests.live_server import ADMIN_PASSWORD, LiveServer
 from tests.task_setup import upload_task, wait_for_request
 
 LABELS = [{"name": "car"}]
@@ -132,3 +133,40 @@ def test_export_leaves_deleted_frames_out(admin: httpx.Client, task: dict[str, A
     coco = json.loads(archive.read("annotations/instances_default.json"))
     assert sorted(i["file_name"] for i in coco["images"]) == [f"{i}.png" for i in (1, 2, 4, 5)]
     assert len(coco["annotations"]) == 4
+
+
+def test_a_track_is_exported_without_its_deleted_frames(
+    admin: httpx.Client, task: dict[str, Any]
+) -> None:
+    task_id = task["id"]
+    track = {
+        "label_id": task["label_id"], "frame": 0,
+        "shapes": [
+            {"type": "rectangle", "frame": 0, "points": [0, 0, 10, 10]},
+            {"type": "rectangle", "frame": 2, "points": [20, 20, 30, 30]},
+        ],
+    }  # fmt: skip
+    first_job = task["jobs"][0]
+    written = admin.put(f"/api/jobs/{first_job}/annotations", json={"tracks": [track]})
+    assert written.status_code == 200, written.text
+    admin.patch(f"/api/tasks/{task_id}/data/meta", json={"deleted_frames": [1]})
+    stored = admin.get(f"/api/jobs/{first_job}/annotations").json()["tracks"][0]
+    assert [s["frame"] for s in stored["shapes"]] == [0, 2]  # the track itself is unchanged
+    response = admin.post(f"/api/jobs/{first_job}/dataset/export", params={"format": "COCO 1.0"})
+    status = wait_for_request(admin, response.json()["rq_id"])
+    assert status["status"] == "finished", status
+    assert "outside the task" not in status["message"]
+    archive = zipfile.ZipFile(io.BytesIO(admin.get(status["result_url"]).content))
+    coco = json.loads(archive.read("annotations/instances_default.json"))
+    image_of = {image["id"]: image["file_name"] for image in coco["images"]}
+    boxes = sorted((image_of[a["image_id"]], a["bbox"]) for a in coco["annotations"])
+    assert boxes == [("0.png", [0.0, 0.0, 10.0, 10.0]), ("2.png", [20.0, 20.0, 10.0, 10.0])]
+
+
+def test_cvat_sdk_removes_frames(server: LiveServer, task: dict[str, Any]) -> None:
+    with make_client(server.url, credentials=("admin", ADMIN_PASSWORD)) as client:
+        sdk_task = client.tasks.retrieve(task["id"])
+        sdk_task.remove_frames_by_ids([0, 5])
+        assert sdk_task.get_meta().deleted_frames == [0, 5]
+        annotations = sdk_task.get_annotations()
+        assert sorted(s.frame for s in annotations.shapes) == [1, 2, 3, 4]

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from core.annotations import LabeledData
 from core.errors import NotFound
-from core.frame_visibility import visible
+from core.frame_visibility import for_export
 from core.job_annotations import patch_annotations, replace_annotations
 from core.labels import LabelSpec
 from core.permissions import Action, Principal
@@ -88,9 +88,10 @@ async def task_dataset(request: Request, target: str, ident: int) -> tuple[TaskD
     deleted = frozenset(data["deleted_frames"])
     if target == "job":
         _, state = await run_in_threadpool(request.app.state.jobs.current, ident)
-        annotations = visible(state.as_data(0), deleted)
+        annotations = state.as_data(0)
     else:
         annotations = await task_annotations(request, ident)
+    annotations = for_export(annotations, deleted, data["size"] - 1 if last is None else last)
     dataset = TaskDataset(
         name=task["name"],
         labels=await labels_of(request, task),
