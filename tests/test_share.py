@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,3 +154,16 @@ def test_cvat_sdk_makes_a_task_from_the_share(server: LiveServer) -> None:
             resources=["day1/b.png", "day1/a.png"],
         )
         assert [f.name for f in task.get_meta().frames] == ["day1/a.png", "day1/b.png"]
+
+
+def test_cvat_cli_makes_a_task_from_the_share(server: LiveServer, admin: httpx.Client) -> None:
+    cli = str(Path(sys.executable).parent / "cvat-cli")
+    made = subprocess.run(
+        [cli, "--server-host", server.url, "--auth", f"admin:{ADMIN_PASSWORD}", "task", "create",
+         "cli share", "share", "day1/night/c.png", "pack.zip", "--labels", '[{"name": "car"}]'],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    tasks = admin.get("/api/tasks", params={"name": "cli share"}).json()["results"]
+    meta = admin.get(f"/api/tasks/{tasks[0]['id']}/data/meta").json()
+    assert [f["name"] for f in meta["frames"]] == ["day1/night/c.png", "z1.png", "z2.png"]
