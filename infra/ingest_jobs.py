@@ -105,7 +105,8 @@ async def run_ingest(rt: Runtime, job: IngestJob, progress: Progress) -> None:
     try:
         await run_in_threadpool(_link_tree, uploads, work)
         if job.share_files:
-            progress(0.0, f"Copying {len(job.share_files)} file(s) from the share")
+            copying = f"Copying {len(job.share_files)} file(s) from the share"
+            await run_in_threadpool(progress, 0.0, copying)
             files = {name: Path(path) for name, path in job.share_files.items()}
             await run_in_threadpool(stage_share_files, files, work)
         await ingest_uploaded(rt, job.caller, job.task_id, job.data_request, progress, work)

@@ -87,10 +87,8 @@ class Worker:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            self.process.wait(timeout=30)
+            assert self.process.returncode == 0, self.log.read_text()
 
 
 @pytest.fixture()

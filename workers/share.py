@@ -116,5 +116,8 @@ def stage_share_files(files: dict[str, Path], upload_dir: Path) -> None:
     for name, source in files.items():
         target = upload_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        try:
+            shutil.copyfile(source, target)
+        except FileNotFoundError:
+            raise ShareError(f"{name!r} is no longer in the share") from None
     record_uploads(upload_dir, list(files))
