@@ -1,10 +1,12 @@
 """A JetStream work queue: jobs published to `<prefix>.<kind>` in a work-queue stream, each
 taken by one worker of the kind's shared durable consumer.
 
-A worker acks a job when it is done (succeeded or failed for good) and, while it works,
+A worker acks a job when it is done (succeeded, or failed for good) and, while it works,
 tells JetStream every third of the ack wait that it still does. A worker that dies stops
-telling; after the ack wait the job is delivered again, to any worker. The delivery after
-the last allowed attempt is not run: the handler is told, and marks the request failed.
+telling; after the ack wait the job is delivered again, to any worker. A handler that could
+not record any outcome (the database away) has the job delivered again after the ack wait.
+The delivery after the last allowed attempt is not run: the handler is told, and marks the
+request failed.
 """
 
 from __future__ import annotations
@@ -106,8 +108,10 @@ class WorkQueue:
         beat = asyncio.create_task(self._still_working(message))
         try:
             await handle(message.data, message.metadata.num_delivered)
-        except Exception:
-            log.exception("work queue job failed", subject=message.subject)
+        except Exception:  # the handler could not even record an outcome (database down?)
+            log.exception("work queue job not handled; it goes again", subject=message.subject)
+            await message.nak(delay=self.config.ack_wait)
+            return
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
