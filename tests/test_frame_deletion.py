@@ -152,6 +152,14 @@ def test_a_track_is_exported_without_its_deleted_frames(
     admin.patch(f"/api/tasks/{task_id}/data/meta", json={"deleted_frames": [1]})
     stored = admin.get(f"/api/jobs/{first_job}/annotations").json()["tracks"][0]
     assert [s["frame"] for s in stored["shapes"]] == [0, 2]  # the track itself is unchanged
+    # A track with a keyframe on a deleted frame goes back as the client got it.
+    admin.patch(f"/api/tasks/{task_id}/data/meta", json={"deleted_frames": [1, 2]})
+    resent = admin.patch(
+        f"/api/jobs/{first_job}/annotations", params={"action": "update"},
+        json={"tracks": [{**stored, "attributes": []}]},
+    )  # fmt: skip
+    assert resent.status_code == 200, resent.text
+    admin.patch(f"/api/tasks/{task_id}/data/meta", json={"deleted_frames": [1]})
     response = admin.post(f"/api/jobs/{first_job}/dataset/export", params={"format": "COCO 1.0"})
     status = wait_for_request(admin, response.json()["rq_id"])
     assert status["status"] == "finished", status
