@@ -152,7 +152,9 @@ class AnnotationRules:
             if shape.frame in frames:
                 errors.add(f"{at}.frame", f"the track has two shapes on frame {shape.frame}")
             frames.add(shape.frame)
-            self._frame(shape.frame, at, errors)
+            # A track runs across frames: its keyframes may sit on deleted ones (a client
+            # sends the whole track back when it changes any part of it).
+            self._frame(shape.frame, at, errors, deleted_allowed=True)
             if shape.type != "skeleton":
                 self._geometry(shape.type, shape.points, shape.rotation, at, errors)
             if label is not None:
@@ -223,12 +225,14 @@ class AnnotationRules:
         elif shape_type == "skeleton" and label.type != "skeleton":
             errors.add(f"{where}.type", f"label {label.name!r} is not a skeleton")
 
-    def _frame(self, frame: int, where: str, errors: ErrorCollector) -> None:
+    def _frame(
+        self, frame: int, where: str, errors: ErrorCollector, *, deleted_allowed: bool = False
+    ) -> None:
         if not self.first_frame <= frame <= self.last_frame:
             errors.add(
                 f"{where}.frame", f"frame {frame} is outside {self.first_frame}..{self.last_frame}"
             )
-        elif frame in self.deleted_frames:
+        elif frame in self.deleted_frames and not deleted_allowed:
             errors.add(f"{where}.frame", f"frame {frame} is deleted")
 
     def _geometry(

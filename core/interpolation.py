@@ -59,6 +59,19 @@ class FrameShape:
     attributes: list[AttributeValue]
     keyframe: bool
 
+    def as_keyframe(self) -> TrackedShape:
+        """This shape stored as a (new) keyframe of its track."""
+        return TrackedShape(
+            type=self.type,
+            frame=self.frame,
+            points=list(self.points),
+            occluded=self.occluded,
+            outside=self.outside,
+            z_order=self.z_order,
+            rotation=self.rotation,
+            attributes=list(self.attributes),
+        )
+
 
 @dataclass(frozen=True)
 class SkeletonFrame:

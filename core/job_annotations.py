@@ -10,6 +10,7 @@ import msgspec
 from core.annotation_rules import AnnotationRules
 from core.annotations import LabeledData, ObjectIds, Shape, Track, ids_of
 from core.errors import ErrorCollector, NotFound
+from core.frame_visibility import hidden_ids, leave_out, visible
 from core.jobs import Job
 from core.labels import LabelSpec
 from core.permissions import Action, Principal, authorize
@@ -28,8 +29,19 @@ def job_labels(unit: Unit, task: Task) -> list[LabelSpec]:
 
 def rules_for(unit: Unit, job: Job) -> AnnotationRules:
     task = unit.get(Task, job.task_id)
-    deleted = task.data.deleted_frames if task.data is not None else []
-    return AnnotationRules.build(job_labels(unit, task), job.start_frame, job.stop_frame, deleted)
+    return AnnotationRules.build(
+        job_labels(unit, task), job.start_frame, job.stop_frame, deleted_frames_of(unit, job)
+    )
+
+
+def deleted_frames_of(unit: Unit, job: Job) -> frozenset[int]:
+    task = unit.get(Task, job.task_id)
+    return frozenset(task.data.deleted_frames if task.data is not None else ())
+
+
+def _hidden(unit: Unit, job: Job) -> ObjectIds:
+    """The job's objects on deleted frames: whole-job writes leave them as they are."""
+    return hidden_ids(job.annotations, deleted_frames_of(unit, job))
 
 
 def annotatable_job(unit: Unit, principal: Principal, job_id: int) -> Job:
@@ -48,14 +60,14 @@ def replace_annotations(
     kept = _keep_known_ids(checked, current.tags, current.shapes, current.tracks)
     with_ids = assign_ids(unit, kept)
     created, updated = _split_new_and_changed(with_ids, job)
-    removed = _missing(current.ids(), ids_of(with_ids))
+    removed = leave_out(_missing(current.ids(), ids_of(with_ids)), _hidden(unit, job))
     if removed.count():
         job.trigger_event(Job.AnnotationsDeleted, ids=removed)
     if _count(updated):
         job.trigger_event(Job.AnnotationsUpdated, data=updated)
     if _count(created):
         job.trigger_event(Job.AnnotationsCreated, data=created)
-    return job.annotations.as_data(job.version)
+    return visible(job.annotations.as_data(job.version), deleted_frames_of(unit, job))
 
 
 def patch_annotations(
@@ -64,7 +76,7 @@ def patch_annotations(
     job = annotatable_job(unit, principal, job_id)
     if action == "delete":
         ids = ids_of(data)
-        present = _present(ids, job)
+        present = leave_out(_present(ids, job), _hidden(unit, job))
         if present.count():
             job.trigger_event(Job.AnnotationsDeleted, ids=present)
         return data
@@ -87,7 +99,7 @@ def patch_annotations(
 
 def clear_annotations(unit: Unit, principal: Principal, job_id: int) -> None:
     job = annotatable_job(unit, principal, job_id)
-    ids = job.annotations.ids()
+    ids = leave_out(job.annotations.ids(), _hidden(unit, job))
     if ids.count():
         job.trigger_event(Job.AnnotationsDeleted, ids=ids)
 

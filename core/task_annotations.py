@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from core.annotation_rules import AnnotationRules
-from core.annotations import LabeledData, Track, TrackedShape
+from core.annotations import LabeledData, Track
 from core.errors import ValidationFailed
 from core.interpolation import shape_at
 from core.job_annotations import (
@@ -65,7 +65,7 @@ def cut_track(track: Track, start: int, stop: int) -> Track | None:
     if not any(s.frame == start for s in inside):
         at_start = shape_at(track.shapes, start)
         if at_start is not None and not at_start.outside:
-            inside.insert(0, _keyframe(at_start))
+            inside.insert(0, at_start.as_keyframe())
     if not inside or all(s.outside for s in inside):
         return None
     elements = [cut_track(e, start, stop) for e in track.elements]
@@ -77,19 +77,6 @@ def cut_track(track: Track, start: int, stop: int) -> Track | None:
         elements=[e for e in elements if e is not None],
     )
     return piece if inside == track.shapes else msgspec.structs.replace(piece, id=None)
-
-
-def _keyframe(frame_shape: object) -> TrackedShape:
-    return TrackedShape(
-        type=frame_shape.type,  # type: ignore[attr-defined]
-        frame=frame_shape.frame,  # type: ignore[attr-defined]
-        points=list(frame_shape.points),  # type: ignore[attr-defined]
-        occluded=frame_shape.occluded,  # type: ignore[attr-defined]
-        outside=frame_shape.outside,  # type: ignore[attr-defined]
-        z_order=frame_shape.z_order,  # type: ignore[attr-defined]
-        rotation=frame_shape.rotation,  # type: ignore[attr-defined]
-        attributes=list(frame_shape.attributes),  # type: ignore[attr-defined]
-    )
 
 
 def replace_task_annotations(

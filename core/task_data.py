@@ -82,6 +82,6 @@ def check_data_request(request: DataRequest) -> None:
         errors.add("start_frame", "must not be negative")
     if request.stop_frame is not None and request.stop_frame < request.start_frame:
         errors.add("stop_frame", "must not be less than start_frame")
-    if request.server_files or request.remote_files or request.cloud_storage_id is not None:
-        errors.add("server_files", "only files uploaded from the client are supported so far")
+    if request.remote_files or request.cloud_storage_id is not None:
+        errors.add("remote_files", "only uploaded files and server_files are supported so far")
     errors.raise_if_any()

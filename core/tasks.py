@@ -119,6 +119,15 @@ class Task(Entity):
         """The annotation jobs and the ground truth job, if any."""
         return [*self.job_ids, *([self.gt_job_id] if self.gt_job_id is not None else [])]
 
+    class FramesDeleted(Entity.Event):
+        """The task's deleted frames are now `deleted_frames` (restoring is deleting fewer)."""
+
+        deleted_frames: list[int]
+
+        def apply(self, task: Task) -> None:
+            assert task.data is not None
+            task.data = msgspec.structs.replace(task.data, deleted_frames=self.deleted_frames)
+
 
 class TaskWrite(msgspec.Struct):
     name: str
@@ -300,6 +309,42 @@ def attach_data(unit: Unit, principal: Principal, task_id: int, data: TaskData) 
         Task.DataAttached, data=data, job_ids=job_ids, segment_size=segment_size, overlap=overlap
     )
     return task
+
+
+def set_deleted_frames(unit: Unit, principal: Principal, task_id: int, frames: list[int]) -> Task:
+    """The task's deleted frames become `frames` (restoring a frame is leaving it out)."""
+    task = unit.get(Task, task_id)
+    authorize(principal, Action.CHANGE, task_resource(unit, task))
+    size = task.data.size if task.data is not None else 0
+    _record_deleted_frames(task, frames, 0, size - 1)
+    return task
+
+
+def set_job_deleted_frames(
+    unit: Unit, principal: Principal, job_id: int, frames: list[int]
+) -> Task:
+    """The task's deleted frames within the job's range become `frames`; those outside stay."""
+    job = unit.get(Job, job_id)
+    authorize(principal, Action.ANNOTATE, job_resource(unit, job))
+    task = unit.get(Task, job.task_id)
+    _record_deleted_frames(task, frames, job.start_frame, job.stop_frame)
+    return task
+
+
+def _record_deleted_frames(task: Task, frames: list[int], first: int, last: int) -> None:
+    if task.data is None:
+        raise ValidationFailed.one("deleted_frames", "the task has no data yet")
+    errors = ErrorCollector()
+    if len(set(frames)) != len(frames):
+        errors.add("deleted_frames", "the frame numbers must be unique")
+    outside = sorted(f for f in frames if not first <= f <= last)
+    if outside:
+        errors.add("deleted_frames", f"frames {outside[:10]} are outside {first}..{last}")
+    errors.raise_if_any()
+    kept = [f for f in task.data.deleted_frames if not first <= f <= last]
+    deleted = sorted(kept + frames)
+    if deleted != task.data.deleted_frames:
+        task.trigger_event(Task.FramesDeleted, deleted_frames=deleted)
 
 
 def _effective_overlap(ranges: list[tuple[int, int]]) -> int:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import structlog
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
 
+from core.errors import DomainError
 from infra.instances import instance_alive
+
+log = structlog.get_logger(__name__)
 
 Status = Literal["queued", "started", "failed", "finished"]
 KEEP_FINISHED = timedelta(days=1)
@@ -86,6 +92,16 @@ class RequestLog:
                 "UPDATE background_requests SET status = 'started', progress = %s, message = %s,"
                 " started = coalesce(started, now()) WHERE id = %s",
                 (fraction, message, ident),
+            )
+
+    def claim(self, ident: str) -> None:
+        """A worker of this instance runs the request now (a restart of the server that
+        opened it no longer fails it; one of the worker's does)."""
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE background_requests SET status = 'started', instance = %s,"
+                " started = coalesce(started, now()) WHERE id = %s",
+                (self._instance, ident),
             )
 
     def finish(
@@ -174,3 +190,38 @@ def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result_id: int | None = None
+    result_url: str | None = None
+    message: str = ""
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (DomainError, ValueError)
+
+
+async def run_request(
+    requests: RequestLog, rq_id: str, work: Callable[[Progress], Awaitable[Outcome]]
+) -> None:
+    """Runs `work` under request `rq_id`: its progress, then finished with the outcome or
+    failed with the reason (a user error's own words; anything else is a logged bug)."""
+
+    def progress(fraction: float, message: str) -> None:
+        requests.progress(rq_id, fraction, message)
+
+    try:
+        await run_in_threadpool(progress, 0.0, "Started")
+        outcome = await work(progress)
+        await run_in_threadpool(
+            requests.finish, rq_id, outcome.result_id, outcome.result_url, outcome.message
+        )
+    except USER_ERRORS as error:
+        await run_in_threadpool(requests.fail, rq_id, str(error))
+    except Exception as error:
+        log.exception("background request failed", rq_id=rq_id)
+        await run_in_threadpool(requests.fail, rq_id, f"Internal error: {error}")

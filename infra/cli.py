@@ -1,8 +1,9 @@
-"""The `palimpsest` command: serve, replay, verify, export, import."""
+"""The `palimpsest` command: serve, worker, replay, verify, export, import."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import errno
 import secrets
@@ -24,6 +25,7 @@ from infra.runtime import Runtime
 from infra.services import Services
 from infra.settings import ConfigError, Settings
 from infra.store import Palimpsest, open_store
+from infra.workers import work_alone
 from projections import registry
 from projections.rebuild import RebuildBusy, Rebuilder
 from projections.runner import ProjectionRunner
@@ -35,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="palimpsest", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="start the server (and embedded Postgres/NATS if needed)")
+    commands.add_parser(
+        "worker", help="take background jobs (task data) from the JetStream work queue"
+    )
     replay_parser = commands.add_parser(
         "replay", help="rebuild read models from the event log, in place of the live ones"
     )
@@ -60,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_format)
     if args.command == "serve":
         return serve(settings)
+    if args.command == "worker":
+        return worker(settings)
     projections = args.projection or registry.names()
     if args.command == "replay":
         return replay(settings, projections)
@@ -97,6 +104,23 @@ def serve(settings: Settings) -> int:
     finally:
         runtime.close()
         services.stop()
+    return 0
+
+
+def worker(settings: Settings) -> int:
+    """Runs workers alone, against the PostgreSQL, NATS and data folder the servers use."""
+    if settings.database_url is None or settings.nats_url is None:
+        print(
+            "palimpsest: a worker needs PALIMPSEST_DATABASE_URL and PALIMPSEST_NATS_URL"
+            " (those of the servers; and their PALIMPSEST_DATA_DIR)",
+            file=sys.stderr,
+        )
+        return 2
+    runtime = Runtime.open(settings, settings.database_url, settings.nats_url)
+    try:
+        asyncio.run(work_alone(runtime))
+    finally:
+        runtime.close()
     return 0
 
 

@@ -28,6 +28,11 @@ class Settings:
     analytics_idle_cutoff: float = 300.0
     media_cache_bytes: int = 2 << 30
     oidc_providers: tuple[OidcProvider, ...] = ()
+    share_dir: Path | None = None
+    work_prefix: str = "palimpsest.work"
+    work_ack_wait: float = 30.0
+    work_attempts: int = 3
+    inline_worker: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +50,11 @@ class Settings:
             analytics_idle_cutoff=_seconds(env, "PALIMPSEST_ANALYTICS_IDLE_CUTOFF", 300.0),
             media_cache_bytes=_byte_count(env, "PALIMPSEST_MEDIA_CACHE_BYTES", 2 << 30),
             oidc_providers=_oidc_providers(env),
+            share_dir=_folder(env, "PALIMPSEST_SHARE_DIR"),
+            work_prefix=_subject(env, "PALIMPSEST_WORK_SUBJECT", "palimpsest.work"),
+            work_ack_wait=_seconds(env, "PALIMPSEST_WORK_ACK_WAIT", 30.0),
+            work_attempts=_count(env, "PALIMPSEST_WORK_ATTEMPTS", 3),
+            inline_worker=_flag(env, "PALIMPSEST_INLINE_WORKER", True),
         )
 
 
@@ -114,6 +124,32 @@ def _svg(name: str, path: str) -> str:
     if "<svg" not in text:
         raise ConfigError(f"{name}={path!r} is not an SVG file")
     return text
+
+
+def _folder(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    if not Path(raw).is_dir():
+        raise ConfigError(f"{name}={raw!r} is not a folder")
+    return Path(raw).absolute()
+
+
+def _subject(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    tokens = raw.split(".")
+    if not all(token and token.replace("-", "").replace("_", "").isalnum() for token in tokens):
+        raise ConfigError(f"{name}={raw!r} is not a NATS subject (letters, digits, - _ and dots)")
+    return raw
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r} is not a positive whole number")
+    return int(raw)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

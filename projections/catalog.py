@@ -70,6 +70,7 @@ class CatalogProjection:
             Task.Updated: self._task_updated,
             Task.LabelsChanged: self._task_labels_changed,
             Task.DataAttached: self._task_data_attached,
+            Task.FramesDeleted: self._task_frames_deleted,
             Task.Deleted: self._task_deleted,
             Job.Created: self._job_created,
             Job.Updated: self._job_updated,
@@ -346,6 +347,16 @@ class CatalogProjection:
             "UPDATE catalog_jobs SET doc = doc || %s WHERE task_id = %s",
             (Jsonb(_job_data_fields(doc)), task_id),
         )
+
+    def _task_frames_deleted(self, cur: Cursor, event: Task.FramesDeleted) -> None:
+        row = _load(cur, "catalog_tasks", event.originator_id)
+        if row is None:
+            return
+        cur.execute(
+            "UPDATE catalog_tasks SET data = jsonb_set(data, '{deleted_frames}', %s) WHERE id = %s",
+            (Jsonb(event.deleted_frames), row[0]),
+        )
+        _touch(cur, "catalog_tasks", row[0], row[1], event.timestamp)
 
     def _task_deleted(self, cur: Cursor, event: Task.Deleted) -> None:
         row = _load(cur, "catalog_tasks", event.originator_id)

@@ -47,6 +47,7 @@ EVENT_KEYS: dict[type, tuple[tuple[str, str], ...]] = {
     Task.Updated: (("update", "task"),),
     Task.LabelsChanged: (("update", "task"),),
     Task.DataAttached: (("update", "task"),),
+    Task.FramesDeleted: (("update", "task"),),
     Task.Deleted: (("delete", "task"),),
     Job.Created: (("create", "job"),),
     Job.Updated: (("update", "job"),),

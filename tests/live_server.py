@@ -31,7 +31,9 @@ class LiveServer:
     database_url: str
     data_dir: Path
     port: int = field(default_factory=free_port)
-    settings_overrides: dict[str, Any] = field(default_factory=dict)
+    share_dir: Path | None = None
+    nats_url: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # more Settings fields
     runtime: Runtime | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -46,9 +48,10 @@ class LiveServer:
             data_dir=self.data_dir,
             port=self.port,
             admin_password=ADMIN_PASSWORD,
-            **self.settings_overrides,
+            share_dir=self.share_dir,
+            **self.options,
         )
-        self.runtime = Runtime.open(settings, self.database_url)
+        self.runtime = Runtime.open(settings, self.database_url, self.nats_url)
         ensure_admin(self.runtime, ADMIN_PASSWORD)
         config = uvicorn.Config(
             create_app(self.runtime), host="127.0.0.1", port=self.port, log_level="warning"

@@ -58,7 +58,7 @@ def server(
         database_url,
         tmp_path_factory.mktemp("data"),
         port=free_port(),
-        settings_overrides={"oidc_providers": configured.oidc_providers},
+        options={"oidc_providers": configured.oidc_providers},
     )
     for name, client_id in (("local", "palimpsest"), ("second", "palimpsest-2")):
         provider.register(client_id, SECRET, f"{live.url}/api/auth/{name}/login/callback/")

@@ -175,6 +175,7 @@ def workload(
     assert client.command({"type": "undo"})["type"] == "ack"
     assert client.command({"type": "redo"})["type"] == "ack"
     client.socket.close()
+    admin.patch(f"/api/tasks/{alone['id']}/data/meta", json={"deleted_frames": [2]})
     admin.patch(f"/api/projects/{project['id']}", json={"name": "streets"})
     return {"project": project["id"], "jobs": jobs, "car": car, "bike": bike}
 
@@ -288,7 +289,9 @@ def test_the_fast_decoder_gives_the_stores_events(
         assert type(decoded) is type(expected)
         assert decoded.__dict__ == expected.__dict__, notification.topic
         topics.add(notification.topic.rsplit(".", 1)[-1])
-    assert {"AnnotationsCreated", "AnnotationsDeleted", "EditUndone", "Updated"} <= topics
+    assert {
+        "AnnotationsCreated", "AnnotationsDeleted", "EditUndone", "Updated", "FramesDeleted"
+    } <= topics  # fmt: skip
 
 
 def test_verify_finds_no_difference_after_replay(

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.annotations import AnnotationState, LabeledData
+from core.frame_visibility import visible
 from core.job_annotations import clear_annotations, patch_annotations, replace_annotations
 from core.jobs import Job
 from core.permissions import Action
@@ -84,11 +85,30 @@ async def job_annotations_read(request: Request) -> Response:
     if at:
         moment = _parse_time(at)
         at_version = await run_in_threadpool(reader.version_at, job_id, moment)
+    deleted = await job_deleted_frames(request, job_id)
     if at_version is not None:
         state: AnnotationState = await run_in_threadpool(reader.at_version, job_id, at_version)
-        return annotations_response(state.as_data(at_version))
+        return annotations_response(visible(state.as_data(at_version), deleted))
     version, state = await run_in_threadpool(reader.current, job_id)
-    return annotations_response(state.as_data(version))
+    return annotations_response(visible(state.as_data(version), deleted))
+
+
+async def job_deleted_frames(request: Request, job_id: int) -> frozenset[int]:
+    """The deleted frames of the job's task (what its annotation reads leave out)."""
+    rows = await fetch_all(
+        request,
+        "SELECT t.data->'deleted_frames' FROM catalog_jobs j"
+        " JOIN catalog_tasks t ON t.id = j.task_id WHERE j.id = %s",
+        (job_id,),
+    )
+    return frozenset(rows[0][0] or ()) if rows else frozenset()
+
+
+async def task_deleted_frames(request: Request, task_id: int) -> frozenset[int]:
+    rows = await fetch_all(
+        request, "SELECT data->'deleted_frames' FROM catalog_tasks WHERE id = %s", (task_id,)
+    )
+    return frozenset(rows[0][0] or ()) if rows else frozenset()
 
 
 def _parse_time(text: str) -> datetime:
@@ -191,7 +211,7 @@ async def task_annotations(request: Request, task_id: int) -> LabeledData:
             if stop >= task_stop
             else (closed_at(track, stop) for track in state.tracks.values())
         )
-    return merged
+    return visible(merged, await task_deleted_frames(request, task_id))
 
 
 async def task_annotations_read(request: Request) -> Response:

@@ -17,6 +17,7 @@ from infra import lock_keys
 from infra.background import RequestLog
 from infra.job_reads import JobReader
 from infra.runtime import Runtime
+from infra.workers import start_work_queue
 from projections import registry
 from projections.follower import ProjectionFollower
 from projections.quality import QualityProjection
@@ -42,6 +43,7 @@ from web import (
     quality,
     review,
     rooms,
+    share,
     tasks,
     webhooks,
 )
@@ -92,17 +94,16 @@ def create_app(runtime: Runtime) -> Starlette:
             )
             for name, lock_key in registry.FOLLOWED.items()
         ]
+        followers.append(
+            ProjectionFollower(runtime.analytics, runtime.database_url, ANALYTICS_LOCK_KEY)
+        )
+        followers.append(app.state.quality)
         for follower in followers:
             runtime.after_commit_hooks.append(lambda _, nudge=follower.nudge: nudge())
             app.state.background.add(asyncio.create_task(follower.run()))
-        follower = ProjectionFollower(runtime.analytics, runtime.database_url, ANALYTICS_LOCK_KEY)
-        runtime.after_commit_hooks.append(lambda _: follower.nudge())
-        app.state.background.add(asyncio.create_task(follower.run()))
         runtime.after_commit_hooks.append(lambda _: dispatcher.nudge())
         app.state.background.add(asyncio.create_task(dispatcher.run()))
-        quality_follower = app.state.quality
-        runtime.after_commit_hooks.append(lambda _: quality_follower.nudge())
-        app.state.background.add(asyncio.create_task(quality_follower.run()))
+        app.state.work_queue, stop_workers = await start_work_queue(runtime, request_log, app)
         relay = fanout = None
         if runtime.nats_url:
             fanout = LiveFanout(hub, runtime.nats_url)
@@ -113,17 +114,18 @@ def create_app(runtime: Runtime) -> Starlette:
         yield
         for follower in followers:
             follower.stop()
-        follower.stop()
-        quality_follower.stop()
         if relay is not None:
             await relay.stop()
         if fanout is not None:
             await fanout.stop()
+        stop_workers.set()
         await dispatcher.stop()
         await hub.stop()
         for job in list(app.state.background):
             job.cancel()
         await asyncio.gather(*app.state.background, return_exceptions=True)
+        if app.state.work_queue is not None:
+            await app.state.work_queue.close()
         app.state.media.close()
 
     routes = [
@@ -146,6 +148,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *analytics.ROUTES,
         *client_events.ROUTES,
         *webhooks.ROUTES,
+        *share.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     app = Starlette(
@@ -173,6 +176,7 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.hub = hub
     app.state.webhooks = dispatcher
     app.state.background = set()
+    app.state.work_queue = None
     app.state.media = MediaLibrary(
         MediaCache(runtime.settings.data_dir / "cache", runtime.settings.media_cache_bytes)
     )

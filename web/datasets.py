@@ -26,11 +26,13 @@ from starlette.routing import Route
 
 from core.annotations import LabeledData
 from core.errors import NotFound
+from core.frame_visibility import for_export
 from core.job_annotations import patch_annotations, replace_annotations
 from core.labels import LabelSpec
 from core.permissions import Action, Principal
 from core.task_annotations import patch_task_annotations, replace_task_annotations
 from infra.background import Operation
+from infra.ingest_jobs import task_media_dir
 from infra.runtime import Runtime
 from web import background_work, tus
 from web.annotations import task_annotations
@@ -38,7 +40,6 @@ from web.context import allowed, base_url, path_id, permitted, query_flag, runti
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
-from web.uploads import task_media_dir
 from workers.datasets import export_dataset, frames_of, import_annotations
 from workers.formats.dataset import ImageSource, TaskDataset
 from workers.formats.registry import find_exporter, find_importer, formats_json
@@ -84,19 +85,17 @@ async def task_dataset(request: Request, target: str, ident: int) -> tuple[TaskD
     data = data_rows[0][0]
     if data is None:
         raise BadRequest("the task has no data yet")
+    deleted = frozenset(data["deleted_frames"])
     if target == "job":
         _, state = await run_in_threadpool(request.app.state.jobs.current, ident)
-        annotations = LabeledData(
-            tags=list(state.tags.values()),
-            shapes=list(state.shapes.values()),
-            tracks=list(state.tracks.values()),
-        )
+        annotations = state.as_data(0)
     else:
         annotations = await task_annotations(request, ident)
+    annotations = for_export(annotations, deleted, data["size"] - 1 if last is None else last)
     dataset = TaskDataset(
         name=task["name"],
         labels=await labels_of(request, task),
-        frames=frames_of(data, first, last),
+        frames=[f for f in frames_of(data, first, last) if f.index not in deleted],
         annotations=annotations,
         subset=task.get("subset") or "",
     )

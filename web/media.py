@@ -7,6 +7,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,12 +16,14 @@ from starlette.routing import Route
 from core.errors import NotFound
 from core.permissions import Action
 from core.segments import parse_frame_filter
+from core.tasks import set_deleted_frames, set_job_deleted_frames
+from infra.ingest_jobs import task_media_dir
 from web import tus
-from web.context import path_id, permitted, query_int, runtime
+from web.context import execute, path_id, permitted, query_int, runtime
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
-from web.responses import json_response
-from web.uploads import take_tus_file, task_data_upload, task_media_dir
+from web.responses import json_response, read_body
+from web.uploads import take_tus_file, task_data_upload
 from workers.media.library import QUALITIES, MediaLibrary
 
 
@@ -160,6 +163,33 @@ async def job_meta(request: Request) -> Response:
     return json_response(_meta(data, range(job["start_frame"], job["stop_frame"] + 1)))
 
 
+class MetaPatch(msgspec.Struct):
+    """CVAT's DataMetaWrite: the frames (task-relative) that are deleted; the others are not."""
+
+    deleted_frames: list[int]
+
+
+async def task_meta_update(request: Request) -> Response:
+    caller = await permitted(request, Action.CHANGE, "task", path_id(request))
+    task_id = path_id(request)
+    body = await read_body(request, MetaPatch)
+    await execute(
+        request, lambda unit: set_deleted_frames(unit, caller, task_id, body.deleted_frames)
+    )
+    data = await _task_data(request, task_id)
+    return json_response(_meta(data, range(data["size"])))
+
+
+async def job_meta_update(request: Request) -> Response:
+    caller = await permitted(request, Action.ANNOTATE, "job", path_id(request))
+    job_id = path_id(request)
+    body = await read_body(request, MetaPatch)
+    await execute(
+        request, lambda unit: set_job_deleted_frames(unit, caller, job_id, body.deleted_frames)
+    )
+    return await job_meta(request)
+
+
 def _meta(data: dict[str, Any], frames: range) -> dict[str, Any]:
     step = parse_frame_filter(data["frame_filter"])
     return {
@@ -221,10 +251,12 @@ ROUTES = [
     Route("/api/tasks/{id:int}/data", task_data_read, methods=["GET"]),
     Route("/api/tasks/{id:int}/data/", task_data_read, methods=["GET"]),
     Route("/api/tasks/{id:int}/data/meta", task_meta, methods=["GET"]),
+    Route("/api/tasks/{id:int}/data/meta", task_meta_update, methods=["PATCH"]),
     Route("/api/tasks/{id:int}/preview", task_preview, methods=["GET"]),
     Route("/api/jobs/{id:int}/data", job_data_read, methods=["GET"]),
     Route("/api/jobs/{id:int}/data/", job_data_read, methods=["GET"]),
     Route("/api/jobs/{id:int}/data/meta", job_meta, methods=["GET"]),
+    Route("/api/jobs/{id:int}/data/meta", job_meta_update, methods=["PATCH"]),
     Route("/api/jobs/{id:int}/preview", job_preview, methods=["GET"]),
     *tus.file_routes("/api/tasks/{id:int}/data", on_complete=take_tus_file),
 ]

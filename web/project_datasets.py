@@ -24,6 +24,7 @@ from core.task_annotations import replace_task_annotations
 from core.task_data import DataRequest
 from core.tasks import TaskWrite, create_task
 from infra.background import Operation
+from infra.ingest_jobs import ingest_uploaded, upload_dir
 from infra.runtime import Runtime
 from web import background_work, tus
 from web.context import base_url, path_id, permitted, query_flag, runtime
@@ -40,7 +41,6 @@ from web.datasets import (
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
 from web.responses import json_response
-from web.uploads import ingest_uploaded, upload_dir
 from workers.datasets import export_project
 from workers.formats.dataset import TaskDataset
 from workers.formats.registry import find_exporter, find_importer

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -18,28 +17,21 @@ from starlette.responses import Response
 from core.errors import ValidationFailed
 from core.permissions import Action, Principal
 from core.task_data import DataRequest, check_data_request
-from core.tasks import attach_data
 from infra.background import Operation
-from infra.runtime import Runtime
+from infra.ingest_jobs import IngestJob, run_ingest, upload_dir
 from web import background_work, tus
 from web.context import path_id, permitted, runtime
 from web.errors import BadRequest
 from web.reads import fetch_doc
 from web.responses import json_response
-from workers.ingest import ingest_media, record_upload, record_uploads, upload_order
+from web.share import share_root
+from workers.ingest import record_upload, record_uploads, upload_order
+from workers.share import ShareError, share_files
 
 log = structlog.get_logger(__name__)
 
 MAX_FILES_PER_REQUEST = 10_000
 MAX_FIELD_SIZE = 1024 * 1024
-
-
-def upload_dir(rt: Runtime, task_id: int) -> Path:
-    return rt.settings.data_dir / "uploads" / f"task_{task_id}"
-
-
-def task_media_dir(rt: Runtime, task_id: int) -> Path:
-    return rt.media_dir / "tasks" / str(task_id)
 
 
 async def task_data_upload(request: Request) -> Response:
@@ -160,48 +152,32 @@ async def _start_ingest(
 ) -> str:
     rt = runtime(request)
     operation = Operation(type="create:task", target="task", task_id=task_id)
+    shared = await _share_files(request, task_id, data_request)
+
+    def job(rq_id: str) -> IngestJob:
+        files = {name: str(path) for name, path in shared.items()}
+        return IngestJob(rq_id, task_id, caller, data_request, files)
 
     async def ingest(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
-        await ingest_uploaded(rt, caller, task_id, data_request, progress)
+        await run_ingest(rt, job(rq_id), progress)
         return background_work.Outcome(result_id=task_id)
 
-    return await background_work.start(request, caller, operation, ingest)
+    message = ("ingest", lambda rq_id: msgspec.json.encode(job(rq_id)))
+    return await background_work.start(request, caller, operation, ingest, queued=message)
 
 
-async def ingest_uploaded(
-    rt: Runtime,
-    caller: Principal,
-    task_id: int,
-    data_request: DataRequest,
-    progress: background_work.Progress,
-) -> None:
-    """Makes the media in a staging folder, publishes it, then records it on the task."""
-    staging = rt.media_dir / "tasks" / f".{task_id}-{secrets.token_hex(4)}"
-    final = task_media_dir(rt, task_id)
+async def _share_files(
+    request: Request, task_id: int, data_request: DataRequest
+) -> dict[str, Path]:
+    """The share files a request names, checked before anything starts (none: {})."""
+    if not data_request.server_files:
+        return {}
+    root = share_root(request, "server_files")
+    if await run_in_threadpool(upload_order, upload_dir(runtime(request), task_id)):
+        raise BadRequest({"server_files": ["give either uploaded files or server_files"]})
     try:
-        data_id = await run_in_threadpool(rt.ids.next, "data")
-        data = await run_in_threadpool(
-            lambda: ingest_media(
-                upload_dir(rt, task_id),
-                staging,
-                data_request,
-                data_id=data_id,
-                seed=secrets.randbits(32),
-                progress=progress,
-            )
+        return await run_in_threadpool(
+            share_files, root, data_request.server_files, data_request.server_files_exclude
         )
-        await run_in_threadpool(_publish_media, staging, final)
-        try:
-            await rt.execute(lambda unit: attach_data(unit, caller, task_id, data), caller)
-        except Exception:
-            shutil.rmtree(final, ignore_errors=True)
-            raise
-        shutil.rmtree(upload_dir(rt, task_id), ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _publish_media(staging: Path, final: Path) -> None:
-    shutil.rmtree(final, ignore_errors=True)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging.rename(final)
+    except ShareError as error:
+        raise BadRequest({"server_files": [str(error)]}) from None

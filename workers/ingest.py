@@ -1,6 +1,6 @@
 """Turns uploaded files into a task's media: images (also from archives) or one video.
 
-Runs in the server process for now (a thread); the media issue moves it to the workers.
+Runs in a worker (infra/ingest_jobs.py), or in the server process without a work queue.
 """
 
 from __future__ import annotations
