@@ -26,6 +26,7 @@ class Settings:
     public_url: str | None = None
     analytics_idle_cutoff: float = 300.0
     media_cache_bytes: int = 2 << 30
+    secret_key: str | None = None  # seals cloud storage credentials; generated when unset
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,6 +43,7 @@ class Settings:
             public_url=env.get("PALIMPSEST_PUBLIC_URL") or None,
             analytics_idle_cutoff=_seconds(env, "PALIMPSEST_ANALYTICS_IDLE_CUTOFF", 300.0),
             media_cache_bytes=_byte_count(env, "PALIMPSEST_MEDIA_CACHE_BYTES", 2 << 30),
+            secret_key=env.get("PALIMPSEST_SECRET_KEY") or None,
         )
 
 

@@ -30,6 +30,7 @@ from web import (
     annotation_search,
     annotations,
     background_requests,
+    cloud_storages,
     datasets,
     jobs,
     media,
@@ -136,6 +137,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *analytics.ROUTES,
         *client_events.ROUTES,
         *webhooks.ROUTES,
+        *cloud_storages.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     app = Starlette(

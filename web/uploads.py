@@ -20,12 +20,15 @@ from core.permissions import Action, Principal
 from core.task_data import DataRequest, check_data_request
 from core.tasks import attach_data
 from infra.background import Operation
+from infra.buckets import Bucket, BucketError
 from infra.runtime import Runtime
 from web import background_work, tus
+from web.cloud_storages import usable_bucket
 from web.context import path_id, permitted, runtime
 from web.errors import BadRequest
 from web.reads import fetch_doc
 from web.responses import json_response
+from workers.images import MediaError
 from workers.ingest import ingest_media, record_upload, record_uploads, upload_order
 
 log = structlog.get_logger(__name__)
@@ -61,7 +64,10 @@ async def task_data_upload(request: Request) -> Response:
     if not finishing:  # a one-shot request carries its files and parameters together
         await run_in_threadpool(_reset_upload_dir, upload_dir(runtime(request), task_id))
     data_request = await _data_request(request, task_id, receive_files=not finishing)
-    rq_id = await _start_ingest(request, caller, task_id, data_request)
+    bucket = None
+    if data_request.cloud_storage_id is not None:
+        _, bucket = await usable_bucket(request, data_request.cloud_storage_id)
+    rq_id = await _start_ingest(request, caller, task_id, data_request, bucket)
     return json_response({"rq_id": rq_id}, status=202)
 
 
@@ -156,12 +162,20 @@ def _add_form_field(fields: dict[str, Any], key: str, value: str) -> None:
 
 
 async def _start_ingest(
-    request: Request, caller: Principal, task_id: int, data_request: DataRequest
+    request: Request,
+    caller: Principal,
+    task_id: int,
+    data_request: DataRequest,
+    bucket: Bucket | None = None,
 ) -> str:
     rt = runtime(request)
     operation = Operation(type="create:task", target="task", task_id=task_id)
 
     async def ingest(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
+        if bucket is not None:
+            message = f"Downloading {len(data_request.server_files)} files"
+            await run_in_threadpool(progress, 0.0, message)
+            await take_bucket_files(bucket, data_request.server_files, upload_dir(rt, task_id))
         await ingest_uploaded(rt, caller, task_id, data_request, progress)
         return background_work.Outcome(result_id=task_id)
 
@@ -190,6 +204,10 @@ async def ingest_uploaded(
                 progress=progress,
             )
         )
+        if data_request.cloud_storage_id is not None:
+            data = msgspec.structs.replace(
+                data, storage="cloud_storage", cloud_storage_id=data_request.cloud_storage_id
+            )
         await run_in_threadpool(_publish_media, staging, final)
         try:
             await rt.execute(lambda unit: attach_data(unit, caller, task_id, data), caller)
@@ -199,6 +217,17 @@ async def ingest_uploaded(
         shutil.rmtree(upload_dir(rt, task_id), ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+async def take_bucket_files(bucket: Bucket, keys: list[str], target: Path) -> None:
+    """Downloads the named objects into the task's upload folder, in the given order, as if
+    they had been uploaded (a manifest among them included)."""
+    await run_in_threadpool(_reset_upload_dir, target)
+    try:
+        await bucket.download(keys, target)
+    except BucketError as error:
+        raise MediaError(str(error)) from None
+    await run_in_threadpool(record_uploads, target, keys)
 
 
 def _publish_media(staging: Path, final: Path) -> None:
