@@ -14,11 +14,13 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from cvat_sdk import make_client, models
+from cvat_sdk.core.proxies.tasks import ResourceType
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import register
 from tests.images import write_images
-from tests.live_server import LiveServer, free_port
+from tests.live_server import ADMIN_PASSWORD, LiveServer, free_port
 from tests.task_setup import wait_for_request
 from tests.test_organizations import in_org, join
 
@@ -371,3 +373,39 @@ def test_owners_manage_members_use_others_do_not_see(
     assert renamed.json()["display_name"] == "Renamed" and "other-secret" not in renamed.text
     assert owner.delete(f"/api/cloudstorages/{shared['id']}").status_code == 204
     assert owner.get(f"/api/cloudstorages/{shared['id']}").status_code == 404
+
+
+def test_cvat_sdk_attaches_a_bucket_and_makes_a_task_from_it(
+    server: LiveServer, s3_endpoint: str, images: list[str]
+) -> None:
+    with make_client(
+        "http://127.0.0.1", port=server.port, credentials=("admin", ADMIN_PASSWORD)
+    ) as client:
+        api = client.api_client.cloudstorages_api
+        storage, _ = api.create(
+            models.CloudStorageWriteRequest(
+                provider_type=models.ProviderTypeEnum("AWS_S3_BUCKET"),
+                resource="frames",
+                display_name="from the sdk",
+                credentials_type=models.CredentialsTypeEnum("KEY_SECRET_KEY_PAIR"),
+                key=KEY,
+                secret_key=SECRET,
+                specific_attributes=f"endpoint_url={s3_endpoint}",
+                manifests=["manifest.jsonl"],
+            )
+        )
+        status, _ = api.retrieve_status(storage.id)
+        assert status == "AVAILABLE"
+        content, _ = api.retrieve_content_v2(storage.id, prefix="photos/")
+        assert sorted(entry.name for entry in content.content) == ["a.png", "b.png", "c.png"]
+        task = client.tasks.create_from_data(
+            spec=models.TaskWriteRequest(name="sdk from bucket", labels=LABELS),
+            resource_type=ResourceType.SHARE,
+            resources=["manifest.jsonl", *images],
+            data_params={
+                "cloud_storage_id": storage.id,
+                "use_cache": True,
+                "sorting_method": "predefined",
+            },
+        )
+        assert [frame.name for frame in task.get_meta().frames] == images

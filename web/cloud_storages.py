@@ -29,18 +29,17 @@ from core.cloud_storages import (
     update_cloud_storage,
 )
 from core.errors import NotFound, ValidationFailed
-from core.permissions import Action, Principal, authorize
+from core.permissions import Action, Principal
 from infra.buckets import Bucket, BucketError
 from infra.credentials import CredentialStore
 from projections.list_query import Field, ListSpec
-from projections.visibility import resource_of
-from web.context import allowed, base_url, execute, path_id, query_int, runtime
+from web.context import allowed, base_url, execute, path_id, permitted, query_int, runtime
 from web.errors import BadRequest
 from web.pagination import Listing, list_response
 from web.representations import with_user_url
 from web.responses import json_response, read_body
 from workers.images import MediaError, preview_of
-from workers.media.manifest import parse_manifest
+from workers.media.manifest import Manifest, parse_manifest
 
 Doc = dict[str, Any]
 CONTENT_PAGE_MAX = 1000
@@ -202,7 +201,7 @@ async def _manifest_content(
     return {"content": content, "next": None}
 
 
-async def _read_manifest(bucket: Bucket, key: str):  # type: ignore[no-untyped-def]
+async def _read_manifest(bucket: Bucket, key: str) -> Manifest:
     try:
         return parse_manifest(await bucket.read(bucket.prefix + key))
     except MediaError as error:
@@ -229,12 +228,6 @@ async def cloud_storage_preview(request: Request) -> Response:
         raise BadRequest(f"{names[0]} is not an image that can be decoded")
     body = await run_in_threadpool(preview_of, image, names[0])
     return Response(body, media_type="image/jpeg")
-
-
-async def cloud_storage_actions(request: Request) -> Response:
-    """CVAT's OPTIONS-like probe of what the caller may do: answers the allowed methods."""
-    await permitted_storage(request, Action.VIEW, path_id(request))
-    return json_response(["get", "update", "delete"])
 
 
 def check_query_key(key: str, field: str) -> None:
@@ -305,22 +298,8 @@ async def permitted_storage(
 ) -> tuple[Doc, Principal]:
     """The storage's document if the caller may take `action` on it: 404 when they may not
     see it (or it does not exist), 403 when they see it but may not do this."""
-    caller = allowed(request, action, "cloudstorage")
-    doc = await load_doc(request, storage_id)
-    pool = runtime(request).pool
-
-    def relations():  # type: ignore[no-untyped-def]
-        with pool.connection() as conn:
-            return resource_of(conn.cursor(), "cloudstorage", storage_id)
-
-    resource = await run_in_threadpool(relations)
-    if resource is None:
-        raise NotFound("cloud storage", storage_id)
-    try:
-        authorize(caller, action, resource)
-    except NotFound:
-        raise NotFound("cloud storage", storage_id) from None
-    return doc, caller
+    caller = await permitted(request, action, "cloudstorage", storage_id)
+    return await load_doc(request, storage_id), caller
 
 
 async def usable_bucket(request: Request, storage_id: int) -> tuple[Doc, Bucket]:
@@ -346,5 +325,4 @@ ROUTES = [
     Route("/api/cloudstorages/{id:int}/content", cloud_storage_content, methods=["GET"]),
     Route("/api/cloudstorages/{id:int}/content-v2", cloud_storage_content, methods=["GET"]),
     Route("/api/cloudstorages/{id:int}/preview", cloud_storage_preview, methods=["GET"]),
-    Route("/api/cloudstorages/{id:int}/actions", cloud_storage_actions, methods=["GET"]),
 ]
