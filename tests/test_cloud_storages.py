@@ -178,9 +178,15 @@ def test_content_is_listed_by_folder_and_paged(
 
 
 def create_from_bucket(
-    client: httpx.Client, storage_id: int, files: list[str], **params: Any
+    client: httpx.Client,
+    storage_id: int,
+    files: list[str],
+    task: dict[str, Any] | None = None,
+    **params: Any,
 ) -> tuple[int, dict[str, Any]]:
-    created = client.post("/api/tasks", json={"name": "from bucket", "labels": LABELS})
+    created = client.post(
+        "/api/tasks", json={"name": "from bucket", "labels": LABELS, **(task or {})}
+    )
     assert created.status_code == 201, created.text
     task_id = created.json()["id"]
     body = {"image_quality": 70, "cloud_storage_id": storage_id, "server_files": files, **params}
@@ -252,6 +258,16 @@ def test_exports_go_into_the_bucket(
     assert done["status"] == "finished", done
     stored = s3.get_object(Bucket="frames", Key="exports/day1/annotations.zip")["Body"].read()
     assert "annotations.xml" in zipfile.ZipFile(io.BytesIO(stored)).namelist()
+
+    # without a location, an export goes where the task's target storage says
+    target = {"location": "cloud_storage", "cloud_storage_id": storage["id"]}
+    task_id, _ = create_from_bucket(admin, storage["id"], images, {"target_storage": target})
+    started = admin.post(
+        f"/api/tasks/{task_id}/dataset/export", params={"format": "CVAT for images 1.1"}
+    )
+    assert wait_for_request(admin, started.json()["rq_id"])["status"] == "finished"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="frames", Prefix="exports/")["Contents"]]
+    assert any(key.startswith(f"exports/task_{task_id}_annotations_") for key in keys)
 
     project = admin.post("/api/projects", json={"name": "to bucket", "labels": LABELS}).json()
     started = admin.post(

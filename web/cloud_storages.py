@@ -257,14 +257,19 @@ class ExportTarget:
         return key
 
 
-async def export_target(request: Request) -> ExportTarget | None:
-    """None for a local export; else the bucket (which the caller may use) and file name."""
-    location = request.query_params.get("location") or "local"
+async def export_target(request: Request, default: Doc | None) -> ExportTarget | None:
+    """None for a local export; else the bucket (which the caller may use) and file name.
+    Without `location` the export goes where the resource's target storage says (CVAT's
+    rule)."""
+    default = default or {}
+    location = request.query_params.get("location") or default.get("location") or "local"
     if location == "local":
         return None
     if location != "cloud_storage":
         raise BadRequest({"location": [f"{location!r} is not local or cloud_storage"]})
     storage_id = query_int(request, "cloud_storage_id")
+    if storage_id is None and "location" not in request.query_params:
+        storage_id = default.get("cloud_storage_id")
     if storage_id is None:
         raise BadRequest({"cloud_storage_id": ["an export to a cloud storage needs its id"]})
     file_name = request.query_params.get("filename") or None

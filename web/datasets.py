@@ -116,9 +116,9 @@ async def export_start(request: Request) -> Response:
         find_exporter(format_name)
     except KeyError:
         raise BadRequest({"format": [f"Unknown format {format_name!r}"]}) from None
-    destination = await export_target(request)
     save_images = query_flag(request, "save_images")
     dataset, task = await task_dataset(request, target, ident)
+    destination = await export_target(request, task.get("target_storage"))
     subresource = "dataset" if save_images else "annotations"
     operation = Operation(
         type=f"export:{subresource}",

@@ -58,9 +58,9 @@ async def export_start(request: Request) -> Response:
         find_exporter(format_name)
     except KeyError:
         raise BadRequest({"format": [f"Unknown format {format_name!r}"]}) from None
-    destination = await export_target(request)
     save_images = query_flag(request, "save_images")
     project = await fetch_doc(request, "catalog_projects", project_id, "project")
+    destination = await export_target(request, project.get("target_storage"))
     labels = await labels_of(request, {"id": None, "project_id": project_id})
     tasks = await _task_datasets(request, project_id)
     subresource = "dataset" if save_images else "annotations"
