@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from cvat_sdk import make_client, models
 from cvat_sdk.core.proxies.tasks import ResourceType
 from moto.server import ThreadedMotoServer
@@ -425,3 +426,24 @@ def test_cvat_sdk_attaches_a_bucket_and_makes_a_task_from_it(
             },
         )
         assert [frame.name for frame in task.get_meta().frames] == images
+
+
+def test_credentials_sealed_under_another_key_are_asked_for_again(
+    server: LiveServer, admin: httpx.Client, s3_endpoint: str, s3: Any
+) -> None:
+    storage = attach(admin, s3_endpoint)
+    assert server.runtime is not None
+    with server.runtime.pool.connection() as conn:
+        conn.execute(
+            "UPDATE cloud_storage_credentials SET sealed = %s WHERE cloud_storage_id = %s",
+            (Fernet(Fernet.generate_key()).encrypt(b"{}"), storage["id"]),
+        )
+    refused = admin.get(f"/api/cloudstorages/{storage['id']}/status")
+    assert refused.status_code == 400 and "PALIMPSEST_SECRET_KEY" in refused.text
+    half = admin.patch(f"/api/cloudstorages/{storage['id']}", json={"key": KEY})
+    assert half.status_code == 400 and "secret_key" in half.json()
+    fixed = admin.patch(
+        f"/api/cloudstorages/{storage['id']}", json={"key": KEY, "secret_key": SECRET}
+    )
+    assert fixed.status_code == 200, fixed.text
+    assert admin.get(f"/api/cloudstorages/{storage['id']}/status").json() == "AVAILABLE"

@@ -31,7 +31,7 @@ from core.cloud_storages import (
 from core.errors import NotFound, ValidationFailed
 from core.permissions import Action, Principal
 from infra.buckets import Bucket, BucketError
-from infra.credentials import CredentialStore
+from infra.credentials import CredentialStore, CredentialsUnreadable
 from projections.list_query import Field, ListSpec
 from web.context import allowed, base_url, execute, path_id, permitted, query_int, runtime
 from web.errors import BadRequest
@@ -118,7 +118,10 @@ async def cloud_storage_update(request: Request) -> Response:
     patch = await read_body(request, CloudStoragePatch)
     credentials = None
     if patch.changes_credentials():
-        old = await run_in_threadpool(credential_store(request).get, storage_id)
+        try:
+            old = await run_in_threadpool(credential_store(request).get, storage_id)
+        except CredentialsUnreadable:
+            old = Credentials()  # sealed under another key: the patch must give new ones
         credentials = _merged_credentials(old, patch)
     await execute(
         request, lambda unit: update_cloud_storage(unit, caller, storage_id, patch, credentials)
@@ -310,7 +313,10 @@ async def permitted_storage(
 async def usable_bucket(request: Request, storage_id: int) -> tuple[Doc, Bucket]:
     """The storage's document and bucket, if the caller may use it (view it)."""
     doc, _ = await permitted_storage(request, Action.VIEW, storage_id)
-    credentials = await run_in_threadpool(credential_store(request).get, storage_id)
+    try:
+        credentials = await run_in_threadpool(credential_store(request).get, storage_id)
+    except CredentialsUnreadable as error:
+        raise BadRequest(f"{error}; give its key and secret_key again") from None
     return doc, Bucket.of(doc, credentials)
 
 
