@@ -99,7 +99,7 @@ def _check_cloud_files(errors: ErrorCollector, request: DataRequest) -> None:
     if not request.server_files:
         errors.add("server_files", "name the files of the cloud storage to take")
     for index, key in enumerate(request.server_files):
-        if not is_safe_key(key):
+        if not is_safe_key(key.removesuffix("/")):  # a folder stands for what it holds
             errors.add(f"server_files[{index}]", f"{key!r} is not a usable object name")
     manifests = [key for key in request.server_files if key.endswith(".jsonl")]
     if request.use_cache and not manifests:

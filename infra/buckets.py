@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.cloud_storages import Credentials, split_attributes
 
 Status = Literal["AVAILABLE", "NOT_FOUND", "FORBIDDEN"]
+PARALLEL_DOWNLOADS = 8
 TIMEOUTS = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 2}}
 
 
@@ -132,12 +134,28 @@ class Bucket:
                 return await body.read()
 
     async def download(self, keys: list[str], target: Path) -> None:
-        """Copies the objects to `target`, each at its key's path, over one connection."""
-        async with self._client() as s3:
-            for key in keys:
-                path = target / key
-                path.parent.mkdir(parents=True, exist_ok=True)
+        """Copies the objects to `target`, each at its key's path, a few at a time."""
+        slots = asyncio.Semaphore(PARALLEL_DOWNLOADS)
+
+        async def fetch(s3: Any, key: str) -> None:
+            path = target / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            async with slots:
                 await s3.download_file(self.name, key, str(path))
+
+        async with self._client() as s3:
+            await asyncio.gather(*(fetch(s3, key) for key in keys))
+
+    async def keys_under(self, folder: str, limit: int) -> list[str]:
+        """Every object key under `folder` (a key ending in /), in the bucket's order."""
+        found: list[str] = []
+        async with self._client() as s3:
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=folder)
+            async for page in pages:
+                found += [item["Key"] for item in page.get("Contents", [])]
+                if len(found) > limit:
+                    raise BucketError(f"{folder} holds more than {limit} objects")
+        return [key for key in found if not key.endswith("/")]
 
     async def upload(self, source: Path, key: str) -> None:
         async with self._client() as s3:

@@ -216,6 +216,16 @@ def test_a_task_is_made_from_bucket_files_in_the_manifest_order(
     assert frame.status_code == 200 and frame.content[:4] == b"\x89PNG"
 
 
+def test_a_folder_key_stands_for_the_files_under_it(
+    admin: httpx.Client, s3_endpoint: str, images: list[str]
+) -> None:
+    storage = attach(admin, s3_endpoint)
+    task_id, status = create_from_bucket(admin, storage["id"], ["photos/"])
+    assert status["status"] == "finished", status
+    meta = admin.get(f"/api/tasks/{task_id}/data/meta").json()
+    assert [frame["name"] for frame in meta["frames"]] == sorted(images)
+
+
 def test_cloud_data_with_cache_needs_a_manifest_that_matches(
     admin: httpx.Client, s3_endpoint: str, s3: Any, images: list[str]
 ) -> None:
@@ -381,6 +391,13 @@ def test_owners_manage_members_use_others_do_not_see(
         ).status_code
         == 403
     )
+
+    maintainer = register(server, "cs-maintainer")
+    join(owner, maintainer, "clouds", "maintainer")
+    described = maintainer.patch(
+        f"/api/cloudstorages/{shared['id']}", json={"description": "kept by maintainers"}
+    )
+    assert described.status_code == 200, described.text
 
     renamed = owner.patch(
         f"/api/cloudstorages/{shared['id']}",

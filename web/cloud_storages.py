@@ -226,11 +226,15 @@ async def cloud_storage_preview(request: Request) -> Response:
         raw = await bucket.read(bucket.prefix + names[0], PREVIEW_SOURCE_MAX)
     except BucketError as error:
         raise BadRequest(str(error)) from None
+    body = await run_in_threadpool(_thumbnail, raw, names[0])
+    return Response(body, media_type="image/jpeg")
+
+
+def _thumbnail(raw: bytes, name: str) -> bytes:
     image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise BadRequest(f"{names[0]} is not an image that can be decoded")
-    body = await run_in_threadpool(preview_of, image, names[0])
-    return Response(body, media_type="image/jpeg")
+        raise BadRequest(f"{name} is not an image that can be decoded")
+    return preview_of(image, name)
 
 
 def check_query_key(key: str, field: str) -> None:

@@ -15,6 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.cloud_storages import is_safe_key
 from core.errors import ValidationFailed
 from core.permissions import Action, Principal
 from core.task_data import DataRequest, check_data_request
@@ -224,10 +225,28 @@ async def take_bucket_files(bucket: Bucket, keys: list[str], target: Path) -> No
     they had been uploaded (a manifest among them included)."""
     await run_in_threadpool(_reset_upload_dir, target)
     try:
+        keys = await _expand_folders(bucket, keys)
         await bucket.download(keys, target)
     except BucketError as error:
         raise MediaError(str(error)) from None
     await run_in_threadpool(record_uploads, target, keys)
+
+
+async def _expand_folders(bucket: Bucket, keys: list[str]) -> list[str]:
+    """A key ending in / stands for every object under it, as in CVAT's file browser."""
+    expanded: list[str] = []
+    for key in keys:
+        if key.endswith("/"):
+            expanded += await bucket.keys_under(key, MAX_FILES_PER_REQUEST)
+        else:
+            expanded.append(key)
+    unique = list(dict.fromkeys(expanded))
+    if len(unique) > MAX_FILES_PER_REQUEST:
+        raise MediaError(f"more than {MAX_FILES_PER_REQUEST} files were named")
+    for key in unique:
+        if not is_safe_key(key):
+            raise MediaError(f"the bucket holds {key!r}, which is not a usable file name")
+    return unique
 
 
 def _publish_media(staging: Path, final: Path) -> None:
