@@ -163,20 +163,7 @@ def create_cloud_storage(
 ) -> CloudStorage:
     """Attaches cloud storage `storage_id` (its id and credentials were stored by the caller)."""
     check_may_create_in_organization(principal, "cloud storage")
-    errors = ErrorCollector()
-    attributes = _check_fields(
-        errors,
-        provider_type=form.provider_type,
-        resource=form.resource,
-        display_name=form.display_name,
-        credentials_type=form.credentials_type,
-        credentials=form.credentials(),
-        specific_attributes=form.specific_attributes,
-        prefix=form.prefix,
-        manifests=form.manifests,
-        description=form.description,
-    )
-    errors.raise_if_any()
+    attributes = checked_attributes(form)
     storage = CloudStorage._start(
         storage_id,
         cloud_storage_id=storage_id,
@@ -192,6 +179,26 @@ def create_cloud_storage(
     )
     unit.add(storage)
     return storage
+
+
+def checked_attributes(form: CloudStorageWrite) -> str:
+    """Checks every field of a new storage; returns its specific_attributes as stored (the
+    prefix folded in)."""
+    errors = ErrorCollector()
+    attributes = _check_fields(
+        errors,
+        provider_type=form.provider_type,
+        resource=form.resource,
+        display_name=form.display_name,
+        credentials_type=form.credentials_type,
+        credentials=form.credentials(),
+        specific_attributes=form.specific_attributes,
+        prefix=form.prefix,
+        manifests=form.manifests,
+        description=form.description,
+    )
+    errors.raise_if_any()
+    return attributes
 
 
 def update_cloud_storage(

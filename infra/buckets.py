@@ -25,6 +25,10 @@ TIMEOUTS = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts
 class BucketError(Exception):
     """The bucket could not be reached or refused a request; the message says which."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -80,7 +84,8 @@ class Bucket:
             async with session.client("s3", endpoint_url=self.endpoint_url, config=config) as s3:
                 yield s3
         except ClientError as error:
-            raise BucketError(_reason(error, self.name)) from None
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            raise BucketError(_reason(error, self.name), status) from None
         except BotoCoreError as error:
             raise BucketError(f"the bucket {self.name} could not be reached: {error}") from None
 
@@ -89,10 +94,9 @@ class Bucket:
             async with self._client() as s3:
                 await s3.head_bucket(Bucket=self.name)
         except BucketError as error:
-            text = str(error)
-            if "(404)" in text or "NoSuchBucket" in text:
+            if error.status == 404:
                 return "NOT_FOUND"
-            if "(403)" in text or "(401)" in text or "AccessDenied" in text:
+            if error.status in (401, 403):
                 return "FORBIDDEN"
             raise
         return "AVAILABLE"
@@ -124,6 +128,19 @@ class Bucket:
         ]
         entries.sort(key=lambda entry: (entry.type != "DIR", entry.name))
         return entries, page.get("NextContinuationToken") if page.get("IsTruncated") else None
+
+    async def missing(self, keys: list[str]) -> list[str]:
+        """The keys that name no object of the bucket."""
+        absent = []
+        async with self._client() as s3:
+            for key in keys:
+                try:
+                    await s3.head_object(Bucket=self.name, Key=key)
+                except ClientError as error:
+                    if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+                        raise
+                    absent.append(key)
+        return absent
 
     async def read(self, key: str, limit: int = 64 << 20) -> bytes:
         async with self._client() as s3:
@@ -165,6 +182,6 @@ class Bucket:
 def _reason(error: ClientError, bucket: str) -> str:
     info = error.response.get("Error", {})
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    code = info.get("Code") or "error"
-    message = info.get("Message") or ""
-    return f"the bucket {bucket} answered {code} ({status}) {message}".strip()
+    code = info.get("Code") or ""
+    words = [word for word in (code if not code.isdigit() else "", info.get("Message")) if word]
+    return f"the bucket {bucket} answered {status}: {' '.join(words) or 'no reason'}"

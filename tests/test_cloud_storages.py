@@ -61,13 +61,14 @@ def images(tmp_path_factory: pytest.TempPathFactory, s3: Any) -> list[str]:
     for index, name in enumerate(names):
         sizes[name] = (40 + index * 8, 30)
         [path] = write_images(folder, [name], size=sizes[name])
-        s3.upload_file(str(path), "frames", f"photos/{name}")
+        s3.upload_file(str(path), "frames", f"photos/{name}", ExtraArgs={"ACL": "public-read"})
     manifest = [{"version": "1.1"}, {"type": "images"}] + [
         {"name": f"photos/{Path(n).stem}", "extension": ".png", "width": w, "height": h}
         for n, (w, h) in [(n, sizes[n]) for n in ["c.png", "a.png", "b.png"]]
     ]
     s3.put_object(
         Bucket="frames",
+        ACL="public-read",
         Key="manifest.jsonl",
         Body="".join(json.dumps(line) + "\n" for line in manifest).encode(),
     )
@@ -96,7 +97,7 @@ def attach(client: httpx.Client, endpoint: str, **fields: Any) -> dict[str, Any]
 
 
 def test_attach_with_keys_keeps_the_credentials_sealed(
-    server: LiveServer, admin: httpx.Client, s3_endpoint: str, s3: Any
+    server: LiveServer, admin: httpx.Client, s3_endpoint: str, images: list[str]
 ) -> None:
     storage = attach(admin, s3_endpoint, description="team bucket")
     assert storage["resource"] == "frames"
@@ -124,18 +125,48 @@ def test_attach_with_keys_keeps_the_credentials_sealed(
 
 
 def test_anonymous_access_and_missing_buckets(
-    admin: httpx.Client, s3_endpoint: str, s3: Any
+    admin: httpx.Client, s3_endpoint: str, s3: Any, images: list[str]
 ) -> None:
     anonymous = attach(
         admin, s3_endpoint, credentials_type="ANONYMOUS_ACCESS", key="", secret_key=""
     )
     assert admin.get(f"/api/cloudstorages/{anonymous['id']}/status").json() == "AVAILABLE"
-    missing = attach(admin, s3_endpoint, resource="no-such-bucket")
-    assert admin.get(f"/api/cloudstorages/{missing['id']}/status").json() == "NOT_FOUND"
+    shown = admin.get(
+        f"/api/cloudstorages/{anonymous['id']}/content-v2", params={"prefix": "photos"}
+    ).json()["content"]
+    assert sorted(entry["name"] for entry in shown) == ["a.png", "b.png", "c.png"]
+    preview = admin.get(f"/api/cloudstorages/{anonymous['id']}/preview")
+    assert preview.status_code == 200, preview.text
+    s3.create_bucket(Bucket="short-lived")
+    gone = attach(admin, s3_endpoint, resource="short-lived", manifests=[])
+    s3.delete_bucket(Bucket="short-lived")
+    assert admin.get(f"/api/cloudstorages/{gone['id']}/status").json() == "NOT_FOUND"
+
+
+def test_only_reachable_buckets_holding_their_manifests_are_attached(
+    admin: httpx.Client, s3_endpoint: str, images: list[str]
+) -> None:
+    before = admin.get("/api/cloudstorages").json()["count"]
+    missing = admin.post(
+        "/api/cloudstorages", json=storage_body(s3_endpoint, resource="no-such-bucket")
+    )
+    assert missing.status_code == 400 and "resource" in missing.json()
+    no_manifest = admin.post(
+        "/api/cloudstorages", json=storage_body(s3_endpoint, manifests=["absent.jsonl"])
+    )
+    assert no_manifest.status_code == 400 and "absent.jsonl" in no_manifest.text
+    unreachable = admin.post(
+        "/api/cloudstorages",
+        json=storage_body(
+            s3_endpoint, specific_attributes=f"endpoint_url=http://127.0.0.1:{free_port()}"
+        ),
+    )
+    assert unreachable.status_code == 400 and "resource" in unreachable.json()
+    assert admin.get("/api/cloudstorages").json()["count"] == before
 
 
 def test_a_bucket_that_refuses_the_key_is_forbidden(
-    admin: httpx.Client, s3_endpoint: str, s3: Any
+    admin: httpx.Client, s3_endpoint: str, images: list[str]
 ) -> None:
     storage = attach(admin, s3_endpoint)
     # From now on the S3 server checks every signature against its (empty) IAM users.
@@ -360,7 +391,7 @@ def test_hostile_names_are_refused(
 
 
 def test_owners_manage_members_use_others_do_not_see(
-    server: LiveServer, admin: httpx.Client, s3_endpoint: str, s3: Any
+    server: LiveServer, admin: httpx.Client, s3_endpoint: str, images: list[str]
 ) -> None:
     owner = register(server, "cs-owner")
     worker = register(server, "cs-worker")
@@ -446,7 +477,7 @@ def test_cvat_sdk_attaches_a_bucket_and_makes_a_task_from_it(
 
 
 def test_credentials_sealed_under_another_key_are_asked_for_again(
-    server: LiveServer, admin: httpx.Client, s3_endpoint: str, s3: Any
+    server: LiveServer, admin: httpx.Client, s3_endpoint: str, images: list[str]
 ) -> None:
     storage = attach(admin, s3_endpoint)
     assert server.runtime is not None

@@ -24,6 +24,7 @@ from core.cloud_storages import (
     CloudStorageWrite,
     Credentials,
     check_object_key,
+    checked_attributes,
     create_cloud_storage,
     delete_cloud_storage,
     update_cloud_storage,
@@ -97,6 +98,7 @@ async def cloud_storages_list(request: Request) -> Response:
 async def cloud_storage_create(request: Request) -> Response:
     caller = allowed(request, Action.CREATE, "cloudstorage")
     form = await read_body(request, CloudStorageWrite)
+    await _check_reachable(form)
     store = credential_store(request)
     storage_id = await run_in_threadpool(store.new, form.credentials())
     try:
@@ -106,6 +108,28 @@ async def cloud_storage_create(request: Request) -> Response:
         raise
     doc = await load_doc(request, storage_id)
     return json_response(cloud_storage_json(doc, base_url(request)), status=201)
+
+
+async def _check_reachable(form: CloudStorageWrite) -> None:
+    """As CVAT does, a storage is attached only if its bucket answers and holds its
+    manifests."""
+    doc = {
+        "resource": form.resource,
+        "credentials_type": form.credentials_type,
+        "specific_attributes": checked_attributes(form),
+    }
+    bucket = Bucket.of(doc, form.credentials())
+    try:
+        status = await bucket.status()
+        if status == "FORBIDDEN":
+            raise BadRequest({"credentials": [f"the bucket {form.resource} refuses access"]})
+        if status == "NOT_FOUND":
+            raise BadRequest({"resource": [f"the bucket {form.resource} was not found"]})
+        absent = await bucket.missing(form.manifests)
+    except BucketError as error:
+        raise BadRequest({"resource": [str(error)]}) from None
+    if absent:
+        raise BadRequest({"manifests": [f"{', '.join(absent)} not found in the bucket"]})
 
 
 async def cloud_storage_detail(request: Request) -> Response:
@@ -206,7 +230,7 @@ async def _manifest_content(
 
 async def _read_manifest(bucket: Bucket, key: str) -> Manifest:
     try:
-        return parse_manifest(await bucket.read(bucket.prefix + key))
+        return parse_manifest(await bucket.read(key))
     except MediaError as error:
         raise BadRequest({"manifest_path": [str(error)]}) from None
 
