@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import httpx
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from cvat_sdk import make_client, models
@@ -24,6 +25,7 @@ from tests.images import write_images
 from tests.live_server import ADMIN_PASSWORD, LiveServer, free_port
 from tests.task_setup import wait_for_request
 from tests.test_organizations import in_org, join
+from tests.test_replay import palimpsest
 
 KEY, SECRET = "AKIAPALIMPSEST000001", "very-secret-value-never-returned"
 LABELS = [{"name": "car"}]
@@ -495,3 +497,29 @@ def test_credentials_sealed_under_another_key_are_asked_for_again(
     )
     assert fixed.status_code == 200, fixed.text
     assert admin.get(f"/api/cloudstorages/{storage['id']}/status").json() == "AVAILABLE"
+
+
+def test_replay_rebuilds_the_cloud_storages(
+    server: LiveServer,
+    admin: httpx.Client,
+    s3_endpoint: str,
+    images: list[str],
+    nats_url: str,
+    tmp_path: Path,
+) -> None:
+    kept = attach(admin, s3_endpoint, display_name="kept")
+    admin.patch(f"/api/cloudstorages/{kept['id']}", json={"description": "after a change"})
+    dropped = attach(admin, s3_endpoint, display_name="dropped")
+    admin.delete(f"/api/cloudstorages/{dropped['id']}")
+
+    def rows() -> list[tuple[Any, ...]]:
+        with psycopg.connect(server.database_url, autocommit=True) as conn:
+            return conn.execute("SELECT * FROM catalog_cloud_storages ORDER BY id").fetchall()
+
+    before = rows()
+    assert any(row[2]["description"] == "after a change" for row in before)
+    with psycopg.connect(server.database_url, autocommit=True) as conn:
+        conn.execute('UPDATE catalog_cloud_storages SET doc = doc || \'{"resource": "x"}\'')
+    done = palimpsest(server, nats_url, tmp_path, "replay", "--projection", "catalog")
+    assert done.returncode == 0, done.stderr
+    assert rows() == before
