@@ -86,6 +86,13 @@ class CloudStoragePatch(msgspec.Struct):
     manifests: list[str] | msgspec.UnsetType = UNSET
     description: str | msgspec.UnsetType = UNSET
 
+    def changes_bucket(self) -> bool:
+        """Whether the patch changes which bucket is reached, how, or its manifests."""
+        return self.changes_credentials() or any(
+            value is not UNSET
+            for value in (self.resource, self.specific_attributes, self.prefix, self.manifests)
+        )
+
     def changes_credentials(self) -> bool:
         return any(
             value is not UNSET for value in (self.key, self.secret_key, self.session_token)

@@ -166,6 +166,17 @@ def test_only_reachable_buckets_holding_their_manifests_are_attached(
     assert unreachable.status_code == 400 and "resource" in unreachable.json()
     assert admin.get("/api/cloudstorages").json()["count"] == before
 
+    storage = attach(admin, s3_endpoint)
+    url = f"/api/cloudstorages/{storage['id']}"
+    for change, field in (
+        ({"resource": "no-such-bucket"}, "resource"),
+        ({"manifests": ["manifest.jsonl", "absent.jsonl"]}, "manifests"),
+        ({"prefix": "../up/"}, "prefix"),
+    ):
+        refused = admin.patch(url, json=change)
+        assert refused.status_code == 400 and field in refused.json(), refused.text
+    assert admin.get(url).json() == storage
+
 
 def test_a_bucket_that_refuses_the_key_is_forbidden(
     admin: httpx.Client, s3_endpoint: str, images: list[str]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import msgspec
 import numpy as np
 from psycopg import sql
 from starlette.concurrency import run_in_threadpool
@@ -147,6 +148,9 @@ async def cloud_storage_update(request: Request) -> Response:
         except CredentialsUnreadable:
             old = Credentials()  # sealed under another key: the patch must give new ones
         credentials = _merged_credentials(old, patch)
+    if patch.changes_bucket():
+        current = credentials or await _credentials_of(request, storage_id)
+        await _check_reachable(_patched_form(await load_doc(request, storage_id), patch, current))
     await execute(
         request, lambda unit: update_cloud_storage(unit, caller, storage_id, patch, credentials)
     )
@@ -154,6 +158,30 @@ async def cloud_storage_update(request: Request) -> Response:
         await run_in_threadpool(credential_store(request).put, storage_id, credentials)
     doc = await load_doc(request, storage_id)
     return json_response(cloud_storage_json(doc, base_url(request)))
+
+
+def _patched_form(
+    doc: Doc, patch: CloudStoragePatch, credentials: Credentials
+) -> CloudStorageWrite:
+    """The storage as it would be after the patch, to check before the change is saved."""
+
+    def given(field: str) -> Any:
+        value = getattr(patch, field)
+        return doc[field] if value is msgspec.UNSET else value
+
+    return CloudStorageWrite(
+        provider_type=doc["provider_type"],
+        resource=given("resource"),
+        display_name=given("display_name"),
+        credentials_type=given("credentials_type"),
+        key=credentials.key,
+        secret_key=credentials.secret_key,
+        session_token=credentials.session_token,
+        specific_attributes=given("specific_attributes"),
+        prefix="" if patch.prefix is msgspec.UNSET else patch.prefix,
+        manifests=given("manifests"),
+        description=given("description"),
+    )
 
 
 def _merged_credentials(old: Credentials, patch: CloudStoragePatch) -> Credentials:
@@ -341,11 +369,14 @@ async def permitted_storage(
 async def usable_bucket(request: Request, storage_id: int) -> tuple[Doc, Bucket]:
     """The storage's document and bucket, if the caller may use it (view it)."""
     doc, _ = await permitted_storage(request, Action.VIEW, storage_id)
+    return doc, Bucket.of(doc, await _credentials_of(request, storage_id))
+
+
+async def _credentials_of(request: Request, storage_id: int) -> Credentials:
     try:
-        credentials = await run_in_threadpool(credential_store(request).get, storage_id)
+        return await run_in_threadpool(credential_store(request).get, storage_id)
     except CredentialsUnreadable as error:
         raise BadRequest(f"{error}; give its key and secret_key again") from None
-    return doc, Bucket.of(doc, credentials)
 
 
 async def _caller_for(request: Request, action: Action) -> tuple[Principal, int]:
