@@ -16,6 +16,7 @@ The rules are CVAT's (its IAM rule tables, manual 2.2 and 2.6), written as one t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -48,6 +49,7 @@ class Relation(StrEnum):
     ASSIGNEE = "assignee"
     PARENT = "parent"
     CHILD = "child"
+    MEMBER = "member"  # any member of the organization that holds it
 
 
 # Organization roles, least to most powerful.
@@ -55,6 +57,7 @@ ROLE_RANK: dict[str, int] = {"worker": 1, "supervisor": 2, "maintainer": 3, "own
 SEES_ALL_OF_ORGANIZATION = ROLE_RANK["maintainer"]
 
 OWN, ASG, PAR, CHI = Relation.OWNER, Relation.ASSIGNEE, Relation.PARENT, Relation.CHILD
+MEM = Relation.MEMBER
 RULES: dict[tuple[str, Action], frozenset[Relation]] = {
     ("project", Action.VIEW): frozenset({OWN, ASG, CHI}),
     ("project", Action.CHANGE): frozenset({OWN, ASG}),
@@ -68,6 +71,11 @@ RULES: dict[tuple[str, Action], frozenset[Relation]] = {
     ("job", Action.ANNOTATE): frozenset({ASG, PAR}),
     ("job", Action.CHANGE): frozenset({PAR}),  # stage and assignee; its assignee sets its state
     ("job", Action.DELETE): frozenset({PAR}),
+    # Cloud storages: their owner (and the organization's maintainers) manage them; every
+    # member of their organization uses them (lists their content, takes or puts data).
+    ("cloudstorage", Action.VIEW): frozenset({OWN, MEM}),
+    ("cloudstorage", Action.CHANGE): frozenset({OWN}),
+    ("cloudstorage", Action.DELETE): frozenset({OWN}),
 }
 # Kinds whose single owner alone (or an admin) changes and deletes them.
 OWNED_KINDS = frozenset({"user", "comment"})
@@ -86,8 +94,10 @@ class Resource:
     children: frozenset[int] = frozenset()  # assignees (and owners) of what it contains
     ident: object = ""  # its id, for messages
 
-    def relations_of(self, user_id: int) -> set[Relation]:
+    def relations_of(self, user_id: int, member_of: Iterable[int] = ()) -> set[Relation]:
         found = set()
+        if self.org_id is not None and self.org_id in member_of:
+            found.add(Relation.MEMBER)
         if user_id == self.owner_id:
             found.add(Relation.OWNER)
         if user_id == self.assignee_id:
@@ -118,7 +128,7 @@ def authorize(principal: Principal | None, action: Action, resource: Resource) -
         raise NotFound(resource.kind, resource.ident)
     kind = resource.kind
     if (kind, Action.VIEW) in RULES:
-        relations = resource.relations_of(principal.id)
+        relations = resource.relations_of(principal.id, principal.roles)
         if not relations & RULES[(kind, Action.VIEW)]:
             raise NotFound(kind, resource.ident)
         if action in (Action.VIEW, Action.LIST) or relations & RULES.get((kind, action), set()):

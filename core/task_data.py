@@ -6,6 +6,7 @@ from typing import Literal
 
 import msgspec
 
+from core.cloud_storages import is_safe_key
 from core.errors import ErrorCollector
 
 SortingMethod = Literal["lexicographical", "natural", "predefined", "random"]
@@ -45,6 +46,7 @@ class TaskData(msgspec.Struct):
     original_chunk_type: str | None = None  # None: the same as chunk_type
     use_cache: bool = False
     video: VideoSource | None = None
+    cloud_storage_id: int | None = None  # where the files were taken from
 
 
 class DataRequest(msgspec.Struct):
@@ -82,6 +84,23 @@ def check_data_request(request: DataRequest) -> None:
         errors.add("start_frame", "must not be negative")
     if request.stop_frame is not None and request.stop_frame < request.start_frame:
         errors.add("stop_frame", "must not be less than start_frame")
-    if request.remote_files or request.cloud_storage_id is not None:
-        errors.add("remote_files", "only uploaded files and server_files are supported so far")
+    if request.remote_files:
+        errors.add("remote_files", "remote files are not supported so far")
+    if request.cloud_storage_id is not None:
+        _check_cloud_files(errors, request)
     errors.raise_if_any()
+
+
+def _check_cloud_files(errors: ErrorCollector, request: DataRequest) -> None:
+    """Files from a bucket: keys that stay inside it, and (CVAT's rule) a manifest among them
+    when the task is to read its data through the cache."""
+    if not request.server_files:
+        errors.add("server_files", "name the files of the cloud storage to take")
+    for index, key in enumerate(request.server_files):
+        if not is_safe_key(key.removesuffix("/")):  # a folder stands for what it holds
+            errors.add(f"server_files[{index}]", f"{key!r} is not a usable object name")
+    manifests = [key for key in request.server_files if key.endswith(".jsonl")]
+    if request.use_cache and not manifests:
+        errors.add("server_files", "data from a cloud storage with use_cache needs a manifest")
+    if len(manifests) > 1:
+        errors.add("server_files", "only one manifest may be given")

@@ -151,7 +151,11 @@ async def ingest_uploaded(
                 progress=progress,
             )
         )
-        if data_request.server_files:
+        if data_request.cloud_storage_id is not None:
+            data = msgspec.structs.replace(
+                data, storage="cloud_storage", cloud_storage_id=data_request.cloud_storage_id
+            )
+        elif data_request.server_files:
             data = msgspec.structs.replace(data, storage="share")
         await run_in_threadpool(_publish_media, staging, final)
         try:

@@ -454,3 +454,17 @@ CREATE TABLE IF NOT EXISTS quality_conflicts (
 );
 CREATE INDEX IF NOT EXISTS quality_conflicts_job ON quality_conflicts (job_id, frame);
 CREATE INDEX IF NOT EXISTS quality_conflicts_task ON quality_conflicts (task_id);
+
+-- Cloud storages (CVAT's /api/cloudstorages), projected from their own aggregates' events.
+CREATE SEQUENCE IF NOT EXISTS palimpsest_cloudstorage_id;
+CREATE TABLE IF NOT EXISTS catalog_cloud_storages (
+    id integer PRIMARY KEY,
+    uuid uuid NOT NULL UNIQUE,
+    doc jsonb NOT NULL
+);
+-- Each cloud storage's credentials, sealed with the server's secret key: never in the log,
+-- never returned.
+CREATE TABLE IF NOT EXISTS cloud_storage_credentials (
+    cloud_storage_id integer PRIMARY KEY,
+    sealed bytea NOT NULL
+);

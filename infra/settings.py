@@ -33,6 +33,7 @@ class Settings:
     work_ack_wait: float = 30.0
     work_attempts: int = 3
     inline_worker: bool = True
+    secret_key: str | None = None  # seals cloud storage credentials; generated when unset
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,6 +56,7 @@ class Settings:
             work_ack_wait=_seconds(env, "PALIMPSEST_WORK_ACK_WAIT", 30.0),
             work_attempts=_count(env, "PALIMPSEST_WORK_ATTEMPTS", 3),
             inline_worker=_flag(env, "PALIMPSEST_INLINE_WORKER", True),
+            secret_key=env.get("PALIMPSEST_SECRET_KEY") or None,
         )
 
 

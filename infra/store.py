@@ -12,6 +12,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding
 from core.accounts import AccountEmail, AccountName, User
 from core.annotations import AnnotationState, LabeledData, ObjectIds
 from core.client_events import ClientEventBatch
+from core.cloud_storages import CloudStorage
 from core.external_accounts import ExternalIdentity
 from core.jobs import Job
 from core.labels import AttributeSpec, LabelSpec
@@ -91,6 +92,7 @@ class Palimpsest(Application):
         OrganizationSlug,
         ClientEventBatch,
         Webhook,
+        CloudStorage,
     )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

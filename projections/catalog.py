@@ -23,7 +23,12 @@ from core.labels import LabelSpec
 from core.projects import Project
 from core.storage import StorageSpec
 from core.tasks import Task
-from projections import catalog_organizations, catalog_review, catalog_webhooks
+from projections import (
+    catalog_cloud_storages,
+    catalog_organizations,
+    catalog_review,
+    catalog_webhooks,
+)
 from projections.catalog_docs import basic_user, iso
 from projections.runner import Table
 
@@ -49,6 +54,7 @@ class CatalogProjection:
         Table("catalog_webhooks", "id"),
         *catalog_review.TABLES,
         *catalog_organizations.TABLES,
+        *catalog_cloud_storages.TABLES,
     )
 
     def __init__(self) -> None:
@@ -77,6 +83,7 @@ class CatalogProjection:
             Job.Deleted: self._job_deleted,
             **catalog_review.HANDLERS,
             **catalog_organizations.HANDLERS,
+            **catalog_cloud_storages.HANDLERS,
         }
 
     def apply(self, cur: Cursor, event: Any, notification: Notification) -> None:
@@ -334,6 +341,7 @@ class CatalogProjection:
                 "data": data.data_id,
                 "mode": data.mode,
                 "media_type": data.media_type,
+                "data_cloud_storage_id": data.cloud_storage_id,
                 "segment_size": event.segment_size,
                 "overlap": event.overlap,
                 "updated_date": iso(event.timestamp),

@@ -22,7 +22,12 @@ from core.permissions import (
     Resource,
 )
 
-TABLES = {"project": "catalog_projects", "task": "catalog_tasks", "job": "catalog_jobs"}
+TABLES = {
+    "project": "catalog_projects",
+    "task": "catalog_tasks",
+    "job": "catalog_jobs",
+    "cloudstorage": "catalog_cloud_storages",
+}
 _USER = "({}.doc->'{}'->>'id')::int"
 
 # For each kind, SQL (over its catalog row `r`) giving each relation's user ids.
@@ -64,6 +69,17 @@ _RELATIONS: dict[str, dict[Relation, str]] = {
             " WHERE p.id = (r.doc->>'project_id')::int)"
         ),
         Relation.CHILD: "ARRAY[]::int[]",
+    },
+    "cloudstorage": {
+        Relation.OWNER: "ARRAY[(r.doc->'owner'->>'id')::int]",
+        Relation.ASSIGNEE: "ARRAY[]::int[]",
+        Relation.PARENT: "ARRAY[]::int[]",
+        Relation.CHILD: "ARRAY[]::int[]",
+        # every member of its organization (members are filtered by organization below)
+        Relation.MEMBER: (
+            "ARRAY(SELECT m.user_id FROM catalog_memberships m"
+            " WHERE m.org_id = (r.doc->>'organization')::int)"
+        ),
     },
 }
 

@@ -33,6 +33,7 @@ from web import (
     annotation_search,
     annotations,
     background_requests,
+    cloud_storages,
     datasets,
     jobs,
     media,
@@ -149,6 +150,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *client_events.ROUTES,
         *webhooks.ROUTES,
         *share.ROUTES,
+        *cloud_storages.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     app = Starlette(

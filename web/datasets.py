@@ -36,6 +36,7 @@ from infra.ingest_jobs import task_media_dir
 from infra.runtime import Runtime
 from web import background_work, tus
 from web.annotations import task_annotations
+from web.cloud_storages import ExportTarget, export_target
 from web.context import allowed, base_url, path_id, permitted, query_flag, runtime
 from web.errors import BadRequest
 from web.reads import fetch_all, fetch_doc
@@ -114,10 +115,9 @@ async def export_start(request: Request) -> Response:
         find_exporter(format_name)
     except KeyError:
         raise BadRequest({"format": [f"Unknown format {format_name!r}"]}) from None
-    if request.query_params.get("location", "local") != "local":
-        raise BadRequest({"location": ["only local exports are supported so far"]})
     save_images = query_flag(request, "save_images")
     dataset, task = await task_dataset(request, target, ident)
+    destination = await export_target(request, task.get("target_storage"))
     subresource = "dataset" if save_images else "annotations"
     operation = Operation(
         type=f"export:{subresource}",
@@ -140,8 +140,8 @@ async def export_start(request: Request) -> Response:
             export_dataset, dataset, format_name, target_file, image if save_images else None
         )
         # what the format could not carry, for whoever reads the finished request
-        return background_work.Outcome(
-            result_url=download_url(base, target, ident, rq_id), message="; ".join(warnings)
+        return await finished_export(
+            destination, target_file, download_url(base, target, ident, rq_id), warnings
         )
 
     rq_id = await background_work.start(request, caller, operation, work)
@@ -161,6 +161,20 @@ async def export_download(request: Request) -> Response:
     if not files:
         raise NotFound("export file", rq_id)
     return FileResponse(files[0], filename=files[0].name, media_type="application/zip")
+
+
+async def finished_export(
+    destination: ExportTarget | None, file: Path, result_url: str, warnings: list[str]
+) -> background_work.Outcome:
+    """The outcome of an export: a download url, or the file put into the cloud storage
+    (its key said in the message, the local copy removed)."""
+    if destination is None:
+        return background_work.Outcome(result_url=result_url, message="; ".join(warnings))
+    try:
+        key = await destination.put(file)
+    finally:
+        await run_in_threadpool(shutil.rmtree, file.parent, True)
+    return background_work.Outcome(message="; ".join([*warnings, f"uploaded as {key}"]))
 
 
 def export_folder(exports: Path, rq_id: str) -> Path:

@@ -214,7 +214,7 @@ def _meta(data: dict[str, Any], frames: range) -> dict[str, Any]:
         "included_frames": None,
         "chapters": None,
         "storage": data["storage"],
-        "cloud_storage_id": None,
+        "cloud_storage_id": data.get("cloud_storage_id"),
     }
 
 

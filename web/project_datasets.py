@@ -27,11 +27,13 @@ from infra.background import Operation
 from infra.ingest_jobs import ingest_uploaded, upload_dir
 from infra.runtime import Runtime
 from web import background_work, tus
+from web.cloud_storages import export_target
 from web.context import base_url, path_id, permitted, query_flag, runtime
 from web.datasets import (
     download_url,
     export_download,
     export_file,
+    finished_export,
     image_source,
     import_command_id,
     import_source,
@@ -56,10 +58,9 @@ async def export_start(request: Request) -> Response:
         find_exporter(format_name)
     except KeyError:
         raise BadRequest({"format": [f"Unknown format {format_name!r}"]}) from None
-    if request.query_params.get("location", "local") != "local":
-        raise BadRequest({"location": ["only local exports are supported so far"]})
     save_images = query_flag(request, "save_images")
     project = await fetch_doc(request, "catalog_projects", project_id, "project")
+    destination = await export_target(request, project.get("target_storage"))
     labels = await labels_of(request, {"id": None, "project_id": project_id})
     tasks = await _task_datasets(request, project_id)
     subresource = "dataset" if save_images else "annotations"
@@ -90,7 +91,9 @@ async def export_start(request: Request) -> Response:
             if save_images
             else None,
         )
-        return background_work.Outcome(result_url=download_url(base, "project", project_id, rq_id))
+        return await finished_export(
+            destination, target, download_url(base, "project", project_id, rq_id), []
+        )
 
     rq_id = await background_work.start(request, caller, operation, work)
     return json_response({"rq_id": rq_id}, status=202)

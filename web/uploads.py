@@ -14,17 +14,21 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.cloud_storages import is_safe_key
 from core.errors import ValidationFailed
 from core.permissions import Action, Principal
 from core.task_data import DataRequest, check_data_request
 from infra.background import Operation
+from infra.buckets import Bucket, BucketError
 from infra.ingest_jobs import IngestJob, run_ingest, upload_dir
 from web import background_work, tus
+from web.cloud_storages import usable_bucket
 from web.context import path_id, permitted, runtime
 from web.errors import BadRequest
 from web.reads import fetch_doc
 from web.responses import json_response
 from web.share import share_root
+from workers.images import MediaError
 from workers.ingest import record_upload, record_uploads, upload_order
 from workers.share import ShareError, share_files
 
@@ -53,7 +57,10 @@ async def task_data_upload(request: Request) -> Response:
     if not finishing:  # a one-shot request carries its files and parameters together
         await run_in_threadpool(_reset_upload_dir, upload_dir(runtime(request), task_id))
     data_request = await _data_request(request, task_id, receive_files=not finishing)
-    rq_id = await _start_ingest(request, caller, task_id, data_request)
+    bucket = None
+    if data_request.cloud_storage_id is not None:
+        _, bucket = await usable_bucket(request, data_request.cloud_storage_id)
+    rq_id = await _start_ingest(request, caller, task_id, data_request, bucket)
     return json_response({"rq_id": rq_id}, status=202)
 
 
@@ -147,23 +154,36 @@ def _add_form_field(fields: dict[str, Any], key: str, value: str) -> None:
         fields[base] = value
 
 
+def job_message(job: IngestJob) -> bytes:
+    return msgspec.json.encode(job)
+
+
 async def _start_ingest(
-    request: Request, caller: Principal, task_id: int, data_request: DataRequest
+    request: Request,
+    caller: Principal,
+    task_id: int,
+    data_request: DataRequest,
+    bucket: Bucket | None = None,
 ) -> str:
     rt = runtime(request)
     operation = Operation(type="create:task", target="task", task_id=task_id)
-    shared = await _share_files(request, task_id, data_request)
+    shared = await _share_files(request, task_id, data_request) if bucket is None else {}
 
     def job(rq_id: str) -> IngestJob:
         files = {name: str(path) for name, path in shared.items()}
         return IngestJob(rq_id, task_id, caller, data_request, files)
 
     async def ingest(rq_id: str, progress: background_work.Progress) -> background_work.Outcome:
+        if bucket is not None:
+            message = f"Downloading {len(data_request.server_files)} files"
+            await run_in_threadpool(progress, 0.0, message)
+            await take_bucket_files(bucket, data_request.server_files, upload_dir(rt, task_id))
         await run_ingest(rt, job(rq_id), progress)
         return background_work.Outcome(result_id=task_id)
 
-    message = ("ingest", lambda rq_id: msgspec.json.encode(job(rq_id)))
-    return await background_work.start(request, caller, operation, ingest, queued=message)
+    # A bucket's files are fetched by this process, so that work is not queued for a worker.
+    queued = None if bucket is not None else ("ingest", lambda rq_id: job_message(job(rq_id)))
+    return await background_work.start(request, caller, operation, ingest, queued=queued)
 
 
 async def _share_files(
@@ -181,3 +201,32 @@ async def _share_files(
         )
     except ShareError as error:
         raise BadRequest({"server_files": [str(error)]}) from None
+
+
+async def take_bucket_files(bucket: Bucket, keys: list[str], target: Path) -> None:
+    """Downloads the named objects into the task's upload folder, in the given order, as if
+    they had been uploaded (a manifest among them included)."""
+    await run_in_threadpool(_reset_upload_dir, target)
+    try:
+        keys = await _expand_folders(bucket, keys)
+        await bucket.download(keys, target)
+    except BucketError as error:
+        raise MediaError(str(error)) from None
+    await run_in_threadpool(record_uploads, target, keys)
+
+
+async def _expand_folders(bucket: Bucket, keys: list[str]) -> list[str]:
+    """A key ending in / stands for every object under it, as in CVAT's file browser."""
+    expanded: list[str] = []
+    for key in keys:
+        if key.endswith("/"):
+            expanded += await bucket.keys_under(key, MAX_FILES_PER_REQUEST)
+        else:
+            expanded.append(key)
+    unique = list(dict.fromkeys(expanded))
+    if len(unique) > MAX_FILES_PER_REQUEST:
+        raise MediaError(f"more than {MAX_FILES_PER_REQUEST} files were named")
+    for key in unique:
+        if not is_safe_key(key):
+            raise MediaError(f"the bucket holds {key!r}, which is not a usable file name")
+    return unique

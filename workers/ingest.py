@@ -10,12 +10,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
+
 from core.segments import default_chunk_size, frame_range, order_files, parse_frame_filter
 from core.task_data import DataRequest, FrameMeta, TaskData
 from workers.images import IMAGE_EXTENSIONS, MediaError, probe_and_compress
 from workers.media.archives import extract_media, is_archive
 from workers.media.context_images import split_context_images, store_context_images
 from workers.media.library import compressed_path, original_path
+from workers.media.manifest import (
+    INDEX_FILE,
+    Manifest,
+    image_items,
+    is_manifest,
+    parse_manifest,
+    write_manifest,
+)
 from workers.media.video import is_video
 from workers.media.video_data import ingest_video
 
@@ -60,6 +70,7 @@ def ingest_media(
     names = upload_order(upload_dir)
     if not names:
         raise MediaError("no files were uploaded")
+    names, manifest = _take_manifest(upload_dir, names)
     names = _unpack_archives(upload_dir, names)
     videos = [name for name in names if is_video(name)]
     if videos:
@@ -68,11 +79,59 @@ def ingest_media(
                 f"a task takes either images or one video; got {len(videos)} video(s) "
                 f"and {len(names) - len(videos)} other file(s)"
             )
+        if manifest is not None and manifest.file_names() != [videos[0]]:
+            raise MediaError(f"the manifest does not describe {videos[0]}")
         source = upload_dir / videos[0]
         return ingest_video(source, media_dir, request, data_id=data_id, progress=progress)
-    return ingest_images(
+    if manifest is not None:
+        request = _follow_manifest(manifest, names, request)
+    data = ingest_images(
         upload_dir, names, media_dir, request, data_id=data_id, seed=seed, progress=progress
     )
+    if manifest is not None:
+        _check_sizes(manifest, data)
+    return data
+
+
+def _take_manifest(upload_dir: Path, names: list[str]) -> tuple[list[str], Manifest | None]:
+    """Sets aside a manifest.jsonl (and index.json) uploaded with the data: CVAT takes at
+    most one, next to the files (not inside an archive)."""
+    manifests = [name for name in names if is_manifest(name)]
+    if len(manifests) > 1:
+        raise MediaError(f"only one manifest may come with the data; got {len(manifests)}")
+    rest = [name for name in names if name not in manifests and Path(name).name != INDEX_FILE]
+    if not manifests:
+        return rest, None
+    manifest = parse_manifest((upload_dir / manifests[0]).read_bytes())
+    return rest, manifest
+
+
+def _follow_manifest(manifest: Manifest, names: list[str], request: DataRequest) -> DataRequest:
+    """Checks that the manifest lists exactly the uploaded images; with predefined sorting its
+    order is the task's order."""
+    if manifest.type != "images":
+        raise MediaError("a video manifest came with images")
+    listed = manifest.file_names()
+    missing = sorted(set(listed) - set(names))
+    extra = sorted(set(names) - set(listed) - {n for n in names if "related_images/" in n})
+    if missing:
+        raise MediaError(f"the manifest lists files that were not given: {', '.join(missing[:5])}")
+    if extra:
+        raise MediaError(f"files missing from the manifest: {', '.join(extra[:5])}")
+    if request.sorting_method == "predefined" and not request.upload_file_order:
+        return msgspec.structs.replace(request, upload_file_order=listed)
+    return request
+
+
+def _check_sizes(manifest: Manifest, data: TaskData) -> None:
+    described = {item.file_name: item for item in manifest.images}
+    for frame in data.frames:
+        item = described[frame.name]
+        if item.width is not None and (item.width, item.height) != (frame.width, frame.height):
+            raise MediaError(
+                f"the manifest says {frame.name} is {item.width}x{item.height};"
+                f" it is {frame.width}x{frame.height}"
+            )
 
 
 def _unpack_archives(upload_dir: Path, names: list[str]) -> list[str]:
@@ -125,6 +184,13 @@ def ingest_images(
             progress(frame / len(kept), f"Processed {frame + 1} of {len(kept)} images")
             reported = time.monotonic()
     first = frames[0]
+    write_manifest(
+        media_dir,
+        Manifest(
+            type="images",
+            images=image_items((frame.name, frame.width, frame.height) for frame in frames),
+        ),
+    )
     return TaskData(
         data_id=data_id,
         image_quality=request.image_quality,

@@ -21,6 +21,7 @@ from workers.media.library import (
     prepared_chunk_path,
     save_video_index,
 )
+from workers.media.manifest import KeyFrame, Manifest, VideoProperties, write_manifest
 from workers.media.video import VideoIndex, VideoReader, index_video
 
 PROGRESS_INTERVAL = 0.5  # seconds between progress reports
@@ -36,6 +37,7 @@ def ingest_video(
     os.replace(source, stored)  # the upload folder is removed afterwards
     index = index_video(stored, check_whole=request.use_cache)
     save_video_index(media_dir, index)
+    write_manifest(media_dir, video_manifest(source.name, index))
     step = parse_frame_filter(request.frame_filter)
     try:
         kept = frame_range(index.frame_count, request.start_frame, request.stop_frame, step)
@@ -68,6 +70,15 @@ def ingest_video(
     finally:
         reader.close()
     return data
+
+
+def video_manifest(name: str, index: VideoIndex) -> Manifest:
+    """CVAT's video manifest: the video's properties and its key frames with their pts."""
+    return Manifest(
+        type="video",
+        video=VideoProperties(name, (index.width, index.height), index.frame_count),
+        key_frames=[KeyFrame(number, index.pts[number]) for number in index.keyframes],
+    )
 
 
 def _prepare_chunks(
