@@ -22,9 +22,11 @@ class JobPatch(msgspec.Struct):
 def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) -> Job:
     job = unit.get(Job, job_id)
     resource = job_resource(unit, job)
-    only_state = body.assignee is UNSET and body.stage is UNSET
+    # its assignee may set its state (a stage or assignee sent unchanged changes nothing);
+    # moving it between stages and assigning it take the right to change the job
+    only_state = body.assignee in (UNSET, job.assignee_id) and body.stage in (UNSET, job.stage)
     if not (only_state and principal.id == job.assignee_id):
-        authorize(principal, Action.CHANGE, resource)  # its assignee alone may set its state
+        authorize(principal, Action.CHANGE, resource)
     changes: dict[str, object] = {}
     if body.assignee is not UNSET and body.assignee != job.assignee_id:
         check_user_exists(unit, body.assignee, "assignee")
@@ -35,7 +37,7 @@ def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) ->
             changes["state"] = "new"
     if body.state is not UNSET and body.state != job.state:
         changes["state"] = body.state
-    if _sent_back(job, changes):
+    if _sent_back(job, body, changes):
         changes.update(stage="annotation", state="rejected")
         if job.annotator_id is not None:
             changes["assignee_id"] = job.annotator_id
@@ -44,11 +46,8 @@ def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) ->
     return job
 
 
-def _sent_back(job: Job, changes: dict[str, object]) -> bool:
-    """A reviewer rejecting a job with open issues sends it back to its annotator."""
+def _sent_back(job: Job, body: JobPatch, changes: dict[str, object]) -> bool:
+    """A reviewer rejecting a job with open issues sends it back to its annotator (also
+    when the job was already marked rejected before the issues were opened)."""
     stage = changes.get("stage", job.stage)
-    return (
-        changes.get("state") == "rejected"
-        and stage == "validation"
-        and job.review.open_issues() > 0
-    )
+    return body.state == "rejected" and stage == "validation" and job.review.open_issues() > 0
