@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import register
 from tests.live_server import LiveServer
 from tests.task_setup import upload_task
+from tests.test_analytics_api import eventually
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def stranger(server: LiveServer) -> httpx.Client:
 @pytest.fixture(scope="module")
 def jobs(admin: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> list[int]:
     task = upload_task(
-        admin, tmp_path_factory.mktemp("frames"), [f"{i}.png" for i in range(8)],
+        admin, tmp_path_factory.mktemp("frames"), [f"{i}.png" for i in range(10)],
         {"name": "workflow", "labels": [{"name": "car"}], "segment_size": 2},
     )  # fmt: skip
     listed = admin.get("/api/jobs", params={"task_id": task["id"], "sort": "id"}).json()
@@ -137,3 +138,27 @@ def test_bad_transitions_are_refused_naming_the_field(
     assert (after["stage"], after["state"], after["updated_date"]) == (
         before["stage"], before["state"], before["updated_date"],
     )  # fmt: skip
+
+
+def test_review_rounds_show_in_the_analytics(
+    server: LiveServer, admin: httpx.Client, reviewer: httpx.Client, jobs: list[int]
+) -> None:
+    job_id = jobs[4]
+    annotator = register(server, "flow-second-annotator")
+    patch(admin, job_id, assignee=user_id(annotator))
+    patch(annotator, job_id, state="completed")
+    patch(admin, job_id, stage="validation", assignee=user_id(reviewer))
+    patch(reviewer, job_id, state="rejected")
+    patch(annotator, job_id, state="completed")
+    patch(admin, job_id, stage="acceptance", state="completed")
+
+    def review() -> dict[str, Any] | None:
+        found = admin.get(f"/api/analytics/jobs/{job_id}").json()["review"]
+        return found if found["reviewed_jobs"] else None
+
+    found = eventually(review)
+    assert (found["first_pass_acceptance_rate"], found["rejections"]) == (0.0, 1)
+    assert found["completion_to_review_seconds"] >= 0
+    assert [a["user_id"] for a in found["annotators"]] == [user_id(annotator)]
+    mine = annotator.get(f"/api/analytics/users/{user_id(annotator)}").json()["review"]
+    assert (mine["reviewed_jobs"], mine["rejection_rounds_per_job"]) == (1, 1.0)
