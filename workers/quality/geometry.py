@@ -240,7 +240,21 @@ def union(regions: Sequence[Region]) -> Region:
 
 
 def iou_matrix(a: Sequence[Region], b: Sequence[Region]) -> np.ndarray:
-    return np.array([[x.iou(y) for y in b] for x in a]).reshape(len(a), len(b))
+    """IoU of every pair; only pairs whose boxes meet are compared pixel by pixel."""
+    result = np.zeros((len(a), len(b)))
+    if not a or not b:
+        return result
+    a_box = np.array([(r.left, r.top, r.right, r.bottom) for r in a]).reshape(-1, 1, 4)
+    b_box = np.array([(r.left, r.top, r.right, r.bottom) for r in b]).reshape(1, -1, 4)
+    meets = (
+        (a_box[..., 0] < b_box[..., 2])
+        & (b_box[..., 0] < a_box[..., 2])
+        & (a_box[..., 1] < b_box[..., 3])
+        & (b_box[..., 1] < a_box[..., 3])
+    )
+    for i, j in zip(*np.nonzero(meets), strict=True):
+        result[i, j] = a[i].iou(b[j])
+    return result
 
 
 class Raster:
