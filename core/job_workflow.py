@@ -22,11 +22,9 @@ class JobPatch(msgspec.Struct):
 def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) -> Job:
     job = unit.get(Job, job_id)
     resource = job_resource(unit, job)
-    # its assignee may set its state (a stage or assignee sent unchanged changes nothing);
-    # moving it between stages and assigning it take the right to change the job
-    only_state = body.assignee in (UNSET, job.assignee_id) and body.stage in (UNSET, job.stage)
+    only_state = body.assignee is UNSET and body.stage is UNSET
     if not (only_state and principal.id == job.assignee_id):
-        authorize(principal, Action.CHANGE, resource)
+        authorize(principal, Action.CHANGE, resource)  # its assignee alone may set its state
     changes: dict[str, object] = {}
     if body.assignee is not UNSET and body.assignee != job.assignee_id:
         check_user_exists(unit, body.assignee, "assignee")

@@ -61,10 +61,14 @@ def test_the_annotator_sets_the_state_but_not_the_stage(
     assert stage_state(patch(annotator, job_id, state="in progress")) == (
         "annotation", "in progress", "annotation",
     )  # fmt: skip
-    # what cvat-ui sends when finishing the job: the stage it already has, and the state
-    finished = patch(annotator, job_id, stage="annotation", state="completed")
+    finished = patch(annotator, job_id, state="completed")
     assert stage_state(finished) == ("annotation", "completed", "annotation")
-    for body in ({"stage": "validation"}, {"stage": "acceptance", "state": "completed"}):
+    # as in CVAT, sending a stage at all takes the right to change the job, even its own
+    for body in (
+        {"stage": "validation"},
+        {"stage": "acceptance", "state": "completed"},
+        {"stage": "annotation", "state": "new"},
+    ):
         refused = patch(annotator, job_id, **body)
         assert refused.status_code == 403, refused.text
         assert "detail" in refused.json()
