@@ -35,7 +35,7 @@ def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) ->
             changes["state"] = "new"
     if body.state is not UNSET and body.state != job.state:
         changes["state"] = body.state
-    if _sent_back(job, changes):
+    if _sent_back(job, body, changes):
         changes.update(stage="annotation", state="rejected")
         if job.annotator_id is not None:
             changes["assignee_id"] = job.annotator_id
@@ -44,11 +44,8 @@ def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) ->
     return job
 
 
-def _sent_back(job: Job, changes: dict[str, object]) -> bool:
-    """A reviewer rejecting a job with open issues sends it back to its annotator."""
+def _sent_back(job: Job, body: JobPatch, changes: dict[str, object]) -> bool:
+    """A reviewer rejecting a job with open issues sends it back to its annotator (also
+    when the job was already marked rejected before the issues were opened)."""
     stage = changes.get("stage", job.stage)
-    return (
-        changes.get("state") == "rejected"
-        and stage == "validation"
-        and job.review.open_issues() > 0
-    )
+    return body.state == "rejected" and stage == "validation" and job.review.open_issues() > 0

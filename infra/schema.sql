@@ -256,6 +256,26 @@ CREATE TABLE IF NOT EXISTS analytics_last_activity (
     at timestamptz NOT NULL,
     PRIMARY KEY (job_id, user_id)
 );
+-- Review rounds (projections/analytics.py): where each job stands, and every verdict on it.
+CREATE TABLE IF NOT EXISTS analytics_review_jobs (
+    job_id integer PRIMARY KEY,
+    stage text NOT NULL,
+    assignee_id integer,
+    annotator_id integer,  -- the assignee while the job was last in the annotation stage
+    completed_at timestamptz  -- when its annotator last completed it, until a verdict
+);
+CREATE TABLE IF NOT EXISTS analytics_review_verdicts (
+    job_id integer NOT NULL,
+    position bigint NOT NULL,
+    annotator_id integer,
+    reviewer_id integer,
+    accepted boolean NOT NULL,  -- moved to acceptance; false: rejected from validation
+    at timestamptz NOT NULL,
+    waited_seconds double precision,  -- since the annotator completed it (null: not completed)
+    PRIMARY KEY (job_id, position)
+);
+CREATE INDEX IF NOT EXISTS analytics_review_verdicts_annotator
+    ON analytics_review_verdicts (annotator_id);
 -- CVAT's event rows (client events as posted, and server events derived from the log).
 CREATE TABLE IF NOT EXISTS analytics_event_records (
     position bigint NOT NULL,

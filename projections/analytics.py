@@ -40,6 +40,8 @@ TABLES = (
     Table("analytics_daily", "job_id"),
     Table("analytics_last_activity", "job_id"),
     Table("analytics_event_records", "position"),
+    Table("analytics_review_jobs", "job_id"),
+    Table("analytics_review_verdicts", "job_id"),
 )
 
 
@@ -114,6 +116,11 @@ class AnalyticsProjection:
                 event.timestamp,
             ),
         )
+        batch.cur.execute(
+            "INSERT INTO analytics_review_jobs (job_id, stage) VALUES (%s, 'annotation')"
+            " ON CONFLICT (job_id) DO NOTHING",
+            (event.job_id,),
+        )
         job = batch.job(event.originator_id)
         if job is not None:
             batch.record_server(position, event, job, [("create:job", {})])
@@ -129,12 +136,50 @@ class AnalyticsProjection:
                 " ELSE 0 END, state = %s, state_since = %s WHERE job_id = %s",
                 (IN_PROGRESS, event.timestamp, event.changes["state"], event.timestamp, job.id),
             )
+        self._review(batch.cur, job.id, event, position)
         batch.activity(job.id, event.actor, event.timestamp)
         records = [
             ("update:job", {"obj_name": field, "obj_val": None if value is None else str(value)})
             for field, value in event.changes.items()
         ]
         batch.record_server(position, event, job, records)
+
+    def _review(self, cur: Cursor, job_id: int, event: Job.Updated, position: int) -> None:
+        """Follows the job through review: its annotator, when they completed it, and each
+        verdict (moved to acceptance, or rejected while in validation)."""
+        cur.execute(
+            "SELECT stage, assignee_id, annotator_id, completed_at FROM analytics_review_jobs"
+            " WHERE job_id = %s",
+            (job_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return
+        stage, assignee, annotator, completed_at = row
+        changes = event.changes
+        new_stage = changes.get("stage", stage)
+        new_assignee = changes.get("assignee_id", assignee)
+        accepted = new_stage == "acceptance" and stage != "acceptance"
+        rejected = changes.get("state") == "rejected" and stage == "validation"
+        if accepted or rejected:
+            waited = None if completed_at is None else (event.timestamp - completed_at)
+            cur.execute(
+                "INSERT INTO analytics_review_verdicts (job_id, position, annotator_id,"
+                " reviewer_id, accepted, at, waited_seconds) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (job_id, position, annotator, event.actor, accepted, event.timestamp,
+                 None if waited is None else max(0.0, waited.total_seconds())),
+            )  # fmt: skip
+            completed_at = None
+        if new_stage == "annotation" and changes.get("state") == "completed":
+            completed_at = event.timestamp
+        if new_stage == "annotation" and new_assignee is not None:
+            annotator = new_assignee
+        cur.execute(
+            "UPDATE analytics_review_jobs SET stage = %s, assignee_id = %s, annotator_id = %s,"
+            " completed_at = %s WHERE job_id = %s",
+            (new_stage, new_assignee, annotator, completed_at, job_id),
+        )
 
     def _job_deleted(self, batch: Batch, event: Job.Deleted, position: int) -> None:
         job = batch.job(event.originator_id)
@@ -241,7 +286,13 @@ def checksum(cur: Cursor, job_id: int) -> str:
         " (SELECT string_agg(concat_ws(',', object_id, creator, frames), ';' ORDER BY object_id)"
         "  FROM analytics_objects WHERE job_id = %(job)s),"
         " (SELECT string_agg(concat_ws(',', user_id, day, created, updated, deleted,"
-        "  active_seconds), ';' ORDER BY user_id, day) FROM analytics_daily WHERE job_id = %(job)s)"
+        "  active_seconds), ';' ORDER BY user_id, day) FROM analytics_daily"
+        "  WHERE job_id = %(job)s),"
+        " (SELECT concat_ws(',', stage, assignee_id, annotator_id, completed_at)"
+        "  FROM analytics_review_jobs WHERE job_id = %(job)s),"
+        " (SELECT string_agg(concat_ws(',', position, annotator_id, reviewer_id, accepted, at,"
+        "  waited_seconds), ';' ORDER BY position) FROM analytics_review_verdicts"
+        "  WHERE job_id = %(job)s)"
         "))",
         {"job": job_id},
     )

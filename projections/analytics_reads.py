@@ -89,10 +89,71 @@ def figures(
         "total_annotation_speed": speed(total_objects, total_active),
         "annotation_seconds": None,
     }
+    result["review"] = review_figures(cur, target, ident)
     if target != "user":
         result["annotation_seconds"] = _time_in_progress(cur, scope, params, now)
         result["users"] = _per_user(cur, scope, params)
     return result
+
+
+REVIEW_SCOPES: dict[str, sql.Composable] = {
+    **SCOPES,
+    "user": sql.SQL(
+        "j.job_id IN (SELECT job_id FROM analytics_review_verdicts WHERE annotator_id = %(id)s)"
+    ),
+}
+
+
+def review_figures(cur: Cursor, target: Target, ident: int) -> dict[str, Any]:
+    """Review rounds over the whole history: how many jobs were judged, how many were
+    accepted at their first verdict, the rejections per judged job, and how long completed
+    jobs waited for a verdict; for a user, as the annotator; otherwise also per annotator."""
+    rows = _rows(
+        cur,
+        sql.SQL(
+            "WITH v AS (SELECT v.*, row_number() OVER (PARTITION BY v.job_id"
+            " ORDER BY v.position) AS round FROM analytics_review_verdicts v"
+            " JOIN analytics_jobs j ON j.job_id = v.job_id WHERE {} AND NOT j.deleted)"
+            " SELECT grouping(v.annotator_id) = 1, v.annotator_id, u.username,"
+            " count(DISTINCT v.job_id)::int,"
+            " (count(*) FILTER (WHERE v.round = 1 AND v.accepted))::int,"
+            " (count(*) FILTER (WHERE NOT v.accepted))::int, avg(v.waited_seconds)::float"
+            " FROM v LEFT JOIN analytics_users u ON u.user_id = v.annotator_id"
+            " GROUP BY GROUPING SETS ((v.annotator_id, u.username), ())"
+            " ORDER BY 1, v.annotator_id"
+        ).format(REVIEW_SCOPES[target]),
+        {"id": ident},
+    )
+    people = [row[1:] for row in rows if not row[0]]
+    if target == "user":
+        chosen = next((row for row in people if row[0] == ident), None)
+    else:
+        chosen = next((row[1:] for row in rows if row[0]), None)
+    figures = _review_entry(*(chosen or (None, None, 0, 0, 0, None)))
+    del figures["user_id"], figures["username"]
+    if target != "user":
+        figures["annotators"] = [_review_entry(*row) for row in people]
+    return figures
+
+
+def _review_entry(
+    user_id: int | None,
+    username: str | None,
+    jobs: int,
+    first_pass: int,
+    rejections: int,
+    mean_wait: float | None,
+) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "username": username,
+        "reviewed_jobs": jobs,
+        "first_pass_accepted": first_pass,
+        "first_pass_acceptance_rate": first_pass / jobs if jobs else None,
+        "rejections": rejections,
+        "rejection_rounds_per_job": rejections / jobs if jobs else None,
+        "completion_to_review_seconds": mean_wait,
+    }
 
 
 def _total_objects(cur: Cursor, target: Target, params: dict[str, Any]) -> int:

@@ -305,3 +305,22 @@ def test_box_pixels_are_pycocotools_pixels() -> None:
         got = np.zeros((50, 70), bool)
         got[region.top : region.bottom, region.left : region.right] = region.pixels
         assert np.array_equal(got, expected.astype(bool)), (x1, y1, w, h)
+
+
+def test_polygons_rasterised_together_have_their_own_pixels() -> None:
+    """The batched rasteriser gives each polygon the pixels pycocotools gives it at image
+    size, whether it lies inside the image or an edge cuts it."""
+    rng = np.random.default_rng(5)
+    raster = Raster(90, 60)
+    outlines = []
+    for index in range(300):
+        x, y = rng.uniform(-10, 95), rng.uniform(-10, 65)
+        count = int(rng.integers(3, 9))
+        points = np.column_stack([x + rng.uniform(0, 25 + index % 3 * 15, count),
+                                  y + rng.uniform(0, 20, count)]).ravel()  # fmt: skip
+        outlines.append([round(float(v), 1 + index % 2) for v in points])
+    for outline, region in zip(outlines, raster.polygons(outlines), strict=True):
+        expected = mask_utils.decode(mask_utils.frPyObjects([outline], 60, 90))[:, :, 0]
+        got = np.zeros((60, 90), bool)
+        got[region.top : region.bottom, region.left : region.right] = region.pixels
+        assert np.array_equal(got, expected.astype(bool)), outline

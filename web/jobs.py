@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from psycopg import sql
 from starlette.requests import Request
@@ -97,15 +99,23 @@ async def job_update(request: Request) -> Response:
     verdict = await quality.verdict_for(request, job_id) if body.state == "completed" else None
     if verdict is None:
         await execute(request, lambda unit: update_job(unit, caller, job_id, body))
-        return await job_response(request, job_id)
+        return json_response(job_json(await updated_job(request, job_id), base_url(request)))
     written = await execute(
         request, lambda unit: finish_with_feedback(unit, caller, job_id, body, verdict)
     )
-    doc = await fetch_doc(request, "catalog_jobs", job_id, "job")
-    answer = job_json(doc, base_url(request))
+    answer = job_json(await updated_job(request, job_id), base_url(request))
     if written.value is not None:
         answer["feedback"] = msgspec.to_builtins(written.value)
     return json_response(answer)
+
+
+async def updated_job(request: Request, job_id: int) -> dict[str, Any]:
+    """The job as the caller's update left it, even when the update took it out of their
+    sight (a reviewer's rejection giving it back to its annotator)."""
+    rows = await fetch_all(
+        request, sql.SQL("SELECT doc FROM catalog_jobs WHERE id = %s"), (job_id,)
+    )
+    return rows[0][0]
 
 
 async def job_create(request: Request) -> Response:

@@ -23,6 +23,7 @@ from workers.quality.geometry import (
     max_bbox,
     mean_bbox,
     oks,
+    polygon_points,
     region_bbox,
     union,
 )
@@ -63,7 +64,8 @@ class _Matched:
     mismatches: list[tuple[Ann, Ann]] = field(default_factory=list)
     gt_unmatched: list[Ann] = field(default_factory=list)
     ds_unmatched: list[Ann] = field(default_factory=list)
-    similarity: dict[tuple[int, int], float] = field(default_factory=dict)  # (id gt, id ds)
+    similarity: dict[tuple[int, int], float] = field(default_factory=dict)  # of each pair
+    closest: dict[int, float] = field(default_factory=dict)  # id -> best similarity found
 
     def add(
         self,
@@ -73,14 +75,27 @@ class _Matched:
         threshold: float,
         same_label: Callable[[int, int], bool] | None = None,
     ) -> None:
-        for i, j in itertools.product(range(len(gt)), range(len(ds))):
-            self.similarity[(id(gt[i]), id(ds[j]))] = float(sim[i, j])
         labels = same_label or (lambda i, j: gt[i].label == ds[j].label)
         found = match_segments(sim, threshold, labels)
+        self.note_closest([[a] for a in gt], [[b] for b in ds], sim)
+        for i, j in found.matches + found.mismatches:
+            self.similarity[(id(gt[i]), id(ds[j]))] = float(sim[i, j])
         self.matches += [(gt[i], ds[j]) for i, j in found.matches]
         self.mismatches += [(gt[i], ds[j]) for i, j in found.mismatches]
         self.gt_unmatched += [gt[i] for i in found.a_unmatched]
         self.ds_unmatched += [ds[j] for j in found.b_unmatched]
+
+    def note_closest(
+        self, gt: Sequence[Sequence[Ann]], ds: Sequence[Sequence[Ann]], sim: np.ndarray
+    ) -> None:
+        """Remembers each object's best similarity to anything on the other side (the
+        objects of `gt[i]` and `ds[j]` all share `sim[i, j]`)."""
+        if not sim.size:
+            return
+        for side, best in ((gt, sim.max(axis=1)), (ds, sim.max(axis=0))):
+            for group, value in zip(side, best.tolist(), strict=True):
+                for ann in group:
+                    self.closest[id(ann)] = value
 
 
 class FrameComparison:
@@ -122,6 +137,15 @@ class FrameComparison:
             found = self._regions[id(ann)] = self.raster.region(ann)
         return found
 
+    def rasterise(self, anns: Sequence[Ann]) -> None:
+        """Rasterises the polygons and rotated boxes among `anns` in batches, ahead of
+        `region`."""
+        todo = [(a, points) for a in anns if id(a) not in self._regions
+                and (points := polygon_points(a)) is not None]  # fmt: skip
+        regions = self.raster.polygons([points for _, points in todo])
+        for (ann, _), region in zip(todo, regions, strict=True):
+            self._regions[id(ann)] = region
+
     # --- matching -------------------------------------------------------------------------
 
     def match(self) -> _Matched:
@@ -153,6 +177,8 @@ class FrameComparison:
             gt_frames = _box_array([a.region_box(region_bbox) for a in gt])
             ds_frames = _box_array([b.region_box(region_bbox) for b in ds])
             meets = _intersecting(gt_frames, ds_frames)
+            near = [(i, j) for i, j in rotated if meets[i, j]]
+            self.rasterise([gt[i] for i, _ in near] + [ds[j] for _, j in near])
             for i, j in rotated:
                 sim[i, j] = self.region(gt[i]).iou(self.region(ds[j])) if meets[i, j] else 0.0
         matched.add(gt, ds, sim, self.settings.iou_threshold)
@@ -167,6 +193,7 @@ class FrameComparison:
         ds_instances = _instances([a for a in self.ds if a.type in ("polygon", "mask")])
         if not gt_instances and not ds_instances:
             return
+        self.rasterise([a for group in gt_instances + ds_instances for a in group])
         gt_segments = self._instance_segments(gt_instances)
         ds_segments = self._instance_segments(ds_instances)
         sim = iou_matrix(gt_segments, ds_segments)
@@ -175,15 +202,15 @@ class FrameComparison:
             self.settings.iou_threshold,
             lambda i, j: gt_instances[i][0].label == ds_instances[j][0].label,
         )
-        for i, j in itertools.product(range(len(gt_instances)), range(len(ds_instances))):
-            for a, b in itertools.product(gt_instances[i], ds_instances[j]):
-                matched.similarity[(id(a), id(b))] = float(sim[i, j])
+        matched.note_closest(gt_instances, ds_instances, sim)
         for pairs, target in (
             (found.matches, matched.matches),
             (found.mismatches, matched.mismatches),
         ):
             for i, j in pairs:
-                target += list(itertools.product(gt_instances[i], ds_instances[j]))
+                for a, b in itertools.product(gt_instances[i], ds_instances[j]):
+                    matched.similarity[(id(a), id(b))] = float(sim[i, j])
+                    target.append((a, b))
         matched.gt_unmatched += [a for i in found.a_unmatched for a in gt_instances[i]]
         matched.ds_unmatched += [b for j in found.b_unmatched for b in ds_instances[j]]
 
@@ -392,7 +419,7 @@ class FrameComparison:
             gt_count += not self.gt
         similarities = [m.similarity[(id(gt), id(ds))] for gt, ds in m.matches + m.mismatches]
         for ann in m.gt_unmatched + m.ds_unmatched:
-            similarities.append(_closest(ann, m.similarity))
+            similarities.append(m.closest.get(id(ann), 0.0))
         similarities = [max(0.0, s) for s in similarities]
         pairs = len(m.matches) + len(m.mismatches)
         missing, extra = len(m.gt_unmatched), len(m.ds_unmatched)
@@ -461,12 +488,6 @@ def _instances(anns: Sequence[Ann]) -> list[list[Ann]]:
 
 def _any_present(skeleton: Ann) -> bool:
     return any(e.visibility != 0 for e in skeleton.elements)
-
-
-def _closest(ann: Ann, similarity: dict[tuple[int, int], float]) -> float:
-    key = id(ann)
-    found = [s for (gt, ds), s in similarity.items() if key in (gt, ds)]
-    return max(found, default=0.0)
 
 
 def _group_conflicts(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
+from pycocotools import _mask
 
 from workers.formats.dataset import FormatError
 from workers.formats.masks import cvat_mask_bitmap
@@ -240,7 +240,21 @@ def union(regions: Sequence[Region]) -> Region:
 
 
 def iou_matrix(a: Sequence[Region], b: Sequence[Region]) -> np.ndarray:
-    return np.array([[x.iou(y) for y in b] for x in a]).reshape(len(a), len(b))
+    """IoU of every pair; only pairs whose boxes meet are compared pixel by pixel."""
+    result = np.zeros((len(a), len(b)))
+    if not a or not b:
+        return result
+    a_box = np.array([(r.left, r.top, r.right, r.bottom) for r in a]).reshape(-1, 1, 4)
+    b_box = np.array([(r.left, r.top, r.right, r.bottom) for r in b]).reshape(1, -1, 4)
+    meets = (
+        (a_box[..., 0] < b_box[..., 2])
+        & (b_box[..., 0] < a_box[..., 2])
+        & (a_box[..., 1] < b_box[..., 3])
+        & (b_box[..., 1] < a_box[..., 3])
+    )
+    for i, j in zip(*np.nonzero(meets), strict=True):
+        result[i, j] = a[i].iou(b[j])
+    return result
 
 
 class Raster:
@@ -268,15 +282,40 @@ class Raster:
             top = 0  # pycocotools carries a run cut at the image's bottom to the next column's top
         if right <= left or bottom <= top:
             return self.empty()
-        # pycocotools first rounds every vertex to a fifth of a pixel ((int)(5 x + .5), C's
-        # truncation); round here on image coordinates, then move by whole pixels, so the
-        # window gets exactly the image's pixels
-        grid = np.trunc(5 * np.asarray(points, dtype=float).reshape(-1, 2) + 0.5)
-        grid -= (5 * left, 5 * top)
-        shifted = np.where(grid < 0, (grid - 1) / 5, grid / 5)  # rounds back to `grid`
-        rles = mask_utils.frPyObjects([shifted.ravel().tolist()], bottom - top, right - left)
-        pixels = mask_utils.decode(rles)[:, :, 0].astype(bool)
-        return Region(left, top, pixels)
+        rles = _mask.frPyObjects([_on_grid(points, left, top)], bottom - top, right - left)
+        return Region(left, top, _mask.decode(rles)[:, :, 0].view(bool))
+
+    def polygons(self, shapes: Sequence[Sequence[float]]) -> list[Region]:
+        """`polygon` of each, with one pycocotools call for each batch of those lying inside
+        the image: a polygon nothing clips has the same pixels on any canvas holding it, so
+        they share one canvas (pycocotools' cost is mostly per call, not per pixel)."""
+        regions: list[Region | None] = [None] * len(shapes)
+        inside: list[tuple[int, tuple[int, int, int, int]]] = []
+        for index, points in enumerate(shapes):
+            window = self._inner_window(points)
+            if window is None:
+                regions[index] = self.polygon(points)
+            else:
+                inside.append((index, window))
+        for batch in _batches(inside):
+            height = max(bottom - top for _, (_, top, _, bottom) in batch)
+            width = max(right - left for _, (left, _, right, _) in batch)
+            grids = [_on_grid(shapes[index], left, top) for index, (left, top, _, _) in batch]
+            masks = _mask.decode(_mask.frPyObjects(grids, height, width)).view(bool)
+            for k, (index, (left, top, right, bottom)) in enumerate(batch):
+                regions[index] = Region(left, top, masks[: bottom - top, : right - left, k])
+        return regions  # type: ignore[return-value]
+
+    def _inner_window(self, points: Sequence[float]) -> tuple[int, int, int, int] | None:
+        """The polygon's window when no image edge cuts it, else None."""
+        if len(points) < 6:
+            return None
+        xs, ys = points[0::2], points[1::2]
+        left, top = math.floor(min(xs)) - 1, math.floor(min(ys)) - 1
+        right, bottom = math.ceil(max(xs)) + 2, math.ceil(max(ys)) + 2
+        if left < 0 or top < 0 or right >= self.width or bottom >= self.height:
+            return None
+        return left, top, right, bottom
 
     def rectangle(self, x1: float, y1: float, x2: float, y2: float) -> Region:
         """An axis-aligned box, with the pixels pycocotools' polygon rasteriser gives it
@@ -316,17 +355,51 @@ class Raster:
 
     def region(self, ann: Ann) -> Region:
         """The pixels of a rectangle (rotated), polygon, mask or ellipse."""
+        outline = polygon_points(ann)
+        if outline is not None:
+            return self.polygon(outline)
         if ann.type == "rectangle":
-            if not ann.rotation:
-                return self.rectangle(*ann.points[:4])
-            return self.polygon(rotated_box_polygon(ann))
-        if ann.type == "polygon":
-            return self.polygon(ann.points)
+            return self.rectangle(*ann.points[:4])
         if ann.type == "mask":
             return self.mask(ann.points)
         if ann.type == "ellipse":
             return self.ellipse(ann)
         raise ValueError(f"{ann.type} has no region")
+
+
+def _on_grid(points: Sequence[float], left: int, top: int) -> list[float]:
+    """The polygon moved to a window at (left, top), rounded as pycocotools rounds it on the
+    image: it takes (int)(5 v + .5) of each coordinate (C's truncation), so round on image
+    coordinates, then move by whole pixels (plain floats: numpy's per-call cost dominates
+    on polygons this short)."""
+    origin = (5 * left, 5 * top)
+    grid = [int(5 * v + 0.5) - origin[k & 1] for k, v in enumerate(points)]
+    return [g / 5 if g >= 0 else (g - 1) / 5 for g in grid]  # rounds back to `grid`
+
+
+def _batches(
+    windows: list[tuple[int, tuple[int, int, int, int]]],
+) -> list[list[tuple[int, tuple[int, int, int, int]]]]:
+    """Groups of windows of similar size, so one canvas for a group wastes little."""
+
+    def area(item: tuple[int, tuple[int, int, int, int]]) -> int:
+        left, top, right, bottom = item[1]
+        return (right - left) * (bottom - top)
+
+    batches: list[list[tuple[int, tuple[int, int, int, int]]]] = []
+    batch: list[tuple[int, tuple[int, int, int, int]]] = []
+    height = width = used = 0
+    for item in sorted(windows, key=area, reverse=True):
+        left, top, right, bottom = item[1]
+        grown_h, grown_w = max(height, bottom - top), max(width, right - left)
+        if batch and grown_h * grown_w * (len(batch) + 1) > 2 * (used + area(item)) + 4096:
+            batches.append(batch)
+            batch, grown_h, grown_w, used = [], bottom - top, right - left, 0
+        batch.append(item)
+        height, width, used = grown_h, grown_w, used + area(item)
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _covered_pixels(start: float, end: float, size: int) -> tuple[int, int]:
@@ -336,6 +409,15 @@ def _covered_pixels(start: float, end: float, size: int) -> tuple[int, int]:
     first = max(0, -((2 - low) // 5))  # smallest i with 5 i + 2 >= low
     stop = min(size, -((2 - high) // 5))  # smallest i with 5 i + 2 >= high
     return first, stop
+
+
+def polygon_points(ann: Ann) -> list[float] | None:
+    """The outline a rotated rectangle or a polygon is rasterised from; None for others."""
+    if ann.type == "polygon":
+        return ann.points
+    if ann.type == "rectangle" and ann.rotation:
+        return rotated_box_polygon(ann)
+    return None
 
 
 def region_bbox(ann: Ann) -> Box:

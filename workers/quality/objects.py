@@ -20,7 +20,7 @@ VISIBLE, HIDDEN, ABSENT = 2, 1, 0
 SKIPPED_TYPES = frozenset({"cuboid"})
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Element:
     label: int
     x: float
@@ -28,7 +28,7 @@ class Element:
     visibility: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Ann:
     """One object on one frame. Identity matters: two equal-looking objects are different."""
 
