@@ -24,6 +24,7 @@ a track.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -380,7 +381,41 @@ class _Reader:
             if child.tag == "tag":
                 self.data.tags.append(self._tag(child, frame))
             elif child.tag in cx.TAG_TO_TYPE:
-                self.data.shapes.append(self._shape(child, frame))
+                shape = self._plain_shape(child, frame)
+                self.data.shapes.append(shape or self._shape(child, frame))
+
+    def _plain_shape(self, element: etree._Element, frame: int) -> Shape | None:
+        """The shape of a box, polygon, polyline or points element without children whose
+        fields are all well formed (the common case, read in one go); None for anything
+        else, which `_shape` reads field by field, naming what is wrong."""
+        if len(element):
+            return None
+        fields = dict(element.items())
+        shape_type = cx.PLAIN_TAGS.get(element.tag)
+        label = self.labels.by_name.get(fields.get("label", ""))
+        if shape_type is None or label is None:
+            return None
+        try:
+            points = cx.plain_points(shape_type, fields)
+            occluded = cx.FLAGS[fields.get("occluded", "0")]
+            z_order = int(fields.get("z_order", "0"))
+            rotation = float(fields.get("rotation", "0"))
+            group = int(fields.get("group_id", "0"))
+        except (KeyError, ValueError):
+            return None
+        if points is None or not math.isfinite(math.fsum(points) + rotation):
+            return None
+        return Shape(
+            type=shape_type,
+            label_id=label.id,
+            frame=frame,
+            points=points,
+            occluded=occluded,
+            z_order=z_order,
+            rotation=rotation,
+            group=group,
+            source="file",
+        )
 
     def _tag(self, element: etree._Element, frame: int) -> Tag:
         label = self.labels.top(element.get("label"))

@@ -276,6 +276,27 @@ def read_geometry(element: etree._Element, shape_type: str) -> list[float]:
     return read_points(element)
 
 
+PLAIN_TAGS = {"box": "rectangle", "polygon": "polygon", "polyline": "polyline", "points": "points"}
+FLAGS = {"0": False, "1": True}
+_POINT_PAIRS = re.compile(r"[^;,]*,[^;,]*(?:;[^;,]*,[^;,]*)*")
+
+
+def plain_points(shape_type: str, fields: dict[str, str]) -> list[float] | None:
+    """The points of a box, polygon, polyline or points shape from its XML attributes
+    (KeyError, ValueError or None when they are not all there and well formed)."""
+    if shape_type == "rectangle":
+        return [
+            float(fields["xtl"]),
+            float(fields["ytl"]),
+            float(fields["xbr"]),
+            float(fields["ybr"]),
+        ]
+    raw = fields["points"]
+    if _POINT_PAIRS.fullmatch(raw) is None:
+        return None
+    return [float(value) for value in raw.replace(";", ",").split(",")]
+
+
 def read_points(element: etree._Element) -> list[float]:
     raw = element.get("points")
     if raw is None:
