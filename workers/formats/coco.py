@@ -82,11 +82,15 @@ def export_coco(
         by_frame[item.shape.frame].append(item)
     annotations: list[dict] = []
     for image_id, frame in enumerate(frames, start=1):
+        areas = _PolygonAreas(frame)
         for instance in frame_instances(by_frame.pop(frame.index, [])):
-            entry = _annotation(instance, frame, image_id, labels, categories, warnings)
+            entry = _lone_annotation(instance, image_id, categories, areas)
+            if entry is None:
+                entry = _annotation(instance, frame, image_id, labels, categories, warnings)
             if entry is not None:
                 entry["id"] = len(annotations) + 1
                 annotations.append(entry)
+        areas.fill()
     if by_frame:
         warnings.append(f"objects on frames {sorted(by_frame)[:10]} outside the task were left out")
     document = {
@@ -151,6 +155,109 @@ def frame_instances(items: list[FlatShape]) -> list[list[FlatShape]]:
         else:
             alone.append([item])
     return [*groups.values(), *alone]
+
+
+class _PolygonAreas:
+    """The areas of a frame's lone polygons, as COCO rasterizes them, computed at once."""
+
+    def __init__(self, frame: FrameInfo) -> None:
+        self.frame = frame
+        self.waiting: list[tuple[dict, list[float]]] = []
+
+    def later(self, entry: dict, polygon: list[float]) -> None:
+        if len(polygon) >= 6:
+            self.waiting.append((entry, polygon))
+        else:
+            entry["area"] = 0.0
+
+    def fill(self) -> None:
+        if not self.waiting:
+            return
+        polygons = [polygon for _, polygon in self.waiting]
+        areas = masks.polygon_areas(polygons, self.frame.height, self.frame.width)
+        for (entry, _), area in zip(self.waiting, areas, strict=True):
+            entry["area"] = area
+        self.waiting.clear()
+
+
+def _lone_annotation(
+    instance: list[FlatShape],
+    image_id: int,
+    categories: dict[int, tuple[LabelSpec, int, str]],
+    areas: _PolygonAreas,
+) -> dict | None:
+    """The entry of an instance that is one rectangle, or one polygon of a label without an
+    ``is_crowd`` attribute (the common case, without rasterizing); None for any other
+    instance, which `_annotation` writes."""
+    if len(instance) != 1:
+        return None
+    item = instance[0]
+    shape = item.shape
+    points = shape.points
+    category = categories.get(shape.label_id)
+    if category is None or (shape.type != "rectangle" and _has_crowd_attribute(category[0])):
+        return None
+    if shape.type == "mask":
+        return _lone_mask_annotation(item, image_id, category, areas.frame)
+    if shape.type not in ("rectangle", "polygon") or len(points) < 4 or len(points) % 2:
+        return None
+    xs, ys = points[0::2], points[1::2]
+    x0, y0, x1, y1 = float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))
+    entry: dict = {
+        "id": 0,
+        "image_id": image_id,
+        "category_id": category[1],
+        "segmentation": [],
+        "area": float((x1 - x0) * (y1 - y0)),
+        "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+        "iscrowd": 0,
+        "attributes": attributes_dict(item, category[0]),
+    }
+    if shape.type == "polygon":
+        polygon = [round(float(v), 2) for v in points]
+        entry["segmentation"] = [polygon]
+        areas.later(entry, polygon)
+    if shape.score != 1.0:
+        entry["score"] = float(shape.score)
+    return entry
+
+
+def _lone_mask_annotation(
+    item: FlatShape, image_id: int, category: tuple[LabelSpec, int, str], frame: FrameInfo
+) -> dict | None:
+    """A mask alone is a crowd: its RLE, made from the columns its box spans."""
+    try:
+        local, left, top = masks.cvat_mask_bitmap(item.shape.points, frame.width * frame.height)
+    except FormatError:
+        return None
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + local.shape[1], frame.width), min(top + local.shape[0], frame.height)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    band = np.zeros((frame.height, x1 - x0), dtype=np.uint8)
+    band[y0:y1] = local[y0 - top : y1 - top, x0 - left : x1 - left]
+    rows, cols = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+    if rows.size == 0:
+        return None
+    bx0, by0 = float(cols[0] + x0), float(rows[0])
+    bx1, by1 = float(cols[-1] + 1 + x0), float(rows[-1] + 1)
+    entry: dict = {
+        "id": 0,
+        "image_id": image_id,
+        "category_id": category[1],
+        "segmentation": masks.coco_rle(band, x0, frame.width),
+        "area": float(np.count_nonzero(band)),
+        "bbox": [round(v, 2) for v in (bx0, by0, bx1 - bx0, by1 - by0)],
+        "iscrowd": 1,
+        "attributes": attributes_dict(item, category[0]),
+    }
+    if item.shape.score != 1.0:
+        entry["score"] = float(item.shape.score)
+    return entry
+
+
+def _has_crowd_attribute(label: LabelSpec) -> bool:
+    return any(spec.name == "is_crowd" for spec in label.attributes)
 
 
 def _annotation(

@@ -98,17 +98,23 @@ def paste(canvas: np.ndarray, bitmap: np.ndarray, left: int, top: int) -> None:
 # --- COCO image RLE -------------------------------------------------------------------------
 
 
-def coco_rle(bitmap: np.ndarray) -> dict[str, list[int]]:
-    """The uncompressed COCO RLE of a full-image 0/1 bitmap (column-major).
+def coco_rle(
+    bitmap: np.ndarray, first_column: int = 0, width: int | None = None
+) -> dict[str, list[int]]:
+    """The uncompressed COCO RLE of a full-image 0/1 bitmap (column-major), or of the image
+    ``width`` wide whose only set pixels are those of ``bitmap``, a band of full-height
+    columns starting at column ``first_column``.
 
     Only the columns from the first to the last one holding a set pixel are run-length
     encoded; the columns around them are one run of zeros each side."""
-    height, width = (int(v) for v in bitmap.shape)
+    height = int(bitmap.shape[0])
+    width = int(bitmap.shape[1]) if width is None else width
     columns = np.flatnonzero(bitmap.any(axis=0))
     if columns.size == 0:
         return {"counts": [height * width] if height * width else [], "size": [height, width]}
     first, last = int(columns[0]), int(columns[-1])
     counts = runs(bitmap[:, first : last + 1].ravel(order="F"))
+    first, last = first + first_column, last + first_column
     counts[0] += first * height
     after = (width - 1 - last) * height
     if after and len(counts) % 2:
@@ -194,6 +200,12 @@ def polygons_area(polygons: Sequence[Sequence[float]], height: int, width: int) 
         return 0.0
     rles = mask_utils.frPyObjects(usable, height, width)
     return float(mask_utils.area(mask_utils.merge(rles)))
+
+
+def polygon_areas(polygons: Sequence[Sequence[float]], height: int, width: int) -> list[float]:
+    """The area of each polygon (at least 3 points), as `polygons_area` of it alone."""
+    rles = mask_utils.frPyObjects([[float(v) for v in poly] for poly in polygons], height, width)
+    return [float(area) for area in mask_utils.area(rles)]
 
 
 def ellipse_bitmap(points: Sequence[float], rotation: float, height: int, width: int) -> np.ndarray:
