@@ -29,6 +29,7 @@ import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import msgspec
@@ -214,7 +215,7 @@ def _lone_annotation(
         "attributes": attributes_dict(item, category[0]),
     }
     if shape.type == "polygon":
-        polygon = [round(float(v), 2) for v in points]
+        polygon = list(map(round, map(float, points), repeat(2, len(points))))
         entry["segmentation"] = [polygon]
         areas.later(entry, polygon)
     if shape.score != 1.0:
@@ -445,8 +446,7 @@ class _CocoReader:
     def _shapes(self, entry: dict, frame: FrameInfo, where: str) -> list[tuple[str, list[float]]]:
         segmentation = entry.get("segmentation", [])
         if isinstance(segmentation, dict):
-            bitmap = masks.coco_rle_bitmap(segmentation, frame.height, frame.width)
-            points = masks.bitmap_to_cvat(bitmap)
+            points = masks.coco_rle_to_cvat(segmentation, frame.height, frame.width)
             return [("mask", points)] if points is not None else []
         if not isinstance(segmentation, list):
             raise FormatError(f"{where}: 'segmentation' is neither polygons nor RLE")
@@ -468,7 +468,13 @@ class _CocoReader:
 def _box(bbox: object, where: str) -> list[float]:
     if not isinstance(bbox, list) or len(bbox) != 4:
         raise FormatError(f"{where}: has neither a segmentation nor a bbox [x, y, w, h]")
-    x, y, width, height = (finite(v, f"{where}: a bbox value") for v in bbox)
+    what = f"{where}: a bbox value"
+    x, y, width, height = (
+        finite(bbox[0], what),
+        finite(bbox[1], what),
+        finite(bbox[2], what),
+        finite(bbox[3], what),
+    )
     if width < 0 or height < 0:
         raise FormatError(f"{where}: the bbox has a negative size")
     return [x, y, x + width, y + height]

@@ -22,6 +22,7 @@ from pycocotools import mask as mask_utils
 from workers.formats.dataset import FormatError
 
 MAX_COUNTS_CHARS = 64 << 20
+AREAS_AT_ONCE = 255  # pycocotools' area() keeps the count in a uint8 (numpy 2 refuses more)
 
 
 def runs(flat: np.ndarray) -> list[int]:
@@ -126,6 +127,34 @@ def coco_rle(
 
 def coco_rle_bitmap(segmentation: dict[str, object], height: int, width: int) -> np.ndarray:
     """The (h, w) bitmap of a COCO RLE read from an upload, checked against the image."""
+    counts = _checked_counts(segmentation, height, width)
+    flat = expand_runs(counts, height * width)
+    return flat.reshape(width, height).T
+
+
+def coco_rle_to_cvat(
+    segmentation: dict[str, object], height: int, width: int
+) -> list[float] | None:
+    """CVAT mask points of a COCO RLE read from an upload (as `bitmap_to_cvat` of its
+    bitmap), checked against the image; only the columns holding set pixels are expanded."""
+    counts = _checked_counts(segmentation, height, width)
+    if sum(counts) != height * width:
+        raise FormatError(f"the mask's runs cover {sum(counts)} pixels, not {height * width}")
+    if len(counts) < 2 or not any(counts[1::2]):
+        return None
+    counts = list(counts)
+    trailing = counts[-1] if len(counts) % 2 else 0
+    first = counts[0] // height
+    last = (height * width - trailing - 1) // height
+    counts[0] -= first * height
+    if len(counts) % 2:
+        counts[-1] -= (width - 1 - last) * height
+    columns = last - first + 1
+    band = expand_runs(counts, columns * height).reshape(columns, height).T
+    return bitmap_to_cvat(band, first, 0)
+
+
+def _checked_counts(segmentation: dict[str, object], height: int, width: int) -> list[int]:
     size = segmentation.get("size")
     if (
         not isinstance(size, list)
@@ -143,8 +172,7 @@ def coco_rle_bitmap(segmentation: dict[str, object], height: int, width: int) ->
             raise FormatError("RLE counts are whole numbers >= 0")
     else:
         raise FormatError("RLE counts are a list of numbers or a compressed string")
-    flat = expand_runs(counts, height * width)
-    return flat.reshape(width, height).T
+    return counts
 
 
 def decode_counts_string(text: str) -> list[int]:
@@ -203,9 +231,14 @@ def polygons_area(polygons: Sequence[Sequence[float]], height: int, width: int) 
 
 
 def polygon_areas(polygons: Sequence[Sequence[float]], height: int, width: int) -> list[float]:
-    """The area of each polygon (at least 3 points), as `polygons_area` of it alone."""
-    rles = mask_utils.frPyObjects([[float(v) for v in poly] for poly in polygons], height, width)
-    return [float(area) for area in mask_utils.area(rles)]
+    """The area of each polygon (at least 3 points, floats), as `polygons_area` of it alone."""
+    areas: list[float] = []
+    for start in range(0, len(polygons), AREAS_AT_ONCE):
+        chunk = list(polygons[start : start + AREAS_AT_ONCE])
+        areas += (
+            float(area) for area in mask_utils.area(mask_utils.frPyObjects(chunk, height, width))
+        )
+    return areas
 
 
 def ellipse_bitmap(points: Sequence[float], rotation: float, height: int, width: int) -> np.ndarray:

@@ -76,19 +76,23 @@ def is_number(value: object) -> bool:
 
 
 def finite(value: object, what: str) -> float:
+    if type(value) is float and value - value == 0:  # finite: inf - inf and nan are nan
+        return value
     if not is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
         raise FormatError(f"{what} is not a number: {value!r}")
     return float(value)  # type: ignore[arg-type]
 
 
 def whole(value: object, what: str) -> int:
+    if type(value) is int:
+        return value
     if not isinstance(value, int) or isinstance(value, bool):
         raise FormatError(f"{what} is not a whole number: {value!r}")
     return value
 
 
 def flag(value: object, what: str) -> bool:
-    if isinstance(value, bool):
+    if value is True or value is False:
         return value
     if is_number(value) and value in (0, 1):
         return bool(value)
