@@ -43,6 +43,7 @@ from workers.formats.dataset import FormatError, FrameInfo, ImageSource, TaskDat
 from workers.formats.mapping import FrameIndex, LabelIndex
 from workers.formats.object_fields import (
     ObjectFields,
+    PlainAttributes,
     TrackFrames,
     attributes_dict,
     finite,
@@ -392,15 +393,18 @@ class _CocoReader:
         self.data = LabeledData(tags=[], shapes=[], tracks=[])
         self.tracks = TrackFrames(self.frames.stop_frame)
         self.next_group = 1
+        self.attribute_values = PlainAttributes()
 
     def read(self, name: str, raw: bytes) -> None:
         document = parse_json(name, raw, "COCO")
         self.image_frames: dict[int, FrameInfo] = {}
         categories = self._categories(name, document)
         images = self._images(name, document)
+        self.category_labels: dict[int, LabelSpec] = {}
         for index, entry in enumerate(list_of_dicts(document, "annotations", name)):
-            where = f"{name}: annotation #{index} (id {entry.get('id')!r})"
-            self._annotation(name, entry, categories, images, where)
+            if not self._plain_annotation(entry):
+                where = f"{name}: annotation #{index} (id {entry.get('id')!r})"
+                self._annotation(name, entry, categories, images, where)
 
     def finish(self) -> LabeledData:
         return self.tracks.finish(self.data)
@@ -410,6 +414,48 @@ class _CocoReader:
 
     def _images(self, name: str, document: dict) -> dict[int, str]:
         return names_by_id(document, "images", "file_name", name, "image")
+
+    def _plain_annotation(self, entry: dict) -> bool:
+        """Read an entry of an image and category already met that is one rectangle or one
+        polygon, all fields of the types the export writes (the common case, in one go);
+        False, reading nothing, for any other entry: `_annotation` reads it, naming what is
+        wrong."""
+        image_id, category_id = entry.get("image_id"), entry.get("category_id")
+        if type(image_id) is not int or type(category_id) is not int:
+            return False
+        frame = self.image_frames.get(image_id)
+        label = self.category_labels.get(category_id)
+        extras = entry.get("attributes", {})
+        if frame is None or label is None or type(extras) is not dict or "score" in entry:
+            return False
+        occluded, rotation = extras.get("occluded", False), extras.get("rotation", 0.0)
+        if type(occluded) is not bool or type(rotation) is not float or rotation - rotation:
+            return False
+        values = self.attribute_values.plain(label, extras)
+        segmentation = entry.get("segmentation", [])
+        if segmentation == []:
+            points = _plain_box(entry.get("bbox"))
+            shape_type, rotation = "rectangle", rotation % 360
+        elif type(segmentation) is list and len(segmentation) == 1:
+            points = _plain_polygon(segmentation[0])
+            shape_type, rotation = "polygon", 0.0
+        else:
+            return False
+        if values is None or points is None:
+            return False
+        self.data.shapes.append(
+            Shape(
+                type=shape_type,
+                label_id=label.id,
+                frame=frame.index,
+                points=points,
+                occluded=occluded,
+                rotation=rotation,
+                source="file",
+                attributes=values,
+            )
+        )
+        return True
 
     def _annotation(
         self,
@@ -428,7 +474,7 @@ class _CocoReader:
         category_id = whole(entry.get("category_id"), f"{where}: category_id")
         if category_id not in categories:
             raise FormatError(f"{where}: category {category_id} is not listed")
-        label = self.labels.top(categories[category_id])
+        label = self.category_labels[category_id] = self.labels.top(categories[category_id])
         shapes = self._shapes(entry, frame, where)
         if not shapes:
             return
@@ -463,6 +509,27 @@ class _CocoReader:
         if all(type(v) in _PLAIN_NUMBERS for v in poly) and all(map(math.isfinite, poly)):
             return [float(v) for v in poly]
         return [finite(v, f"{where}: a polygon coordinate") for v in poly]
+
+
+def _plain_box(bbox: object) -> list[float] | None:
+    """[x0, y0, x1, y1] of a bbox of four finite floats and no negative size, else None."""
+    if type(bbox) is not list or len(bbox) != 4 or set(map(type, bbox)) != {float}:
+        return None
+    x, y, width, height = bbox
+    total = x + y + width + height
+    if total - total or width < 0 or height < 0:
+        return None
+    return [x, y, x + width, y + height]
+
+
+def _plain_polygon(polygon: object) -> list[float] | None:
+    """The polygon if it is at least 3 points of finite floats, else None."""
+    if type(polygon) is not list or len(polygon) < 6 or len(polygon) % 2:
+        return None
+    if set(map(type, polygon)) != {float}:
+        return None
+    total = sum(polygon)
+    return None if total - total else list(polygon)
 
 
 def _box(bbox: object, where: str) -> list[float]:
