@@ -16,7 +16,7 @@ from pathlib import Path
 
 from core.annotations import LabeledData
 from core.labels import LabelSpec
-from workers.formats.bulk import in_bulk
+from infra.collector import in_bulk
 from workers.formats.coco import export_coco, import_coco
 from workers.formats.coco_keypoints import export_coco_keypoints, import_coco_keypoints
 from workers.formats.cvat_images import export_images, export_video, import_cvat
