@@ -24,7 +24,6 @@ a track.
 
 from __future__ import annotations
 
-import math
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -403,7 +402,10 @@ class _Reader:
             group = int(fields.get("group_id", "0"))
         except (KeyError, ValueError):
             return None
-        if points is None or not math.isfinite(math.fsum(points) + rotation):
+        if points is None:
+            return None
+        total = sum(points) + rotation
+        if total - total:  # not finite (or so large it overflows: read field by field)
             return None
         return Shape(
             type=shape_type,

@@ -294,7 +294,7 @@ def plain_points(shape_type: str, fields: dict[str, str]) -> list[float] | None:
     raw = fields["points"]
     if _POINT_PAIRS.fullmatch(raw) is None:
         return None
-    return [float(value) for value in raw.replace(";", ",").split(",")]
+    return list(map(float, raw.replace(";", ",").split(",")))
 
 
 def read_points(element: etree._Element) -> list[float]:
