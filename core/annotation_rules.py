@@ -89,6 +89,8 @@ class AnnotationRules:
         if label is not None:
             self._attributes(shape.attributes, label, f"{where}.attributes", errors)
         elements = self._shape_elements(shape, label, where, errors)
+        if shape.group is not None and not elements and not shape.elements:
+            return shape  # nothing to fill in
         return msgspec.structs.replace(shape, group=shape.group or 0, elements=elements)
 
     def _shape_elements(
@@ -266,7 +268,7 @@ class AnnotationRules:
 
     def _mask(self, points: list[float], where: str, errors: ErrorCollector) -> None:
         *rle, left, top, right, bottom = points
-        if any(v < 0 or v != int(v) for v in points):
+        if min(points) < 0 or not all(map(float.is_integer, map(float, points))):
             errors.add(f"{where}.points", "a mask's run lengths and box are whole numbers >= 0")
         elif right < left or bottom < top:
             errors.add(f"{where}.points", "a mask's box has right >= left and bottom >= top")
@@ -279,7 +281,8 @@ class AnnotationRules:
 
     @staticmethod
     def _finite(points: list[float], where: str, errors: ErrorCollector) -> bool:
-        if all(math.isfinite(v) for v in points):
+        total = sum(points)
+        if total - total == 0 or all(map(math.isfinite, points)):  # a finite sum: all finite
             return True
         errors.add(f"{where}.points", "every coordinate must be a finite number")
         return False
@@ -298,6 +301,8 @@ class AnnotationRules:
         where: str,
         errors: ErrorCollector,
     ) -> None:
+        if not values:
+            return
         specs = {spec.id: spec for spec in label.attributes}
         seen: set[int] = set()
         for index, value in enumerate(values):

@@ -126,6 +126,8 @@ def _with_id(obj: msgspec.Struct, fresh: Iterator[int]) -> msgspec.Struct:
 
 
 def _shape_ids(shape: Shape, fresh: Iterator[int]) -> Shape:
+    if not shape.elements:
+        return _with_id(shape, fresh)  # type: ignore[return-value]
     elements = [_with_id(e, fresh) for e in shape.elements]
     return msgspec.structs.replace(_with_id(shape, fresh), elements=elements)
 

@@ -66,11 +66,17 @@ class IdSequences:
             raise ValueError(f"no id sequence for {kind!r}")
         if count <= 0:
             return []
+        # The ids come back as runs of consecutive values (first, last), usually one.
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                f"SELECT nextval('palimpsest_{kind}_id') FROM generate_series(1, %s)", (count,)
+            runs = conn.execute(
+                "SELECT min(id), max(id) FROM ("
+                "  SELECT id, id - row_number() OVER (ORDER BY id) AS run"
+                f"  FROM (SELECT nextval('palimpsest_{kind}_id') AS id"
+                "        FROM generate_series(1, %s)) AS taken"
+                ") AS numbered GROUP BY run ORDER BY 1",
+                (count,),
             ).fetchall()
-        return sorted(int(row[0]) for row in rows)
+        return [ident for first, last in runs for ident in range(int(first), int(last) + 1)]
 
 
 def ensure_database(server_url: str, name: str, *, template: str | None = None) -> None:

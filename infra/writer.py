@@ -25,6 +25,7 @@ from eventsourcing.persistence import IntegrityError, Notification, Recording
 from core.aggregate import Entity
 from core.commands import SYSTEM, CommandContext, acting_as
 from core.errors import Conflict, NotFound
+from infra.collector import collector_paused
 from infra.database import IdSequences
 from infra.snapshots import SnapshotTaker
 from infra.store import Palimpsest
@@ -201,7 +202,10 @@ class CommandWriter:
                     break
                 batch.append(item)
             try:
-                self._run_batch(self._without_repeats(batch))
+                # A batch may make hundreds of thousands of objects (an import); the cycle
+                # collector runs between batches rather than walking every job's state in one.
+                with collector_paused():
+                    self._run_batch(self._without_repeats(batch))
             except Exception as error:  # the thread must survive anything
                 log.exception("writer batch failed", size=len(batch))
                 for pending in batch:

@@ -22,6 +22,7 @@ from pycocotools.coco import COCO
 
 from core.annotations import LabeledData, Shape
 from tests.formats import samples
+from workers.formats import masks
 from workers.formats.coco import export_coco, import_coco
 from workers.formats.dataset import FormatError
 from workers.formats.masks import cvat_mask_bitmap
@@ -293,3 +294,48 @@ def test_a_stored_mask_larger_than_its_frame_is_left_out() -> None:
     assert warnings == [
         "an object on frame 0 was left out: the mask's box is larger than the frame"
     ]
+
+
+def test_masks_anywhere_on_the_frame_are_crowds_as_pycocotools_encodes_them() -> None:
+    rng = np.random.default_rng(3)
+    shapes = []
+    for left, top in ((0, 0), (90, 70), (40, 30), (-3, -2), (97, 5)):
+        bitmap = (rng.random((9, 7)) < 0.5).astype(np.uint8)
+        bitmap[0, 0] = 1
+        shapes.append(Shape("mask", samples.PERSON, 0, masks.bitmap_to_cvat(bitmap, left, top)))
+    archive, warnings = samples.export_to_bytes(
+        export_coco, samples.dataset(LabeledData(shapes=shapes))
+    )
+    assert warnings == []
+    entries = _document(archive)["annotations"]
+    assert len(entries) == len(shapes)
+    for shape, entry in zip(shapes, entries, strict=True):
+        canvas = np.zeros((80, 100), dtype=np.uint8)
+        box, left, top = cvat_mask_bitmap(shape.points)
+        masks.paste(canvas, box.astype(np.uint8), left, top)
+        assert entry["iscrowd"] == 1
+        assert entry["segmentation"] == masks.coco_rle(canvas)
+        assert entry["area"] == float(canvas.sum())
+        encoded = mask_utils.encode(np.asfortranarray(canvas))
+        assert entry["bbox"] == [float(v) for v in mask_utils.toBbox(encoded)]
+
+
+def test_rle_reads_back_as_the_bitmap_it_encodes() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        height, width = (int(v) for v in rng.integers(1, 12, 2))
+        canvas = (rng.random((height, width)) < rng.random()).astype(np.uint8)
+        canvas[:, : int(rng.integers(0, width))] = 0
+        rle = masks.coco_rle(canvas)
+        assert masks.coco_rle_to_cvat(rle, height, width) == masks.bitmap_to_cvat(canvas)
+
+
+def test_a_frame_with_hundreds_of_polygons_has_each_area(tmp_path: Path) -> None:
+    polygons = [
+        [1.0 + i % 90, 1.0, 5.0 + i % 90, 1.0 + i % 7, 3.0 + i % 90, 9.0] for i in range(300)
+    ]
+    shapes = [Shape("polygon", samples.CAR, 1, polygon) for polygon in polygons]
+    archive, _ = samples.export_to_bytes(export_coco, samples.dataset(LabeledData(shapes=shapes)))
+    areas = [entry["area"] for entry in _document(archive)["annotations"]]
+    expected = [float(mask_utils.area(mask_utils.frPyObjects([p], 80, 100))[0]) for p in polygons]
+    assert areas == expected

@@ -29,6 +29,7 @@ import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import msgspec
@@ -42,6 +43,7 @@ from workers.formats.dataset import FormatError, FrameInfo, ImageSource, TaskDat
 from workers.formats.mapping import FrameIndex, LabelIndex
 from workers.formats.object_fields import (
     ObjectFields,
+    PlainAttributes,
     TrackFrames,
     attributes_dict,
     finite,
@@ -82,11 +84,15 @@ def export_coco(
         by_frame[item.shape.frame].append(item)
     annotations: list[dict] = []
     for image_id, frame in enumerate(frames, start=1):
+        areas = _PolygonAreas(frame)
         for instance in frame_instances(by_frame.pop(frame.index, [])):
-            entry = _annotation(instance, frame, image_id, labels, categories, warnings)
+            entry = _lone_annotation(instance, image_id, categories, areas)
+            if entry is None:
+                entry = _annotation(instance, frame, image_id, labels, categories, warnings)
             if entry is not None:
                 entry["id"] = len(annotations) + 1
                 annotations.append(entry)
+        areas.fill()
     if by_frame:
         warnings.append(f"objects on frames {sorted(by_frame)[:10]} outside the task were left out")
     document = {
@@ -151,6 +157,109 @@ def frame_instances(items: list[FlatShape]) -> list[list[FlatShape]]:
         else:
             alone.append([item])
     return [*groups.values(), *alone]
+
+
+class _PolygonAreas:
+    """The areas of a frame's lone polygons, as COCO rasterizes them, computed at once."""
+
+    def __init__(self, frame: FrameInfo) -> None:
+        self.frame = frame
+        self.waiting: list[tuple[dict, list[float]]] = []
+
+    def later(self, entry: dict, polygon: list[float]) -> None:
+        if len(polygon) >= 6:
+            self.waiting.append((entry, polygon))
+        else:
+            entry["area"] = 0.0
+
+    def fill(self) -> None:
+        if not self.waiting:
+            return
+        polygons = [polygon for _, polygon in self.waiting]
+        areas = masks.polygon_areas(polygons, self.frame.height, self.frame.width)
+        for (entry, _), area in zip(self.waiting, areas, strict=True):
+            entry["area"] = area
+        self.waiting.clear()
+
+
+def _lone_annotation(
+    instance: list[FlatShape],
+    image_id: int,
+    categories: dict[int, tuple[LabelSpec, int, str]],
+    areas: _PolygonAreas,
+) -> dict | None:
+    """The entry of an instance that is one rectangle, or one polygon of a label without an
+    ``is_crowd`` attribute (the common case, without rasterizing); None for any other
+    instance, which `_annotation` writes."""
+    if len(instance) != 1:
+        return None
+    item = instance[0]
+    shape = item.shape
+    points = shape.points
+    category = categories.get(shape.label_id)
+    if category is None or (shape.type != "rectangle" and _has_crowd_attribute(category[0])):
+        return None
+    if shape.type == "mask":
+        return _lone_mask_annotation(item, image_id, category, areas.frame)
+    if shape.type not in ("rectangle", "polygon") or len(points) < 4 or len(points) % 2:
+        return None
+    xs, ys = points[0::2], points[1::2]
+    x0, y0, x1, y1 = float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))
+    entry: dict = {
+        "id": 0,
+        "image_id": image_id,
+        "category_id": category[1],
+        "segmentation": [],
+        "area": float((x1 - x0) * (y1 - y0)),
+        "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+        "iscrowd": 0,
+        "attributes": attributes_dict(item, category[0]),
+    }
+    if shape.type == "polygon":
+        polygon = list(map(round, map(float, points), repeat(2, len(points))))
+        entry["segmentation"] = [polygon]
+        areas.later(entry, polygon)
+    if shape.score != 1.0:
+        entry["score"] = float(shape.score)
+    return entry
+
+
+def _lone_mask_annotation(
+    item: FlatShape, image_id: int, category: tuple[LabelSpec, int, str], frame: FrameInfo
+) -> dict | None:
+    """A mask alone is a crowd: its RLE, made from the columns its box spans."""
+    try:
+        local, left, top = masks.cvat_mask_bitmap(item.shape.points, frame.width * frame.height)
+    except FormatError:
+        return None
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + local.shape[1], frame.width), min(top + local.shape[0], frame.height)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    band = np.zeros((frame.height, x1 - x0), dtype=np.uint8)
+    band[y0:y1] = local[y0 - top : y1 - top, x0 - left : x1 - left]
+    rows, cols = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+    if rows.size == 0:
+        return None
+    bx0, by0 = float(cols[0] + x0), float(rows[0])
+    bx1, by1 = float(cols[-1] + 1 + x0), float(rows[-1] + 1)
+    entry: dict = {
+        "id": 0,
+        "image_id": image_id,
+        "category_id": category[1],
+        "segmentation": masks.coco_rle(band, x0, frame.width),
+        "area": float(np.count_nonzero(band)),
+        "bbox": [round(v, 2) for v in (bx0, by0, bx1 - bx0, by1 - by0)],
+        "iscrowd": 1,
+        "attributes": attributes_dict(item, category[0]),
+    }
+    if item.shape.score != 1.0:
+        entry["score"] = float(item.shape.score)
+    return entry
+
+
+def _has_crowd_attribute(label: LabelSpec) -> bool:
+    return any(spec.name == "is_crowd" for spec in label.attributes)
 
 
 def _annotation(
@@ -284,15 +393,18 @@ class _CocoReader:
         self.data = LabeledData(tags=[], shapes=[], tracks=[])
         self.tracks = TrackFrames(self.frames.stop_frame)
         self.next_group = 1
+        self.attribute_values = PlainAttributes()
 
     def read(self, name: str, raw: bytes) -> None:
         document = parse_json(name, raw, "COCO")
         self.image_frames: dict[int, FrameInfo] = {}
         categories = self._categories(name, document)
         images = self._images(name, document)
+        self.category_labels: dict[int, LabelSpec] = {}
         for index, entry in enumerate(list_of_dicts(document, "annotations", name)):
-            where = f"{name}: annotation #{index} (id {entry.get('id')!r})"
-            self._annotation(name, entry, categories, images, where)
+            if not self._plain_annotation(entry):
+                where = f"{name}: annotation #{index} (id {entry.get('id')!r})"
+                self._annotation(name, entry, categories, images, where)
 
     def finish(self) -> LabeledData:
         return self.tracks.finish(self.data)
@@ -302,6 +414,48 @@ class _CocoReader:
 
     def _images(self, name: str, document: dict) -> dict[int, str]:
         return names_by_id(document, "images", "file_name", name, "image")
+
+    def _plain_annotation(self, entry: dict) -> bool:
+        """Read an entry of an image and category already met that is one rectangle or one
+        polygon, all fields of the types the export writes (the common case, in one go);
+        False, reading nothing, for any other entry: `_annotation` reads it, naming what is
+        wrong."""
+        image_id, category_id = entry.get("image_id"), entry.get("category_id")
+        if type(image_id) is not int or type(category_id) is not int:
+            return False
+        frame = self.image_frames.get(image_id)
+        label = self.category_labels.get(category_id)
+        extras = entry.get("attributes", {})
+        if frame is None or label is None or type(extras) is not dict or "score" in entry:
+            return False
+        occluded, rotation = extras.get("occluded", False), extras.get("rotation", 0.0)
+        if type(occluded) is not bool or type(rotation) is not float or rotation - rotation:
+            return False
+        values = self.attribute_values.plain(label, extras)
+        segmentation = entry.get("segmentation", [])
+        if segmentation == []:
+            points = _plain_box(entry.get("bbox"))
+            shape_type, rotation = "rectangle", rotation % 360
+        elif type(segmentation) is list and len(segmentation) == 1:
+            points = _plain_polygon(segmentation[0])
+            shape_type, rotation = "polygon", 0.0
+        else:
+            return False
+        if values is None or points is None:
+            return False
+        self.data.shapes.append(
+            Shape(
+                type=shape_type,
+                label_id=label.id,
+                frame=frame.index,
+                points=points,
+                occluded=occluded,
+                rotation=rotation,
+                source="file",
+                attributes=values,
+            )
+        )
+        return True
 
     def _annotation(
         self,
@@ -320,7 +474,7 @@ class _CocoReader:
         category_id = whole(entry.get("category_id"), f"{where}: category_id")
         if category_id not in categories:
             raise FormatError(f"{where}: category {category_id} is not listed")
-        label = self.labels.top(categories[category_id])
+        label = self.category_labels[category_id] = self.labels.top(categories[category_id])
         shapes = self._shapes(entry, frame, where)
         if not shapes:
             return
@@ -338,8 +492,7 @@ class _CocoReader:
     def _shapes(self, entry: dict, frame: FrameInfo, where: str) -> list[tuple[str, list[float]]]:
         segmentation = entry.get("segmentation", [])
         if isinstance(segmentation, dict):
-            bitmap = masks.coco_rle_bitmap(segmentation, frame.height, frame.width)
-            points = masks.bitmap_to_cvat(bitmap)
+            points = masks.coco_rle_to_cvat(segmentation, frame.height, frame.width)
             return [("mask", points)] if points is not None else []
         if not isinstance(segmentation, list):
             raise FormatError(f"{where}: 'segmentation' is neither polygons nor RLE")
@@ -358,10 +511,37 @@ class _CocoReader:
         return [finite(v, f"{where}: a polygon coordinate") for v in poly]
 
 
+def _plain_box(bbox: object) -> list[float] | None:
+    """[x0, y0, x1, y1] of a bbox of four finite floats and no negative size, else None."""
+    if type(bbox) is not list or len(bbox) != 4 or set(map(type, bbox)) != {float}:
+        return None
+    x, y, width, height = bbox
+    total = x + y + width + height
+    if total - total or width < 0 or height < 0:
+        return None
+    return [x, y, x + width, y + height]
+
+
+def _plain_polygon(polygon: object) -> list[float] | None:
+    """The polygon if it is at least 3 points of finite floats, else None."""
+    if type(polygon) is not list or len(polygon) < 6 or len(polygon) % 2:
+        return None
+    if set(map(type, polygon)) != {float}:
+        return None
+    total = sum(polygon)
+    return None if total - total else list(polygon)
+
+
 def _box(bbox: object, where: str) -> list[float]:
     if not isinstance(bbox, list) or len(bbox) != 4:
         raise FormatError(f"{where}: has neither a segmentation nor a bbox [x, y, w, h]")
-    x, y, width, height = (finite(v, f"{where}: a bbox value") for v in bbox)
+    what = f"{where}: a bbox value"
+    x, y, width, height = (
+        finite(bbox[0], what),
+        finite(bbox[1], what),
+        finite(bbox[2], what),
+        finite(bbox[3], what),
+    )
     if width < 0 or height < 0:
         raise FormatError(f"{where}: the bbox has a negative size")
     return [x, y, x + width, y + height]

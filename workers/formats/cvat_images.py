@@ -53,27 +53,51 @@ ANNOTATIONS_FILE = "annotations.xml"
 
 # --- export: common -------------------------------------------------------------------------
 
-
-def _write_document(
-    out: zipfile.ZipFile, dataset: TaskDataset, body: Iterable[etree._Element]
-) -> None:
-    with out.open(ANNOTATIONS_FILE, "w") as stream, etree.xmlfile(stream, encoding="utf-8") as xf:
-        xf.write_declaration()
-        with xf.element("annotations"):
-            version = etree.Element("version")
-            version.text = "1.1"
-            for element in (version, cx.meta_element(dataset), *body):
-                etree.indent(element, space="  ", level=1)
-                xf.write("\n  ")
-                xf.write(element)
-            xf.write("\n")
+LEVELS = tuple("  " * level for level in range(8))
 
 
-def _attribute_elements(
-    labels: LabelIndex, label_id: int, values: Sequence[AttributeValue]
-) -> list[etree._Element]:
-    names = labels.attribute_names(label_id)
-    return [cx.attribute_element(names[v.spec_id], v.value) for v in values if v.spec_id in names]
+def _write_document(out: zipfile.ZipFile, dataset: TaskDataset, body: Iterable[str]) -> None:
+    """annotations.xml: ``<version>``, ``<meta>`` and the ``body`` fragments (elements as
+    text indented one level), as lxml writes and indents a document."""
+    with out.open(ANNOTATIONS_FILE, "w") as stream:
+        stream.write(b"<?xml version='1.0' encoding='utf-8'?>\n<annotations>")
+        version = etree.Element("version")
+        version.text = "1.1"
+        for element in (version, cx.meta_element(dataset)):
+            etree.indent(element, space="  ", level=1)
+            stream.write(b"\n  " + etree.tostring(element, encoding="utf-8"))
+        for fragment in body:
+            stream.write(b"\n" + fragment.encode())
+        stream.write(b"\n</annotations>")
+
+
+class _Names:
+    """Label and attribute names by id, escaped for XML once."""
+
+    def __init__(self, labels: LabelIndex) -> None:
+        self.labels = labels
+        self.quoted: dict[int, str | None] = {}
+        self.attributes: dict[int, dict[int, str]] = {}
+
+    def label(self, label_id: int) -> str | None:
+        if label_id not in self.quoted:
+            name = self.labels.name(label_id)
+            self.quoted[label_id] = None if name is None else cx.quoted(name)
+        return self.quoted[label_id]
+
+    def attribute_lines(
+        self, pad: str, label_id: int, values: Sequence[AttributeValue]
+    ) -> list[str]:
+        if not values:
+            return []
+        names = self.attributes.get(label_id)
+        if names is None:
+            names = self.attributes[label_id] = self.labels.attribute_names(label_id)
+        return [
+            cx.attribute_markup(pad, names[v.spec_id], v.value)
+            for v in values
+            if v.spec_id in names
+        ]
 
 
 # --- export: CVAT for images ----------------------------------------------------------------
@@ -83,7 +107,7 @@ def export_images(
     dataset: TaskDataset, out: zipfile.ZipFile, *, images: ImageSource | None = None
 ) -> list[str]:
     """Write annotations.xml in the images layout (and the frames under images/)."""
-    labels = LabelIndex(dataset.labels)
+    names = _Names(LabelIndex(dataset.labels))
     flat, warnings = flatten(dataset.annotations, dataset.stop_frame)
     shapes: dict[int, list[Shape]] = defaultdict(list)
     for item in flat:
@@ -94,7 +118,7 @@ def export_images(
     known = {frame.index for frame in dataset.frames}
     _warn_unknown_frames(set(shapes) | set(tags), known, warnings)
     body = (
-        _image_element(frame, shapes[frame.index], tags[frame.index], labels, warnings)
+        _image_markup(frame, shapes[frame.index], tags[frame.index], names, warnings)
         for frame in sorted(dataset.frames, key=lambda f: f.index)
     )
     _write_document(out, dataset, body)
@@ -118,69 +142,65 @@ def _warn_unknown_frames(used: set[int], known: set[int], warnings: list[str]) -
         warnings.append(f"objects on frames {missing[:10]} outside the task were left out")
 
 
-def _image_element(
+def _image_markup(
     frame: FrameInfo,
     shapes: list[Shape],
     tags: list[Tag],
-    labels: LabelIndex,
+    names: _Names,
     warnings: list[str],
-) -> etree._Element:
-    element = etree.Element(
-        "image",
-        {
-            "id": str(frame.cvat_number),
-            "name": cx.clean(frame.name),
-            **({"subset": cx.clean(frame.subset)} if frame.subset else {}),
-            "width": str(frame.width),
-            "height": str(frame.height),
-        },
+) -> str:
+    subset = f' subset="{cx.quoted(frame.subset)}"' if frame.subset else ""
+    attributes = (
+        f' id="{frame.cvat_number}" name="{cx.quoted(frame.name)}"{subset}'
+        f' width="{frame.width}" height="{frame.height}"'
     )
+    children = []
     for shape in sorted(shapes, key=lambda s: s.z_order):
-        child = _shape_element(shape, labels, warnings)
+        child = _shape_markup(shape, names, warnings, 2)
         if child is not None:
-            element.append(child)
-    for tag in tags:
-        element.append(_tag_element(tag, labels))
-    return element
+            children.append(child)
+    children.extend(_tag_markup(tag, names) for tag in tags)
+    return cx.element_markup(LEVELS[1], "image", attributes, children)
 
 
-def _shape_element(
-    shape: Shape, labels: LabelIndex, warnings: list[str], *, node: bool = False
-) -> etree._Element | None:
-    name = labels.name(shape.label_id)
-    if name is None or shape.type not in cx.TYPE_TO_TAG:
+def _shape_markup(
+    shape: Shape, names: _Names, warnings: list[str], level: int, *, node: bool = False
+) -> str | None:
+    label = names.label(shape.label_id)
+    tag = cx.TYPE_TO_TAG.get(shape.type)
+    if label is None or tag is None:
         warnings.append(f"shape {shape.id} has an unknown label or type and was left out")
         return None
-    attrib = {"label": cx.clean(name), "source": shape.source}
-    if node:
-        attrib["outside"] = cx.flag(shape.outside)
-    if shape.type != "skeleton":
-        attrib["occluded"] = cx.flag(shape.occluded)
     try:
-        attrib.update(cx.geometry_attributes(shape.type, shape.points, shape.rotation))
+        geometry = cx.geometry_markup(shape.type, shape.points, shape.rotation)
     except (IndexError, ValueError) as error:
         warnings.append(f"shape {shape.id} ({shape.type}) was left out: {error}")
         return None
+    attributes = f' label="{label}" source="{cx.quoted(shape.source)}"'
+    if node:
+        attributes += f' outside="{cx.flag(shape.outside)}"'
+    if shape.type != "skeleton":
+        attributes += f' occluded="{cx.flag(shape.occluded)}"'
+    attributes += geometry
     if not node:
-        attrib["z_order"] = str(shape.z_order)
+        attributes += f' z_order="{shape.z_order}"'
     if shape.group:
-        attrib["group_id"] = str(shape.group)
-    element = etree.Element(cx.TYPE_TO_TAG[shape.type], attrib)
+        attributes += f' group_id="{shape.group}"'
+    children = []
     for part in shape.elements:
-        child = _shape_element(part, labels, warnings, node=True)
+        child = _shape_markup(part, names, warnings, level + 1, node=True)
         if child is not None:
-            element.append(child)
-    element.extend(_attribute_elements(labels, shape.label_id, shape.attributes))
-    return element
+            children.append(child)
+    children += names.attribute_lines(LEVELS[level + 1], shape.label_id, shape.attributes)
+    return cx.element_markup(LEVELS[level], tag, attributes, children)
 
 
-def _tag_element(tag: Tag, labels: LabelIndex) -> etree._Element:
-    attrib = {"label": cx.clean(labels.name(tag.label_id) or ""), "source": tag.source}
+def _tag_markup(tag: Tag, names: _Names) -> str:
+    attributes = f' label="{names.label(tag.label_id) or ""}" source="{cx.quoted(tag.source)}"'
     if tag.group:
-        attrib["group_id"] = str(tag.group)
-    element = etree.Element("tag", attrib)
-    element.extend(_attribute_elements(labels, tag.label_id, tag.attributes))
-    return element
+        attributes += f' group_id="{tag.group}"'
+    children = names.attribute_lines(LEVELS[3], tag.label_id, tag.attributes)
+    return cx.element_markup(LEVELS[2], "tag", attributes, children)
 
 
 # --- export: CVAT for video -----------------------------------------------------------------
@@ -190,7 +210,7 @@ def export_video(
     dataset: TaskDataset, out: zipfile.ZipFile, *, images: ImageSource | None = None
 ) -> list[str]:
     """Write annotations.xml in the video layout (and the frames under images/)."""
-    labels = LabelIndex(dataset.labels)
+    names = _Names(LabelIndex(dataset.labels))
     stop = dataset.stop_frame
     numbers = dataset.frame_numbers()
     warnings: list[str] = []
@@ -199,9 +219,9 @@ def export_video(
     tracks = [*dataset.annotations.tracks]
     tracks.extend(shape_as_track(shape, stop) for shape in dataset.annotations.shapes)
     body = (
-        element
+        markup
         for index, track in enumerate(tracks)
-        if (element := _track_element(index, track, stop, numbers, labels, warnings)) is not None
+        if (markup := _track_markup(index, track, stop, numbers, names, warnings)) is not None
     )
     _write_document(out, dataset, body)
     if images is not None:
@@ -256,60 +276,54 @@ def _one_frame(shape: Shape, stop_frame: int) -> list[TrackedShape]:
     return [key, ending]
 
 
-def _track_element(
+def _track_markup(
     index: int,
     track: Track,
     stop: int,
     numbers: dict[int, int],
-    labels: LabelIndex,
+    names: _Names,
     warnings: list[str],
-) -> etree._Element | None:
-    name = labels.name(track.label_id)
-    if name is None or not track.shapes:
+) -> str | None:
+    label = names.label(track.label_id)
+    if label is None or not track.shapes:
         warnings.append(f"track {track.id} has an unknown label or no shapes and was left out")
         return None
-    attrib = {"id": str(index), "label": cx.clean(name), "source": track.source}
+    attributes = f' id="{index}" label="{label}" source="{cx.quoted(track.source)}"'
     if track.group:
-        attrib["group_id"] = str(track.group)
-    element = etree.Element("track", attrib)
+        attributes += f' group_id="{track.group}"'
     try:
         if track.shapes[0].type == "skeleton":
-            children = _skeleton_track_children(track, stop, numbers, labels)
+            children = _skeleton_track_children(track, stop, numbers, names)
         else:
-            children = _track_children(track, stop, numbers, labels)
+            children = _track_children(track, stop, numbers, names)
     except (IndexError, ValueError) as error:
         warnings.append(f"track {track.id} was left out: {error}")
         return None
-    element.extend(children)
-    return element
+    return cx.element_markup(LEVELS[1], "track", attributes, children)
 
 
-def _track_children(
-    track: Track, stop: int, numbers: dict[int, int], labels: LabelIndex
-) -> list[etree._Element]:
+def _track_children(track: Track, stop: int, numbers: dict[int, int], names: _Names) -> list[str]:
     frames = interpolate_track(track.shapes, stop_frame=stop, include_outside=True)
     children = []
     for frame in frames:
         if frame.outside and not frame.keyframe:
             continue
-        attrib = {
-            "frame": str(numbers.get(frame.frame, frame.frame)),
-            "keyframe": cx.flag(frame.keyframe),
-            "outside": cx.flag(frame.outside),
-            "occluded": cx.flag(frame.occluded),
-        }
-        attrib.update(cx.geometry_attributes(frame.type, frame.points, frame.rotation))
-        attrib["z_order"] = str(frame.z_order)
-        child = etree.Element(cx.TYPE_TO_TAG[frame.type], attrib)
+        attributes = (
+            f' frame="{numbers.get(frame.frame, frame.frame)}"'
+            f' keyframe="{cx.flag(frame.keyframe)}" outside="{cx.flag(frame.outside)}"'
+            f' occluded="{cx.flag(frame.occluded)}"'
+            f"{cx.geometry_markup(frame.type, frame.points, frame.rotation)}"
+            f' z_order="{frame.z_order}"'
+        )
         values = [*frame.attributes, *track.attributes]
-        child.extend(_attribute_elements(labels, track.label_id, values))
-        children.append(child)
+        lines = names.attribute_lines(LEVELS[3], track.label_id, values)
+        children.append(cx.element_markup(LEVELS[2], cx.TYPE_TO_TAG[frame.type], attributes, lines))
     return children
 
 
 def _skeleton_track_children(
-    track: Track, stop: int, numbers: dict[int, int], labels: LabelIndex
-) -> list[etree._Element]:
+    track: Track, stop: int, numbers: dict[int, int], names: _Names
+) -> list[str]:
     nodes = {element.label_id: element for element in track.elements}
     children = []
     for frame in interpolate_skeleton(track, stop_frame=stop, include_outside=True):
@@ -319,28 +333,23 @@ def _skeleton_track_children(
         hidden = parent.outside or all(e.outside for e in elements.values())
         if not elements or (hidden and not keyframe):
             continue
-        child = etree.Element(
-            "skeleton",
-            {
-                "frame": str(numbers.get(parent.frame, parent.frame)),
-                "keyframe": cx.flag(parent.keyframe),
-                "z_order": str(parent.z_order),
-            },
-        )
+        lines = []
         for label_id, node in elements.items():
-            node_attrib = {
-                "label": cx.clean(labels.name(label_id) or ""),
-                "keyframe": cx.flag(node.keyframe),
-                "outside": cx.flag(node.outside),
-                "occluded": cx.flag(node.occluded),
-                "points": cx.points_text(node.points),
-            }
-            point = etree.SubElement(child, "points", node_attrib)
+            node_attributes = (
+                f' label="{names.label(label_id) or ""}" keyframe="{cx.flag(node.keyframe)}"'
+                f' outside="{cx.flag(node.outside)}" occluded="{cx.flag(node.occluded)}"'
+                f' points="{cx.points_text(node.points)}"'
+            )
             values = [*node.attributes, *nodes[label_id].attributes]
-            point.extend(_attribute_elements(labels, label_id, values))
+            node_lines = names.attribute_lines(LEVELS[4], label_id, values)
+            lines.append(cx.element_markup(LEVELS[3], "points", node_attributes, node_lines))
         values = [*parent.attributes, *track.attributes]
-        child.extend(_attribute_elements(labels, track.label_id, values))
-        children.append(child)
+        lines += names.attribute_lines(LEVELS[3], track.label_id, values)
+        attributes = (
+            f' frame="{numbers.get(parent.frame, parent.frame)}"'
+            f' keyframe="{cx.flag(parent.keyframe)}" z_order="{parent.z_order}"'
+        )
+        children.append(cx.element_markup(LEVELS[2], "skeleton", attributes, lines))
     return children
 
 
@@ -371,7 +380,44 @@ class _Reader:
             if child.tag == "tag":
                 self.data.tags.append(self._tag(child, frame))
             elif child.tag in cx.TAG_TO_TYPE:
-                self.data.shapes.append(self._shape(child, frame))
+                shape = self._plain_shape(child, frame)
+                self.data.shapes.append(shape or self._shape(child, frame))
+
+    def _plain_shape(self, element: etree._Element, frame: int) -> Shape | None:
+        """The shape of a box, polygon, polyline or points element without children whose
+        fields are all well formed (the common case, read in one go); None for anything
+        else, which `_shape` reads field by field, naming what is wrong."""
+        if len(element):
+            return None
+        fields = dict(element.items())
+        shape_type = cx.PLAIN_TAGS.get(element.tag)
+        label = self.labels.by_name.get(fields.get("label", ""))
+        if shape_type is None or label is None:
+            return None
+        try:
+            points = cx.plain_points(shape_type, fields)
+            occluded = cx.FLAGS[fields.get("occluded", "0")]
+            z_order = int(fields.get("z_order", "0"))
+            rotation = float(fields.get("rotation", "0"))
+            group = int(fields.get("group_id", "0"))
+        except (KeyError, ValueError):
+            return None
+        if points is None:
+            return None
+        total = sum(points) + rotation
+        if total - total:  # not finite (or so large it overflows: read field by field)
+            return None
+        return Shape(
+            type=shape_type,
+            label_id=label.id,
+            frame=frame,
+            points=points,
+            occluded=occluded,
+            z_order=z_order,
+            rotation=rotation,
+            group=group,
+            source="file",
+        )
 
     def _tag(self, element: etree._Element, frame: int) -> Tag:
         label = self.labels.top(element.get("label"))

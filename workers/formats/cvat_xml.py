@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from lxml import etree
 
@@ -58,36 +59,80 @@ def flag(value: bool) -> str:
 
 
 # --- writing --------------------------------------------------------------------------------
+# Objects are written as XML text directly (as lxml would serialize and indent them): building
+# an lxml element per shape costs more than the rest of an export.
+
+_ATTRIBUTE_SPECIALS = re.compile('[&<>"\n\r\t]')
+_TEXT_SPECIALS = re.compile("[&<>\r]")
+_ESCAPES = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    '"': "&quot;",
+    "\n": "&#10;",
+    "\r": "&#13;",
+    "\t": "&#9;",
+}
 
 
-def geometry_attributes(shape_type: str, points: Sequence[float], rotation: float) -> dict:
+def _escape(match: re.Match) -> str:
+    return _ESCAPES[match.group()]
+
+
+@lru_cache(maxsize=4096)
+def quoted(value: str) -> str:
+    """``value`` cleaned and escaped for a double-quoted XML attribute, as lxml writes it."""
+    return _ATTRIBUTE_SPECIALS.sub(_escape, clean(value))
+
+
+@lru_cache(maxsize=4096)
+def escaped(value: str) -> str:
+    """``value`` cleaned and escaped as element text, as lxml writes it."""
+    return _TEXT_SPECIALS.sub(_escape, clean(value))
+
+
+def element_markup(pad: str, tag: str, attributes: str, children: Sequence[str]) -> str:
+    """An element as indented XML text: ``attributes`` is its ``' name="value"'`` run,
+    ``children`` its lines already indented one level deeper."""
+    if not children:
+        return f"{pad}<{tag}{attributes}/>"
+    inner = "\n".join(children)
+    return f"{pad}<{tag}{attributes}>\n{inner}\n{pad}</{tag}>"
+
+
+def attribute_markup(pad: str, name: str, value: str) -> str:
+    return f'{pad}<attribute name="{quoted(name)}">{escaped(value)}</attribute>'
+
+
+_BOX = ' xtl="%.2f" ytl="%.2f" xbr="%.2f" ybr="%.2f"'
+_ELLIPSE = ' cx="%.2f" cy="%.2f" rx="%.2f" ry="%.2f"'
+_CUBOID = "".join(f' {name}="%.2f"' for name in CUBOID_NAMES)
+
+
+@lru_cache(maxsize=1024)
+def _pairs_format(count: int) -> str:
+    return ";".join(["%.2f,%.2f"] * count)
+
+
+def geometry_markup(shape_type: str, points: Sequence[float], rotation: float) -> str:
     """The XML attributes holding a shape's geometry (may raise IndexError/ValueError)."""
     if shape_type == "rectangle":
-        names = ("xtl", "ytl", "xbr", "ybr")
-        attrib = {name: coordinate(points[i]) for i, name in enumerate(names)}
-        return _with_rotation(attrib, rotation)
+        markup = _BOX % (points[0], points[1], points[2], points[3])
+        return markup + rotation_markup(rotation)
     if shape_type == "ellipse":
         cx, cy, right, top = points[0], points[1], points[2], points[3]
-        attrib = {
-            "cx": coordinate(cx),
-            "cy": coordinate(cy),
-            "rx": coordinate(right - cx),
-            "ry": coordinate(cy - top),
-        }
-        return _with_rotation(attrib, rotation)
+        return _ELLIPSE % (cx, cy, right - cx, cy - top) + rotation_markup(rotation)
     if shape_type == "cuboid":
-        return {name: coordinate(points[i]) for i, name in enumerate(CUBOID_NAMES)}
+        return _CUBOID % tuple(points[i] for i in range(len(CUBOID_NAMES)))
     if shape_type == "mask":
-        return _mask_attributes(points)
+        return "".join(f' {name}="{value}"' for name, value in _mask_attributes(points).items())
     if shape_type == "skeleton":
-        return {}
-    return {"points": points_text(points)}
+        return ""
+    return f' points="{points_text(points)}"'
 
 
-def _with_rotation(attrib: dict, rotation: float) -> dict:
-    if rotation:
-        attrib["rotation"] = coordinate(rotation)
-    return attrib
+def rotation_markup(rotation: float) -> str:
+    return f' rotation="{rotation:.2f}"' if rotation else ""
 
 
 def _mask_attributes(points: Sequence[float]) -> dict:
@@ -106,14 +151,7 @@ def _mask_attributes(points: Sequence[float]) -> dict:
 def points_text(points: Sequence[float]) -> str:
     if len(points) % 2:
         raise ValueError("an odd number of coordinates")
-    pairs = zip(points[0::2], points[1::2], strict=True)
-    return ";".join(f"{coordinate(x)},{coordinate(y)}" for x, y in pairs)
-
-
-def attribute_element(name: str, value: str) -> etree._Element:
-    element = etree.Element("attribute", {"name": clean(name)})
-    element.text = clean(value)
-    return element
+    return _pairs_format(len(points) // 2) % tuple(points)
 
 
 def meta_element(dataset: TaskDataset) -> etree._Element:
@@ -236,6 +274,27 @@ def read_geometry(element: etree._Element, shape_type: str) -> list[float]:
     if shape_type == "skeleton":
         return []
     return read_points(element)
+
+
+PLAIN_TAGS = {"box": "rectangle", "polygon": "polygon", "polyline": "polyline", "points": "points"}
+FLAGS = {"0": False, "1": True}
+_POINT_PAIRS = re.compile(r"[^;,]*,[^;,]*(?:;[^;,]*,[^;,]*)*")
+
+
+def plain_points(shape_type: str, fields: dict[str, str]) -> list[float] | None:
+    """The points of a box, polygon, polyline or points shape from its XML attributes
+    (KeyError, ValueError or None when they are not all there and well formed)."""
+    if shape_type == "rectangle":
+        return [
+            float(fields["xtl"]),
+            float(fields["ytl"]),
+            float(fields["xbr"]),
+            float(fields["ybr"]),
+        ]
+    raw = fields["points"]
+    if _POINT_PAIRS.fullmatch(raw) is None:
+        return None
+    return list(map(float, raw.replace(";", ",").split(",")))
 
 
 def read_points(element: etree._Element) -> list[float]:

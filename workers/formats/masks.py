@@ -22,6 +22,7 @@ from pycocotools import mask as mask_utils
 from workers.formats.dataset import FormatError
 
 MAX_COUNTS_CHARS = 64 << 20
+AREAS_AT_ONCE = 255  # pycocotools' area() keeps the count in a uint8 (numpy 2 refuses more)
 
 
 def runs(flat: np.ndarray) -> list[int]:
@@ -98,17 +99,23 @@ def paste(canvas: np.ndarray, bitmap: np.ndarray, left: int, top: int) -> None:
 # --- COCO image RLE -------------------------------------------------------------------------
 
 
-def coco_rle(bitmap: np.ndarray) -> dict[str, list[int]]:
-    """The uncompressed COCO RLE of a full-image 0/1 bitmap (column-major).
+def coco_rle(
+    bitmap: np.ndarray, first_column: int = 0, width: int | None = None
+) -> dict[str, list[int]]:
+    """The uncompressed COCO RLE of a full-image 0/1 bitmap (column-major), or of the image
+    ``width`` wide whose only set pixels are those of ``bitmap``, a band of full-height
+    columns starting at column ``first_column``.
 
     Only the columns from the first to the last one holding a set pixel are run-length
     encoded; the columns around them are one run of zeros each side."""
-    height, width = (int(v) for v in bitmap.shape)
+    height = int(bitmap.shape[0])
+    width = int(bitmap.shape[1]) if width is None else width
     columns = np.flatnonzero(bitmap.any(axis=0))
     if columns.size == 0:
         return {"counts": [height * width] if height * width else [], "size": [height, width]}
     first, last = int(columns[0]), int(columns[-1])
     counts = runs(bitmap[:, first : last + 1].ravel(order="F"))
+    first, last = first + first_column, last + first_column
     counts[0] += first * height
     after = (width - 1 - last) * height
     if after and len(counts) % 2:
@@ -120,6 +127,34 @@ def coco_rle(bitmap: np.ndarray) -> dict[str, list[int]]:
 
 def coco_rle_bitmap(segmentation: dict[str, object], height: int, width: int) -> np.ndarray:
     """The (h, w) bitmap of a COCO RLE read from an upload, checked against the image."""
+    counts = _checked_counts(segmentation, height, width)
+    flat = expand_runs(counts, height * width)
+    return flat.reshape(width, height).T
+
+
+def coco_rle_to_cvat(
+    segmentation: dict[str, object], height: int, width: int
+) -> list[float] | None:
+    """CVAT mask points of a COCO RLE read from an upload (as `bitmap_to_cvat` of its
+    bitmap), checked against the image; only the columns holding set pixels are expanded."""
+    counts = _checked_counts(segmentation, height, width)
+    if sum(counts) != height * width:
+        raise FormatError(f"the mask's runs cover {sum(counts)} pixels, not {height * width}")
+    if len(counts) < 2 or not any(counts[1::2]):
+        return None
+    counts = list(counts)
+    trailing = counts[-1] if len(counts) % 2 else 0
+    first = counts[0] // height
+    last = (height * width - trailing - 1) // height
+    counts[0] -= first * height
+    if len(counts) % 2:
+        counts[-1] -= (width - 1 - last) * height
+    columns = last - first + 1
+    band = expand_runs(counts, columns * height).reshape(columns, height).T
+    return bitmap_to_cvat(band, first, 0)
+
+
+def _checked_counts(segmentation: dict[str, object], height: int, width: int) -> list[int]:
     size = segmentation.get("size")
     if (
         not isinstance(size, list)
@@ -137,8 +172,7 @@ def coco_rle_bitmap(segmentation: dict[str, object], height: int, width: int) ->
             raise FormatError("RLE counts are whole numbers >= 0")
     else:
         raise FormatError("RLE counts are a list of numbers or a compressed string")
-    flat = expand_runs(counts, height * width)
-    return flat.reshape(width, height).T
+    return counts
 
 
 def decode_counts_string(text: str) -> list[int]:
@@ -194,6 +228,17 @@ def polygons_area(polygons: Sequence[Sequence[float]], height: int, width: int) 
         return 0.0
     rles = mask_utils.frPyObjects(usable, height, width)
     return float(mask_utils.area(mask_utils.merge(rles)))
+
+
+def polygon_areas(polygons: Sequence[Sequence[float]], height: int, width: int) -> list[float]:
+    """The area of each polygon (at least 3 points, floats), as `polygons_area` of it alone."""
+    areas: list[float] = []
+    for start in range(0, len(polygons), AREAS_AT_ONCE):
+        chunk = list(polygons[start : start + AREAS_AT_ONCE])
+        areas += (
+            float(area) for area in mask_utils.area(mask_utils.frPyObjects(chunk, height, width))
+        )
+    return areas
 
 
 def ellipse_bitmap(points: Sequence[float], rotation: float, height: int, width: int) -> np.ndarray:

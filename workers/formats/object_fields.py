@@ -76,19 +76,23 @@ def is_number(value: object) -> bool:
 
 
 def finite(value: object, what: str) -> float:
+    if type(value) is float and value - value == 0:  # finite: inf - inf and nan are nan
+        return value
     if not is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
         raise FormatError(f"{what} is not a number: {value!r}")
     return float(value)  # type: ignore[arg-type]
 
 
 def whole(value: object, what: str) -> int:
+    if type(value) is int:
+        return value
     if not isinstance(value, int) or isinstance(value, bool):
         raise FormatError(f"{what} is not a whole number: {value!r}")
     return value
 
 
 def flag(value: object, what: str) -> bool:
-    if isinstance(value, bool):
+    if value is True or value is False:
         return value
     if is_number(value) and value in (0, 1):
         return bool(value)
@@ -108,6 +112,39 @@ def numbers(value: object, what: str) -> list[float]:
     if not isinstance(value, list):
         raise FormatError(f"{what} is not a list of numbers")
     return [finite(v, what) for v in value]
+
+
+# --- import: object fields and tracks ---
+
+PLAIN_RESERVED = ("occluded", "rotation")
+
+
+class PlainAttributes:
+    """The label attribute values of an object's ``attributes`` as `ObjectFields.read` takes
+    them, remembered per label, name and value (objects repeat the same few values)."""
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[int, str, object, type], AttributeValue | None] = {}
+
+    def plain(self, label: LabelSpec, extras: dict) -> list[AttributeValue] | None:
+        """The values; None when ``extras`` holds another reserved key, a value that is not
+        a string, number or boolean, or a value illegal for the label."""
+        values = []
+        for key, raw in extras.items():
+            if key in PLAIN_RESERVED:
+                continue
+            if key in RESERVED or type(raw) not in (str, int, float, bool):
+                return None
+            ident = (label.id, key, raw, type(raw))
+            value = self.known.get(ident, False)
+            if value is False:
+                try:
+                    value = self.known[ident] = attribute_value(label, str(key), raw)
+                except FormatError:
+                    return None
+            if value is not None:
+                values.append(value)
+        return values
 
 
 # --- import: object fields and tracks -------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core.annotations import LabeledData
 from core.labels import LabelSpec
+from infra.collector import in_bulk
 from workers.formats.coco import export_coco, import_coco
 from workers.formats.coco_keypoints import export_coco_keypoints, import_coco_keypoints
 from workers.formats.cvat_images import export_images, export_video, import_cvat
@@ -53,6 +54,12 @@ class Format:
     # A project export gives such an exporter all subsets at once (frames carry their
     # subset); any other exporter is called once per subset, into the same archive.
     merges_subsets: bool = False
+
+    def __post_init__(self) -> None:
+        for role in ("exporter", "importer"):
+            codec = getattr(self, role)
+            if codec is not None:
+                object.__setattr__(self, role, in_bulk(codec))
 
     def as_json(self) -> dict[str, object]:
         return {

@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from core.annotations import AttributeValue, LabeledData, Shape, Track, TrackedShape
 from core.interpolation import FrameShape, interpolate_skeleton, interpolate_track
 from core.labels import LabelSpec
 from workers.formats.mapping import split_attributes
 
 
-@dataclass(frozen=True)
-class FlatShape:
+class FlatShape(msgspec.Struct, frozen=True):
     """A shape on one frame; ``track_id`` is set for a frame of a track."""
 
     shape: Shape

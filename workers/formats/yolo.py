@@ -46,6 +46,7 @@ from core.labels import LabelSpec
 from workers.formats import masks
 from workers.formats.archives import list_member_names, read_annotation_files, safe_archive_name
 from workers.formats.dataset import FormatError, FrameInfo, ImageSource, TaskDataset
+from workers.formats.decimals import format_rows
 from workers.formats.mapping import FrameIndex, LabelIndex
 from workers.formats.tracks import flatten, track_frames
 
@@ -110,7 +111,8 @@ def _relative(points: Sequence[float], frame: FrameInfo) -> str:
 def _box_lines(
     shapes: list[Shape], frames: dict[int, FrameInfo], classes: _Classes, skipped: Counter[str]
 ) -> Lines:
-    """``class cx cy w h`` of each unrotated rectangle, computed for all at once."""
+    """``class cx cy w h`` of each unrotated rectangle, computed for all at once and written
+    as one text per frame."""
     upright = [shape for shape in shapes if shape.rotation % 360 <= 1e-5]
     if len(upright) < len(shapes):
         skipped["rotated rectangle shapes"] += len(shapes) - len(upright)
@@ -118,18 +120,21 @@ def _box_lines(
     if not upright:
         return lines
     points = np.array([shape.points for shape in upright], dtype=np.float64)
-    sizes = np.array(
-        [(frames[s.frame].width, frames[s.frame].height) for s in upright], dtype=np.float64
-    )
+    frame_numbers = np.fromiter((s.frame for s in upright), np.int64, len(upright))
+    used, where = np.unique(frame_numbers, return_inverse=True)
+    sizes = np.array([(frames[f].width, frames[f].height) for f in used.tolist()], np.float64)
     x0, x1 = points[:, 0::2].min(axis=1), points[:, 0::2].max(axis=1)
     y0, y1 = points[:, 1::2].min(axis=1), points[:, 1::2].max(axis=1)
-    width, height = sizes[:, 0], sizes[:, 1]
+    width, height = sizes[where, 0], sizes[where, 1]
     values = np.column_stack(
         [(x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height]
     )
-    index = classes.index
-    for shape, (cx, cy, w, h) in zip(upright, values.tolist(), strict=True):
-        lines[shape.frame].append(f"{index[shape.label_id]} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
+    numbers = np.fromiter((classes.index[s.label_id] for s in upright), np.int64, len(upright))
+    order = np.argsort(where, kind="stable")
+    ends = np.cumsum(np.bincount(where, minlength=len(used))).tolist()
+    texts = format_rows(numbers[order], values[order], ends)
+    for frame, text in zip(used.tolist(), texts, strict=True):
+        lines[frame].append(text)
     return lines
 
 
