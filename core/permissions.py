@@ -53,6 +53,7 @@ class Relation(StrEnum):
 # Organization roles, least to most powerful.
 ROLE_RANK: dict[str, int] = {"worker": 1, "supervisor": 2, "maintainer": 3, "owner": 4}
 SEES_ALL_OF_ORGANIZATION = ROLE_RANK["maintainer"]
+CREATES_IN_ORGANIZATION = ROLE_RANK["supervisor"]  # projects and tasks
 
 OWN, ASG, PAR, CHI = Relation.OWNER, Relation.ASSIGNEE, Relation.PARENT, Relation.CHILD
 RULES: dict[tuple[str, Action], frozenset[Relation]] = {
@@ -69,8 +70,13 @@ RULES: dict[tuple[str, Action], frozenset[Relation]] = {
     ("job", Action.CHANGE): frozenset({PAR}),  # stage and assignee; its assignee sets its state
     ("job", Action.DELETE): frozenset({PAR}),
 }
-# Kinds whose single owner alone (or an admin) changes and deletes them.
-OWNED_KINDS = frozenset({"user", "comment"})
+# Actions on kinds with a single owner (an author) that only they (or an admin) take. Anyone
+# working on a job may resolve or reopen an issue; only its author removes it.
+OWNER_ONLY: dict[str, frozenset[Action]] = {
+    "user": frozenset({Action.CHANGE, Action.DELETE}),
+    "comment": frozenset({Action.CHANGE, Action.DELETE}),
+    "issue": frozenset({Action.DELETE}),
+}
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,7 @@ def authorize(principal: Principal | None, action: Action, resource: Resource) -
         if action in (Action.VIEW, Action.LIST) or relations & RULES.get((kind, action), set()):
             return principal
         raise PermissionDenied(f"you may not {action} this {kind}")
-    if _owner_only(action, kind) and resource.owner_id != principal.id:
+    if action in OWNER_ONLY.get(kind, ()) and resource.owner_id != principal.id:
         raise PermissionDenied(f"only the author of this {kind} or an admin may {action} it")
     return principal
 
@@ -135,7 +141,7 @@ def check_may_create_in_organization(principal: Principal, kind: str) -> None:
     """In an organization, supervisors and above create projects and tasks (manual 2.6)."""
     if principal.org_id is None or principal.is_superuser:
         return
-    if ROLE_RANK.get(principal.org_role or "", 0) < ROLE_RANK["supervisor"]:
+    if ROLE_RANK.get(principal.org_role or "", 0) < CREATES_IN_ORGANIZATION:
         raise PermissionDenied(
             f"a {principal.org_role} of this organization may not create a {kind}"
         )
@@ -145,13 +151,6 @@ def _manages(principal: Principal, org_id: int | None) -> bool:
     if org_id is None:
         return False
     return ROLE_RANK.get(principal.roles.get(org_id, ""), 0) >= SEES_ALL_OF_ORGANIZATION
-
-
-def _owner_only(action: Action, kind: str) -> bool:
-    # Anyone working on a job may resolve or reopen an issue; only its author removes it.
-    if kind == "issue":
-        return action == Action.DELETE
-    return action in (Action.CHANGE, Action.DELETE) and kind in OWNED_KINDS
 
 
 def authorize_webhook(

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from core.accounts import Registration, change_password, register_user
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.permissions import Action, Resource, authorize
+from core.policy import describe_policy
 from projections.envelope import envelope_schema
 from projections.list_query import Field, ListSpec
 from web.context import allowed, base_url, execute, path_id, runtime
@@ -52,6 +53,11 @@ async def about(request: Request) -> Response:
 async def events_schema(request: Request) -> Response:
     """The JSON Schema of the envelope every event is published in on JetStream."""
     return json_response(envelope_schema())
+
+
+async def rules(request: Request) -> Response:
+    """The permission policy, made from the tables the checks use (see "Who may do what")."""
+    return json_response(describe_policy())
 
 
 async def register(request: Request) -> Response:
@@ -169,6 +175,7 @@ async def _user_response(request: Request, user_id: int) -> Response:
 ROUTES = [
     Route("/api/server/about", about, methods=["GET"]),
     Route("/api/events/schema", events_schema, methods=["GET"]),
+    Route("/api/auth/rules", rules, methods=["GET"]),
     Route("/api/auth/register", register, methods=["POST"]),
     Route("/api/auth/login", login, methods=["POST"]),
     Route("/api/auth/logout", logout, methods=["POST"]),
