@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS catalog_users (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS catalog_users_username ON catalog_users (lower(username));
 CREATE INDEX IF NOT EXISTS catalog_users_email ON catalog_users (lower(email));
+-- false while a confirmation link sent to the user's address is not yet followed
+ALTER TABLE catalog_users ADD COLUMN IF NOT EXISTS email_verified boolean NOT NULL DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS catalog_projects (
     id integer PRIMARY KEY,
@@ -383,3 +385,21 @@ CREATE TABLE IF NOT EXISTS annotation_index_tasks (
     task_id integer PRIMARY KEY,
     project_id integer
 );
+
+-- The SHA-256 digests of the tokens in emailed links (password reset, email confirmation),
+-- never in the log; each bound to the password hash's fingerprint or the address when made.
+CREATE TABLE IF NOT EXISTS account_link_tokens (
+    digest text PRIMARY KEY,
+    purpose text NOT NULL,
+    user_id integer NOT NULL,
+    bound_to text NOT NULL,
+    expires timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS account_link_tokens_user ON account_link_tokens (user_id);
+
+-- Failed sign-ins, per account (the login name given) and per client address, for throttling.
+CREATE TABLE IF NOT EXISTS login_failures (
+    key text NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, failed_at);

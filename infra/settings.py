@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 
 class ConfigError(ValueError):
@@ -26,6 +26,23 @@ class Settings:
     public_url: str | None = None
     analytics_idle_cutoff: float = 300.0
     media_cache_bytes: int = 2 << 30
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "palimpsest@localhost"
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    email_confirmation: Literal["none", "optional", "mandatory"] = "none"
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
+    login_lock_seconds: float = 900.0
+    # Test-only: lets every action through, to measure what the permission policy costs.
+    bypass_policy: bool = False
+
+    @property
+    def public_base(self) -> str:
+        """The server's address as others reach it (links in mail, webhook payloads)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,7 +59,43 @@ class Settings:
             public_url=env.get("PALIMPSEST_PUBLIC_URL") or None,
             analytics_idle_cutoff=_seconds(env, "PALIMPSEST_ANALYTICS_IDLE_CUTOFF", 300.0),
             media_cache_bytes=_byte_count(env, "PALIMPSEST_MEDIA_CACHE_BYTES", 2 << 30),
+            **_mail_settings(env),
+            login_failures_per_account=_count(env, "PALIMPSEST_LOGIN_FAILURES_PER_ACCOUNT", 5),
+            login_failures_per_address=_count(env, "PALIMPSEST_LOGIN_FAILURES_PER_ADDRESS", 20),
+            login_lock_seconds=_seconds(env, "PALIMPSEST_LOGIN_LOCK_SECONDS", 900.0),
+            bypass_policy=_flag(env, "PALIMPSEST_TEST_BYPASS_POLICY", False),
         )
+
+
+def _mail_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    host = env.get("PALIMPSEST_SMTP_HOST") or None
+    tls = _choice(env, "PALIMPSEST_SMTP_TLS", ("none", "starttls", "ssl"), "none")
+    confirmation = _choice(
+        env, "PALIMPSEST_EMAIL_CONFIRMATION", ("none", "optional", "mandatory"), "none"
+    )
+    if confirmation != "none" and host is None:
+        raise ConfigError(
+            f"PALIMPSEST_EMAIL_CONFIRMATION={confirmation!r} needs PALIMPSEST_SMTP_HOST to send"
+            " the confirmation links"
+        )
+    return {
+        "smtp_host": host,
+        "smtp_port": _port(env, "PALIMPSEST_SMTP_PORT", 465 if tls == "ssl" else 25),
+        "smtp_user": env.get("PALIMPSEST_SMTP_USER") or None,
+        "smtp_password": env.get("PALIMPSEST_SMTP_PASSWORD") or None,
+        "smtp_from": env.get("PALIMPSEST_SMTP_FROM") or "palimpsest@localhost",
+        "smtp_tls": tls,
+        "email_confirmation": confirmation,
+    }
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r} is not a positive whole number")
+    return int(raw)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

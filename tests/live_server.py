@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -30,6 +31,7 @@ class LiveServer:
     database_url: str
     data_dir: Path
     port: int = field(default_factory=free_port)
+    settings_overrides: dict[str, Any] = field(default_factory=dict)
     runtime: Runtime | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -40,7 +42,12 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         configure_logging("console")
-        settings = Settings(data_dir=self.data_dir, port=self.port, admin_password=ADMIN_PASSWORD)
+        settings = Settings(
+            data_dir=self.data_dir,
+            port=self.port,
+            admin_password=ADMIN_PASSWORD,
+            **self.settings_overrides,
+        )
         self.runtime = Runtime.open(settings, self.database_url)
         ensure_admin(self.runtime, ADMIN_PASSWORD)
         config = uvicorn.Config(

@@ -25,6 +25,7 @@ from realtime.fanout import LiveFanout
 from realtime.rooms import Hub
 from web import (
     access_tokens,
+    account_links,
     accounts,
     analytics,
     annotation_search,
@@ -44,6 +45,7 @@ from web import (
 from web import events as client_events
 from web.errors import EXCEPTION_HANDLERS
 from web.idempotency import IdempotencyMiddleware
+from web.login_throttle import LoginThrottle
 from web.middleware import AuthenticationMiddleware, RequestLogMiddleware
 from web.sessions import Authenticator
 from workers.media.cache import MediaCache
@@ -55,17 +57,26 @@ ANALYTICS_LOCK_KEY = 7310003  # pg advisory lock key; 7310002 is the relay's
 
 def create_app(runtime: Runtime) -> Starlette:
     """The app serving `runtime`; the caller opens and closes the runtime."""
-    authenticator = Authenticator(runtime.pool)
+    settings = runtime.settings
+    authenticator = Authenticator(
+        runtime.pool,
+        LoginThrottle(
+            runtime.pool,
+            settings.login_failures_per_account,
+            settings.login_failures_per_address,
+            settings.login_lock_seconds,
+        ),
+        require_verified_email=settings.email_confirmation == "mandatory",
+    )
     hub = Hub(
         load_events=lambda job_id, after: list(
             runtime.store.events.get(Job.stream_id(job_id), gt=after)
         )
     )
-    settings = runtime.settings
     dispatcher = WebhookDispatcher(
         runtime.store,
         runtime.pool,
-        settings.public_url or f"http://{settings.host}:{settings.port}",
+        settings.public_base,
     )
     request_log = RequestLog(
         runtime.pool, runtime.instance.key if runtime.instance is not None else None
@@ -121,6 +132,7 @@ def create_app(runtime: Runtime) -> Starlette:
     routes = [
         *accounts.ROUTES,
         *access_tokens.ROUTES,
+        *account_links.ROUTES,
         *projects.ROUTES,
         *tasks.ROUTES,
         *media.ROUTES,

@@ -16,13 +16,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
 from core.access_tokens import is_token_value
+from web.login_throttle import LoginLocked
 from web.responses import json_response
 from web.sessions import AccessToken, Authenticator, Credentials, TokenRefused
 
 log = structlog.get_logger("palimpsest.http")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-CSRF_EXEMPT = frozenset({"/api/auth/login", "/api/auth/register"})
+CSRF_EXEMPT = frozenset(
+    {
+        "/api/auth/login",
+        "/api/auth/register",
+        "/api/auth/password/reset",
+        "/api/auth/password/reset/confirm",
+    }
+)
 # As in CVAT, an access token never changes accounts or tokens; a read-only one only reads
 # (and starts exports, which write nothing but a file).
 TOKEN_FORBIDDEN_WRITES = ("/api/auth/access_tokens", "/api/auth/password", "/api/users")
@@ -96,7 +104,11 @@ class AuthenticationMiddleware:
                 raise _Refused(401, "Invalid token.")
             return Credentials(session.principal, via_cookie=False, session=session)
         if scheme == "basic" and value:
-            principal = await run_in_threadpool(self.authenticator.check_basic, value)
+            address = request.client.host if request.client else None
+            try:
+                principal = await run_in_threadpool(self.authenticator.check_basic, value, address)
+            except LoginLocked as locked:
+                raise _Refused(429, str(locked), retry_after=locked.retry_after) from None
             if principal is None:
                 raise _Refused(401, "Invalid username/password.")
             return Credentials(principal, via_cookie=False)
@@ -129,7 +141,10 @@ async def _refuse(refusal: _Refused, scope: Scope, receive: Receive, send: Send)
             scope, receive, send
         )
     else:
-        await json_response({"detail": refusal.detail}, status=refusal.status)(scope, receive, send)
+        response = json_response({"detail": refusal.detail}, status=refusal.status)
+        if refusal.retry_after is not None:
+            response.headers["Retry-After"] = str(refusal.retry_after)
+        await response(scope, receive, send)
 
 
 def _check_token_scope(request: HTTPConnection, token: AccessToken) -> None:
@@ -154,10 +169,11 @@ def _check_same_origin(request: HTTPConnection) -> None:
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
 
 
 class RequestLogMiddleware:

@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 from core.access_tokens import token_digest
 from core.passwords import verify_password
 from core.permissions import Principal
+from web.login_throttle import LoginThrottle
 
 SESSION_DAYS = 14
 BASIC_CACHE_SECONDS = 60  # how long another process may accept a just-changed password
@@ -52,26 +53,61 @@ class Credentials:
     access_token: AccessToken | None = None
 
 
+class EmailNotVerified(Exception):
+    """The password is right, but the account's address is not confirmed (and must be)."""
+
+
 class Authenticator:
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        throttle: LoginThrottle | None = None,
+        require_verified_email: bool = False,
+    ) -> None:
         self._pool = pool
+        self._throttle = throttle
+        self._require_verified_email = require_verified_email
         self._basic_cache: dict[tuple[str, str], tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
     def check_password(self, login: str, password: str) -> Principal | None:
         """The user whose username or email is `login`, if `password` is theirs."""
+        found = self._check_password(login, password)
+        return found[0] if found else None
+
+    def sign_in(self, login: str, password: str, address: str | None) -> Principal | None:
+        """As check_password, for someone signing in from `address`: raises LoginLocked
+        while the login name or the address is throttled, EmailNotVerified when the account
+        must confirm its address first."""
+        if self._throttle is not None:
+            self._throttle.check(login, address)
+        found = self._check_password(login, password)
+        if self._throttle is not None:
+            if found is None:
+                self._throttle.failed(login, address)
+            else:
+                self._throttle.succeeded(login)
+        if found is None:
+            return None
+        principal, email_verified = found
+        if self._require_verified_email and not email_verified:
+            raise EmailNotVerified()
+        return principal
+
+    def _check_password(self, login: str, password: str) -> tuple[Principal, bool] | None:
         with self._pool.connection() as conn:
             row = conn.execute(
-                "SELECT id, username, is_superuser, password_hash FROM catalog_users"
+                "SELECT id, username, is_superuser, password_hash, email_verified"
+                " FROM catalog_users"
                 " WHERE lower(username) = lower(%s) OR (email <> '' AND lower(email) = lower(%s))"
                 " ORDER BY (lower(username) = lower(%s)) DESC LIMIT 1",
                 (login, login, login),
             ).fetchone()
         if row is None or not verify_password(password, row[3]):
             return None
-        return Principal(id=row[0], username=row[1], is_superuser=row[2])
+        return Principal(id=row[0], username=row[1], is_superuser=row[2]), row[4]
 
-    def check_basic(self, header_value: str) -> Principal | None:
+    def check_basic(self, header_value: str, address: str | None = None) -> Principal | None:
         try:
             decoded = base64.b64decode(header_value, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
@@ -83,7 +119,10 @@ class Authenticator:
             cached = self._basic_cache.get(cache_key)
         if cached and cached[0] > now:
             return cached[1]
-        principal = self.check_password(username, password)
+        try:
+            principal = self.sign_in(username, password, address)
+        except EmailNotVerified:
+            return None
         if principal is not None:
             with self._lock:
                 self._basic_cache[cache_key] = (now + BASIC_CACHE_SECONDS, principal)
@@ -132,6 +171,12 @@ class Authenticator:
     def close_session(self, session: Session) -> None:
         with self._pool.connection() as conn:
             conn.execute("DELETE FROM auth_sessions WHERE key = %s", (session.key,))
+
+    def close_sessions_of(self, user_id: int) -> None:
+        """Ends every session of a user (after their password was reset) and forgets them."""
+        with self._pool.connection() as conn:
+            conn.execute("DELETE FROM auth_sessions WHERE user_id = %s", (user_id,))
+        self.forget(user_id)
 
     def by_token(self, key: str) -> Session | None:
         return self._find_session("s.key = %s", key)
