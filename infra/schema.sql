@@ -403,3 +403,11 @@ CREATE TABLE IF NOT EXISTS login_failures (
     failed_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, failed_at);
+
+-- Owners and assignees, for the view rule of lists (projections/visibility.py).
+CREATE INDEX IF NOT EXISTS catalog_projects_owner ON catalog_projects (((doc->'owner'->>'id')::int));
+CREATE INDEX IF NOT EXISTS catalog_projects_assignee
+    ON catalog_projects (((doc->'assignee'->>'id')::int));
+CREATE INDEX IF NOT EXISTS catalog_tasks_owner ON catalog_tasks (((doc->'owner'->>'id')::int));
+CREATE INDEX IF NOT EXISTS catalog_tasks_assignee ON catalog_tasks (((doc->'assignee'->>'id')::int));
+CREATE INDEX IF NOT EXISTS catalog_jobs_assignee ON catalog_jobs (((doc->'assignee'->>'id')::int));

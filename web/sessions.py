@@ -20,6 +20,11 @@ from web.login_throttle import LoginThrottle
 SESSION_DAYS = 14
 BASIC_CACHE_SECONDS = 60  # how long another process may accept a just-changed password
 LAST_USE_INTERVAL = "2 hours"  # an access token's last use is written at most this often
+# The organization roles of user `u`, read in the same query as their credentials.
+ROLES_OF_U = (
+    "(SELECT coalesce(jsonb_object_agg(m.org_id, m.role), '{}')"
+    " FROM catalog_memberships m WHERE m.user_id = u.id)"
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class Session:
     session_id: str
     csrf_token: str
     principal: Principal
+    roles: dict[int, str] | None = None  # when read from the database with the session
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class AccessToken:
     id: int
     read_only: bool
     principal: Principal
+    roles: dict[int, str] | None = None
 
 
 class TokenRefused(Exception):
@@ -51,6 +58,8 @@ class Credentials:
     via_cookie: bool
     session: Session | None = None
     access_token: AccessToken | None = None
+    # The caller's organization roles when read with the credentials (one query, not two).
+    roles: dict[int, str] | None = None
 
 
 class EmailNotVerified(Exception):
@@ -187,7 +196,8 @@ class Authenticator:
             row = conn.execute(
                 "SELECT t.id, t.read_only, t.revoked, t.expiry_date <= now(),"
                 " u.id, u.username, u.is_superuser,"
-                f" k.last_used IS NULL OR k.last_used < now() - interval '{LAST_USE_INTERVAL}'"
+                f" k.last_used IS NULL OR k.last_used < now() - interval '{LAST_USE_INTERVAL}',"
+                f" {ROLES_OF_U}"
                 " FROM access_token_keys k"
                 " JOIN catalog_access_tokens t ON t.id = k.token_id"
                 " JOIN catalog_users u ON u.id = t.owner_id"
@@ -202,7 +212,7 @@ class Authenticator:
                 conn.execute(
                     "UPDATE access_token_keys SET last_used = now() WHERE token_id = %s", (row[0],)
                 )
-        return AccessToken(row[0], row[1], Principal(row[4], row[5], row[6]))
+        return AccessToken(row[0], row[1], Principal(row[4], row[5], row[6]), _roles(row[8]))
 
     def by_session_id(self, session_id: str) -> Session | None:
         return self._find_session("s.session_id = %s", session_id)
@@ -210,11 +220,16 @@ class Authenticator:
     def _find_session(self, condition: str, value: str) -> Session | None:
         with self._pool.connection() as conn:
             row = conn.execute(
-                "SELECT s.key, s.session_id, s.csrf_token, u.id, u.username, u.is_superuser"
+                "SELECT s.key, s.session_id, s.csrf_token, u.id, u.username, u.is_superuser,"
+                f" {ROLES_OF_U}"
                 " FROM auth_sessions s JOIN catalog_users u ON u.id = s.user_id"
                 f" WHERE {condition} AND s.expires > now()",
                 (value,),
             ).fetchone()
         if row is None:
             return None
-        return Session(row[0], row[1], row[2], Principal(row[3], row[4], row[5]))
+        return Session(row[0], row[1], row[2], Principal(row[3], row[4], row[5]), _roles(row[6]))
+
+
+def _roles(found: dict[str, str]) -> dict[int, str]:
+    return {int(org_id): role for org_id, role in found.items()}
