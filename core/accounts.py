@@ -136,9 +136,17 @@ def change_password(unit: Unit, user_id: int, old_ok: bool, new1: str, new2: str
     errors = ErrorCollector()
     if not old_ok:
         errors.add("old_password", "Your old password was entered incorrectly.")
-    if new1 != new2:
-        errors.add("new_password2", "The two password fields didn't match.")
-    for problem in check_password_strength(new1):
-        errors.add("new_password1", problem)
+    check_new_password(new1, new2, errors)
     errors.raise_if_any()
     unit.get(User, user_id).change_password(hash_password(new1))
+
+
+def check_new_password(new1: str, new2: str, errors: ErrorCollector | None = None) -> None:
+    """The checks of a new password (new_password1/2), raised unless `errors` collects them."""
+    collector = errors if errors is not None else ErrorCollector()
+    if new1 != new2:
+        collector.add("new_password2", "The two password fields didn't match.")
+    for problem in check_password_strength(new1):
+        collector.add("new_password1", problem)
+    if errors is None:
+        collector.raise_if_any()

@@ -23,6 +23,18 @@ from core.units import Unit
 Role = Literal["owner", "maintainer", "supervisor", "worker"]
 SLUG_PATTERN = re.compile(r"^[-a-zA-Z0-9_]{1,16}$")
 UNSET = msgspec.UNSET
+# The least role that may take each action on an organization (members leave by themselves).
+ORGANIZATION_RULES: dict[str, str] = {
+    "change this organization": "maintainer",
+    "delete this organization": "owner",
+    "invite members": "maintainer",
+    "resend invitations": "maintainer",
+    "revoke invitations": "maintainer",
+    "change roles": "maintainer",
+    "remove members": "maintainer",
+}
+# Roles from this one up are granted, changed and taken only by the owner.
+OWNER_GRANTS_FROM = "maintainer"
 
 
 class Invitation(msgspec.Struct, frozen=True):
@@ -180,7 +192,7 @@ def update_organization(
     unit: Unit, principal: Principal, org_id: int, body: OrganizationPatch
 ) -> None:
     org = organization_for(unit, principal, org_id)
-    _require(principal, org, "maintainer", "change this organization")
+    _require(principal, org, "change this organization")
     changes: dict[str, object] = {}
     if body.slug is not UNSET and body.slug != org.slug:
         changes["slug"] = _slug(unit, body.slug)
@@ -195,14 +207,14 @@ def update_organization(
 
 def delete_organization(unit: Unit, principal: Principal, org_id: int) -> Organization:
     org = organization_for(unit, principal, org_id)
-    _require(principal, org, "owner", "delete this organization")
+    _require(principal, org, "delete this organization")
     org.delete()
     return org
 
 
 def invite(unit: Unit, principal: Principal, org_id: int, body: InvitationInput) -> Invitation:
     org = organization_for(unit, principal, org_id)
-    _require(principal, org, "maintainer", "invite members")
+    _require(principal, org, "invite members")
     _may_grant(principal, org, body.role)
     email = body.email.strip().lower()
     if "@" not in email:
@@ -240,21 +252,21 @@ def decline_invitation(unit: Unit, principal: Principal, org_id: int, key: str) 
 
 def resend_invitation(unit: Unit, principal: Principal, org_id: int, key: str) -> None:
     org = organization_for(unit, principal, org_id)
-    _require(principal, org, "maintainer", "resend invitations")
+    _require(principal, org, "resend invitations")
     _pending(org, key)
     org.trigger_event(Organization.InvitationResent, key=key)
 
 
 def revoke_invitation(unit: Unit, principal: Principal, org_id: int, key: str) -> None:
     org = organization_for(unit, principal, org_id)
-    _require(principal, org, "maintainer", "revoke invitations")
+    _require(principal, org, "revoke invitations")
     _may_grant(principal, org, _pending(org, key).role)
     org.trigger_event(Organization.InvitationDropped, key=key, declined=False)
 
 
 def change_role(unit: Unit, principal: Principal, org_id: int, user_id: int, role: Role) -> None:
     org = organization_for(unit, principal, org_id)
-    _require(principal, org, "maintainer", "change roles")
+    _require(principal, org, "change roles")
     current = _member_role(org, user_id)
     if current == "owner":
         raise PermissionDenied("the owner's role cannot be changed")
@@ -272,7 +284,7 @@ def remove_member(unit: Unit, principal: Principal, org_id: int, user_id: int) -
         raise PermissionDenied("the owner cannot leave or be removed from the organization")
     leaving = user_id == principal.id
     if not leaving:
-        _require(principal, org, "maintainer", "remove members")
+        _require(principal, org, "remove members")
         _may_grant(principal, org, role)
     org.trigger_event(Organization.MemberLeft, user_id=user_id, removed_by_other=not leaving)
 
@@ -285,9 +297,10 @@ def organization_for(unit: Unit, principal: Principal, org_id: int) -> Organizat
     return org
 
 
-def _require(principal: Principal, org: Organization, least: str, what: str) -> None:
+def _require(principal: Principal, org: Organization, what: str) -> None:
     if principal.is_superuser:
         return
+    least = ORGANIZATION_RULES[what]
     if RANK.get(org.roles.get(principal.id, ""), 0) < RANK[least]:
         raise PermissionDenied(f"only a {least} or above may {what}")
 
@@ -298,7 +311,7 @@ def _may_grant(principal: Principal, org: Organization, role: str) -> None:
         raise ValidationFailed.one("role", "there is one owner: the one who created it")
     if principal.is_superuser or org.roles.get(principal.id) == "owner":
         return
-    if RANK[role] >= RANK["maintainer"]:
+    if RANK[role] >= RANK[OWNER_GRANTS_FROM]:
         raise PermissionDenied("only the owner may grant or take the maintainer role")
 
 

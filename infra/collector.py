@@ -4,8 +4,8 @@ A dataset codec, or the writer saving an import, builds hundreds of thousands of
 objects (shapes, lists, XML nodes, events) that hold no reference cycles; the collector,
 running every few hundred allocations, would now and then walk all objects alive in the
 process, every loaded job's annotations among them: a third of a codec's time, a quarter
-of a second at a time in a server. Reference counting still frees everything while the collector is paused;
-cycles made meanwhile are collected once it runs again.
+of a second at a time in a server. Reference counting still frees everything while the
+collector is paused; cycles made meanwhile are collected once it runs again.
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS catalog_users (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS catalog_users_username ON catalog_users (lower(username));
 CREATE INDEX IF NOT EXISTS catalog_users_email ON catalog_users (lower(email));
+-- false while a confirmation link sent to the user's address is not yet followed
+ALTER TABLE catalog_users ADD COLUMN IF NOT EXISTS email_verified boolean NOT NULL DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS catalog_projects (
     id integer PRIMARY KEY,
@@ -488,3 +490,29 @@ CREATE TABLE IF NOT EXISTS cloud_storage_credentials (
     cloud_storage_id integer PRIMARY KEY,
     sealed bytea NOT NULL
 );
+
+-- The SHA-256 digests of the tokens in emailed links (password reset, email confirmation),
+-- never in the log; each bound to the password hash's fingerprint or the address when made.
+CREATE TABLE IF NOT EXISTS account_link_tokens (
+    digest text PRIMARY KEY,
+    purpose text NOT NULL,
+    user_id integer NOT NULL,
+    bound_to text NOT NULL,
+    expires timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS account_link_tokens_user ON account_link_tokens (user_id);
+
+-- Failed sign-ins, per account (the login name given) and per client address, for throttling.
+CREATE TABLE IF NOT EXISTS login_failures (
+    key text NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, failed_at);
+
+-- Owners and assignees, for the view rule of lists (projections/visibility.py).
+CREATE INDEX IF NOT EXISTS catalog_projects_owner ON catalog_projects (((doc->'owner'->>'id')::int));
+CREATE INDEX IF NOT EXISTS catalog_projects_assignee
+    ON catalog_projects (((doc->'assignee'->>'id')::int));
+CREATE INDEX IF NOT EXISTS catalog_tasks_owner ON catalog_tasks (((doc->'owner'->>'id')::int));
+CREATE INDEX IF NOT EXISTS catalog_tasks_assignee ON catalog_tasks (((doc->'assignee'->>'id')::int));
+CREATE INDEX IF NOT EXISTS catalog_jobs_assignee ON catalog_jobs (((doc->'assignee'->>'id')::int));

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 
 class ConfigError(ValueError):
@@ -34,6 +34,23 @@ class Settings:
     work_attempts: int = 3
     inline_worker: bool = True
     secret_key: str | None = None  # seals cloud storage credentials; generated when unset
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "palimpsest@localhost"
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    email_confirmation: Literal["none", "optional", "mandatory"] = "none"
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
+    login_lock_seconds: float = 900.0
+    # Test-only: lets every action through, to measure what the permission policy costs.
+    bypass_policy: bool = False
+
+    @property
+    def public_base(self) -> str:
+        """The server's address as others reach it (links in mail, webhook payloads)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +74,11 @@ class Settings:
             work_attempts=_count(env, "PALIMPSEST_WORK_ATTEMPTS", 3),
             inline_worker=_flag(env, "PALIMPSEST_INLINE_WORKER", True),
             secret_key=env.get("PALIMPSEST_SECRET_KEY") or None,
+            **_mail_settings(env),
+            login_failures_per_account=_count(env, "PALIMPSEST_LOGIN_FAILURES_PER_ACCOUNT", 5),
+            login_failures_per_address=_count(env, "PALIMPSEST_LOGIN_FAILURES_PER_ADDRESS", 20),
+            login_lock_seconds=_seconds(env, "PALIMPSEST_LOGIN_LOCK_SECONDS", 900.0),
+            bypass_policy=_flag(env, "PALIMPSEST_TEST_BYPASS_POLICY", False),
         )
 
 
@@ -143,6 +165,28 @@ def _subject(env: Mapping[str, str], name: str, default: str) -> str:
     if not all(token and token.replace("-", "").replace("_", "").isalnum() for token in tokens):
         raise ConfigError(f"{name}={raw!r} is not a NATS subject (letters, digits, - _ and dots)")
     return raw
+
+
+def _mail_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    host = env.get("PALIMPSEST_SMTP_HOST") or None
+    tls = _choice(env, "PALIMPSEST_SMTP_TLS", ("none", "starttls", "ssl"), "none")
+    confirmation = _choice(
+        env, "PALIMPSEST_EMAIL_CONFIRMATION", ("none", "optional", "mandatory"), "none"
+    )
+    if confirmation != "none" and host is None:
+        raise ConfigError(
+            f"PALIMPSEST_EMAIL_CONFIRMATION={confirmation!r} needs PALIMPSEST_SMTP_HOST to send"
+            " the confirmation links"
+        )
+    return {
+        "smtp_host": host,
+        "smtp_port": _port(env, "PALIMPSEST_SMTP_PORT", 465 if tls == "ssl" else 25),
+        "smtp_user": env.get("PALIMPSEST_SMTP_USER") or None,
+        "smtp_password": env.get("PALIMPSEST_SMTP_PASSWORD") or None,
+        "smtp_from": env.get("PALIMPSEST_SMTP_FROM") or "palimpsest@localhost",
+        "smtp_tls": tls,
+        "email_confirmation": confirmation,
+    }
 
 
 def _count(env: Mapping[str, str], name: str, default: int) -> int:

@@ -17,6 +17,7 @@ from eventsourcing.persistence import Notification
 from psycopg.types.json import Jsonb
 
 from core.access_tokens import AccessTokenCreated, AccessTokenRevoked, AccessTokenUpdated
+from core.account_links import EmailConfirmationSent, EmailConfirmed, PasswordReset
 from core.accounts import User
 from core.jobs import Job, job_status
 from core.labels import LabelSpec
@@ -61,6 +62,9 @@ class CatalogProjection:
         self._handlers: dict[type, Callable[[Cursor, Any], None]] = {
             User.Created: self._user_created,
             User.PasswordChanged: self._password_changed,
+            PasswordReset: self._password_changed,
+            EmailConfirmationSent: self._email_confirmation_sent,
+            EmailConfirmed: self._email_confirmed,
             User.ProfileUpdated: self._profile_updated,
             AccessTokenCreated: self._access_token_created,
             AccessTokenUpdated: self._access_token_updated,
@@ -130,6 +134,18 @@ class CatalogProjection:
         cur.execute(
             "UPDATE catalog_users SET password_hash = %s WHERE uuid = %s",
             (event.password_hash, event.originator_id),
+        )
+
+    def _email_confirmation_sent(self, cur: Cursor, event: EmailConfirmationSent) -> None:
+        cur.execute(
+            "UPDATE catalog_users SET email_verified = false WHERE uuid = %s",
+            (event.originator_id,),
+        )
+
+    def _email_confirmed(self, cur: Cursor, event: EmailConfirmed) -> None:
+        cur.execute(
+            "UPDATE catalog_users SET email_verified = true WHERE uuid = %s",
+            (event.originator_id,),
         )
 
     def _profile_updated(self, cur: Cursor, event: User.ProfileUpdated) -> None:

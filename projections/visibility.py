@@ -20,6 +20,7 @@ from core.permissions import (
     Principal,
     Relation,
     Resource,
+    policy_bypassed,
 )
 
 TABLES = {
@@ -112,20 +113,68 @@ def resource_of(cur: psycopg.Cursor[Any], kind: str, ident: int) -> Resource | N
     )
 
 
+_PEOPLE = "(({t}.doc->'owner'->>'id')::int = {user} OR ({t}.doc->'assignee'->>'id')::int = {user})"
+# The same relations as predicates over a row `{row}` for one user `{user}`, for lists: each
+# subquery is uncorrelated, so PostgreSQL runs it once (a hashed subplan over the indexes on
+# owners and assignees) instead of once per row.
+_HAS_RELATION: dict[str, dict[Relation, str]] = {
+    "project": {
+        Relation.OWNER: "({row}.doc->'owner'->>'id')::int = {user}",
+        Relation.ASSIGNEE: "({row}.doc->'assignee'->>'id')::int = {user}",
+        Relation.PARENT: "FALSE",
+        Relation.CHILD: (
+            "{row}.id IN (SELECT (t.doc->>'project_id')::int FROM catalog_tasks t WHERE "
+            + _PEOPLE.format(t="t", user="{user}")
+            + " UNION ALL SELECT (j.doc->>'project_id')::int FROM catalog_jobs j"
+            " WHERE (j.doc->'assignee'->>'id')::int = {user})"
+        ),
+    },
+    "task": {
+        Relation.OWNER: "({row}.doc->'owner'->>'id')::int = {user}",
+        Relation.ASSIGNEE: "({row}.doc->'assignee'->>'id')::int = {user}",
+        Relation.PARENT: (
+            "({row}.doc->>'project_id')::int IN (SELECT p.id FROM catalog_projects p WHERE "
+            + _PEOPLE.format(t="p", user="{user}")
+            + ")"
+        ),
+        Relation.CHILD: (
+            "{row}.id IN (SELECT j.task_id FROM catalog_jobs j"
+            " WHERE (j.doc->'assignee'->>'id')::int = {user})"
+        ),
+    },
+    "job": {
+        Relation.OWNER: "FALSE",
+        Relation.ASSIGNEE: "({row}.doc->'assignee'->>'id')::int = {user}",
+        Relation.PARENT: (
+            "({row}.task_id IN (SELECT t.id FROM catalog_tasks t WHERE "
+            + _PEOPLE.format(t="t", user="{user}")
+            + ") OR ({row}.doc->>'project_id')::int IN (SELECT p.id FROM catalog_projects p"
+            " WHERE " + _PEOPLE.format(t="p", user="{user}") + "))"
+        ),
+        Relation.CHILD: "FALSE",
+    },
+    "cloudstorage": {
+        Relation.OWNER: "({row}.doc->'owner'->>'id')::int = {user}",
+        Relation.ASSIGNEE: "FALSE",
+        Relation.PARENT: "FALSE",
+        Relation.CHILD: "FALSE",
+        # every member of its organization (the organization is checked around this)
+        Relation.MEMBER: "({row}.doc->>'organization') IS NOT NULL",
+    },
+}
+
+
 def visible_where(kind: str, principal: Principal, table: str | None = None) -> sql.Composable:
     """A WHERE clause over `table` (the kind's catalog table) keeping the rows `principal`
     may view: everything for an admin; everything of an organization they maintain or own;
     otherwise rows they relate to, outside organizations or inside one they belong to."""
-    if principal.is_superuser:
+    if principal.is_superuser or policy_bypassed():
         return sql.SQL("TRUE")
     row = sql.Identifier(table or TABLES[kind])
     org = sql.SQL("({}.doc->>'organization')::int").format(row)
     managed = [o for o, r in principal.roles.items() if ROLE_RANK[r] >= SEES_ALL_OF_ORGANIZATION]
     related = sql.SQL(" OR ").join(
-        sql.SQL("{user} = ANY({ids})").format(
-            user=sql.Literal(principal.id),
-            ids=sql.SQL(_RELATIONS[kind][relation].replace("r.", "{row}.")).format(row=row),
-        )
+        sql.SQL(_HAS_RELATION[kind][relation]).format(row=row, user=sql.Literal(principal.id))
         for relation in sorted(RULES[(kind, Action.VIEW)])
     )
     return sql.SQL(

@@ -9,16 +9,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.accounts import Registration, change_password, register_user
+from core.account_links import link_expiry, send_email_confirmation
+from core.accounts import Registration, User, change_password, register_user
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.permissions import Action, Resource, authorize
+from core.policy import describe_policy
+from core.units import Unit
 from projections.envelope import envelope_schema
 from projections.list_query import Field, ListSpec
+from web.account_links import send_confirmation_link
 from web.context import allowed, base_url, execute, path_id, runtime
+from web.login_throttle import LoginLocked
 from web.pagination import Listing, list_response
 from web.representations import user_json
 from web.responses import json_response, read_body
-from web.sessions import Session
+from web.sessions import EmailNotVerified, Session
 
 API_VERSION = "2.80.0"
 SESSION_MAX_AGE = 14 * 24 * 3600
@@ -54,19 +59,36 @@ async def events_schema(request: Request) -> Response:
     return json_response(envelope_schema())
 
 
+async def rules(request: Request) -> Response:
+    """The permission policy, made from the tables the checks use (see "Who may do what")."""
+    return json_response(describe_policy())
+
+
 async def register(request: Request) -> Response:
     if not runtime(request).settings.allow_signup:
         raise PermissionDenied("sign-up is closed on this server; ask an admin for an account")
     form = await read_body(request, Registration)
-    written = await runtime(request).execute(lambda unit: register_user(unit, form), principal=None)
+    confirmation = runtime(request).settings.email_confirmation
+    confirming = confirmation != "none" and bool(form.email)
+    expires = link_expiry()
+
+    def sign_up(unit: Unit) -> User:
+        user = register_user(unit, form)
+        if confirming:  # in the same command: never a moment when it could sign in unconfirmed
+            send_email_confirmation(unit, user.user_id, expires)
+        return user
+
+    written = await runtime(request).execute(sign_up, principal=None)
     user = written.value
+    if confirming:
+        send_confirmation_link(request, user.user_id, user.email, expires)
     return json_response(
         {
             "username": user.username,
             "email": user.email,
             "first_name": user.first_name,
             "last_name": user.last_name,
-            "email_verification_required": False,
+            "email_verification_required": confirmation == "mandatory",
             "key": None,
         },
         status=201,
@@ -79,7 +101,15 @@ async def login(request: Request) -> Response:
     if not login_name:
         raise ValidationFailed.one("username", 'Must include "username" and "password".')
     authenticator = request.app.state.authenticator
-    caller = await run_in_threadpool(authenticator.check_password, login_name, form.password)
+    address = request.client.host if request.client else None
+    try:
+        caller = await run_in_threadpool(authenticator.sign_in, login_name, form.password, address)
+    except LoginLocked as locked:
+        return json_response(
+            {"detail": str(locked)}, status=429, headers={"Retry-After": str(locked.retry_after)}
+        )
+    except EmailNotVerified:
+        raise ValidationFailed({"non_field_errors": ["E-mail is not verified."]}) from None
     if caller is None:
         raise ValidationFailed(
             {"non_field_errors": ["Unable to log in with provided credentials."]}
@@ -169,6 +199,7 @@ async def _user_response(request: Request, user_id: int) -> Response:
 ROUTES = [
     Route("/api/server/about", about, methods=["GET"]),
     Route("/api/events/schema", events_schema, methods=["GET"]),
+    Route("/api/auth/rules", rules, methods=["GET"]),
     Route("/api/auth/register", register, methods=["POST"]),
     Route("/api/auth/login", login, methods=["POST"]),
     Route("/api/auth/logout", logout, methods=["POST"]),

@@ -7,12 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from core.jobs import Job
+from core.permissions import bypass_policy_for_measurement
 from infra import lock_keys
 from infra.background import RequestLog
 from infra.job_reads import JobReader
@@ -28,6 +30,7 @@ from realtime.fanout import LiveFanout
 from realtime.rooms import Hub
 from web import (
     access_tokens,
+    account_links,
     accounts,
     analytics,
     annotation_search,
@@ -51,28 +54,42 @@ from web import (
 from web import events as client_events
 from web.errors import EXCEPTION_HANDLERS
 from web.idempotency import IdempotencyMiddleware
+from web.login_throttle import LoginThrottle
 from web.middleware import AuthenticationMiddleware, RequestLogMiddleware
 from web.sessions import Authenticator
 from workers.media.cache import MediaCache
 from workers.media.library import MediaLibrary
 
+log = structlog.get_logger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 ANALYTICS_LOCK_KEY = lock_keys.ANALYTICS
 
 
 def create_app(runtime: Runtime) -> Starlette:
     """The app serving `runtime`; the caller opens and closes the runtime."""
-    authenticator = Authenticator(runtime.pool)
+    settings = runtime.settings
+    if settings.bypass_policy:
+        bypass_policy_for_measurement()
+        log.warning("PALIMPSEST_TEST_BYPASS_POLICY is on: EVERY PERMISSION CHECK IS OFF")
+    authenticator = Authenticator(
+        runtime.pool,
+        LoginThrottle(
+            runtime.pool,
+            settings.login_failures_per_account,
+            settings.login_failures_per_address,
+            settings.login_lock_seconds,
+        ),
+        require_verified_email=settings.email_confirmation == "mandatory",
+    )
     hub = Hub(
         load_events=lambda job_id, after: list(
             runtime.store.events.get(Job.stream_id(job_id), gt=after)
         )
     )
-    settings = runtime.settings
     dispatcher = WebhookDispatcher(
         runtime.store,
         runtime.pool,
-        settings.public_url or f"http://{settings.host}:{settings.port}",
+        settings.public_base,
     )
     request_log = RequestLog(
         runtime.pool, runtime.instance.key if runtime.instance is not None else None
@@ -133,6 +150,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *accounts.ROUTES,
         *access_tokens.ROUTES,
         *oidc.ROUTES,
+        *account_links.ROUTES,
         *projects.ROUTES,
         *tasks.ROUTES,
         *media.ROUTES,

@@ -9,7 +9,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from core.errors import NotAuthenticated, NotFound
-from core.permissions import Action, Principal, Resource, authorize, may_attempt
+from core.permissions import (
+    Action,
+    Principal,
+    Resource,
+    authorize,
+    may_attempt,
+    policy_bypassed,
+)
 from infra.runtime import Runtime
 from infra.writer import Written
 from projections.visibility import resource_of
@@ -36,6 +43,8 @@ async def permitted(request: Request, action: Action, kind: str, ident: int) -> 
     """The caller, if they may take `action` on project, task or job `ident`: NotFound when
     they may not even see it (or it does not exist), PermissionDenied otherwise."""
     caller = may_attempt(principal(request), action, kind)
+    if policy_bypassed():
+        return caller
     pool = runtime(request).pool
 
     def load() -> Resource | None:
