@@ -24,7 +24,7 @@ import yaml
 
 from core.annotations import LabeledData, Shape, Tag
 from tests.formats import samples
-from workers.formats import yolo
+from workers.formats import yolo, yolo_classification
 from workers.formats.dataset import FormatError
 from workers.formats.registry import find_exporter, find_importer
 from workers.formats.tracks import closed_at, flatten
@@ -163,7 +163,7 @@ def test_tags_round_trip_through_classification(tmp_path: Path) -> None:
 def test_classification_with_images_lays_out_label_folders(tmp_path: Path) -> None:
     original = LabeledData(tags=samples.tags())
     archive, _ = samples.export_to_bytes(
-        yolo.export_classification,
+        yolo_classification.export_classification,
         samples.dataset(original),
         images=lambda index: (samples.frames()[index].name, b"image%d" % index),
     )
@@ -175,7 +175,7 @@ def test_classification_with_images_lays_out_label_folders(tmp_path: Path) -> No
         for name in names[1:]:
             out.writestr(name, src.read(name))
     path = samples.write(tmp_path, "folders.zip", without_json.getvalue())
-    imported = yolo.import_classification(path, samples.labels(), samples.frames())
+    imported = yolo_classification.import_classification(path, samples.labels(), samples.frames())
     assert sorted((t.label_id, t.frame) for t in imported.tags) == [
         (samples.SCENE, 0),
         (samples.SCENE, 1),
@@ -411,7 +411,11 @@ def test_malformed_pose_and_oriented_lines_are_refused(tmp_path: Path) -> None:
 
 def test_archive_bombs_are_refused(tmp_path: Path) -> None:
     bomb = {"data.yaml": DETECTION_YAML, "labels/train/img0.txt": bytes(8 << 20)}
-    for importer in (yolo.import_detection, yolo.import_yolo, yolo.import_classification):
+    for importer in (
+        yolo.import_detection,
+        yolo.import_yolo,
+        yolo_classification.import_classification,
+    ):
         with pytest.raises(FormatError, match="archive bomb"):
             importer(_zip(tmp_path, bomb), samples.labels(), samples.frames())
 
@@ -424,17 +428,17 @@ def test_zip_slip_and_unknown_classification_labels_are_refused(tmp_path: Path) 
             samples.frames(),
         )
     with pytest.raises(FormatError, match="zip slip"):
-        yolo.import_classification(
+        yolo_classification.import_classification(
             _zip(tmp_path, {"../train/car/img0.jpg": "x"}), samples.labels(), samples.frames()
         )
     with pytest.raises(FormatError, match="label 'dog' does not exist"):
-        yolo.import_classification(
+        yolo_classification.import_classification(
             _zip(tmp_path, {"train/labels.json": json.dumps({"img0": ["dog"]})}),
             samples.labels(),
             samples.frames(),
         )
     with pytest.raises(FormatError, match="not given a list"):
-        yolo.import_classification(
+        yolo_classification.import_classification(
             _zip(tmp_path, {"train/labels.json": json.dumps({"img0": "car"})}),
             samples.labels(),
             samples.frames(),

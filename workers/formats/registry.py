@@ -25,19 +25,18 @@ from workers.formats.datumaro import export_datumaro, import_datumaro
 from workers.formats.pascal_voc import export_pascal_voc, import_pascal_voc
 from workers.formats.segmentation_mask import export_segmentation_mask, import_segmentation_mask
 from workers.formats.yolo import (
-    export_classification,
     export_detection,
     export_oriented,
     export_pose,
     export_segmentation,
     export_yolo,
-    import_classification,
     import_detection,
     import_oriented,
     import_pose,
     import_segmentation,
     import_yolo,
 )
+from workers.formats.yolo_classification import export_classification, import_classification
 
 Exporter = Callable[..., list[str]]
 Importer = Callable[[Path, list[LabelSpec], list[FrameInfo]], LabeledData]

@@ -28,7 +28,6 @@ lacks, a field that is not a finite number, or a line of the wrong length refuse
 
 from __future__ import annotations
 
-import json
 import math
 import posixpath
 import re
@@ -41,14 +40,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from core.annotations import LabeledData, Shape, Tag
+from core.annotations import LabeledData, Shape
 from core.labels import LabelSpec
 from workers.formats import masks
-from workers.formats.archives import list_member_names, read_annotation_files, safe_archive_name
+from workers.formats.archives import read_annotation_files, safe_archive_name
 from workers.formats.dataset import FormatError, FrameInfo, ImageSource, TaskDataset
 from workers.formats.decimals import format_rows
 from workers.formats.mapping import FrameIndex, LabelIndex
-from workers.formats.tracks import flatten, track_frames
+from workers.formats.tracks import track_frames
 
 DEFAULT_SUBSET = "train"
 DARKNET_RESERVED = ("backup", "classes", "names")
@@ -229,7 +228,7 @@ def subset_name(dataset: TaskDataset, reserved: Sequence[str] = ()) -> str:
     return name
 
 
-def _stem(name: str) -> str:
+def stem(name: str) -> str:
     return posixpath.splitext(safe_archive_name(name))[0]
 
 
@@ -293,12 +292,12 @@ def _unwritten(shape: Shape) -> str:
     return f"empty {shape.type} shapes"
 
 
-def _image_name(frame: FrameInfo, images: ImageSource | None) -> tuple[str, bytes | None]:
+def image_name(frame: FrameInfo, images: ImageSource | None) -> tuple[str, bytes | None]:
     if images is None:
         return safe_archive_name(frame.name), None
     name, data = images(frame.index)
     suffix = posixpath.splitext(name)[1] or posixpath.splitext(frame.name)[1]
-    return _stem(frame.name) + suffix, data
+    return stem(frame.name) + suffix, data
 
 
 def export_yolo(
@@ -312,8 +311,8 @@ def export_yolo(
     folder = f"obj_{subset}_data"
     listed = []
     for frame in sorted(dataset.frames, key=lambda f: f.index):
-        image, data = _image_name(frame, images)
-        out.writestr(f"{folder}/{_stem(frame.name)}.txt", "".join(lines.get(frame.index, ())))
+        image, data = image_name(frame, images)
+        out.writestr(f"{folder}/{stem(frame.name)}.txt", "".join(lines.get(frame.index, ())))
         if data is not None:
             out.writestr(f"{folder}/{image}", data)
         listed.append(f"data/{folder}/{image}\n")
@@ -337,9 +336,9 @@ def _ultralytics_exporter(flavor: _Flavor) -> Callable[..., list[str]]:
         lines = _lines_by_frame(dataset, flavor, classes, warnings)
         listed = []
         for frame in sorted(dataset.frames, key=lambda f: f.index):
-            image, data = _image_name(frame, images)
+            image, data = image_name(frame, images)
             if frame.index in lines:
-                label_file = f"labels/{subset}/{_stem(frame.name)}.txt"
+                label_file = f"labels/{subset}/{stem(frame.name)}.txt"
                 out.writestr(label_file, "".join(lines[frame.index]))
             if data is not None:
                 out.writestr(f"images/{subset}/{image}", data)
@@ -360,37 +359,6 @@ export_detection = _ultralytics_exporter(DETECTION)
 export_oriented = _ultralytics_exporter(ORIENTED)
 export_segmentation = _ultralytics_exporter(SEGMENTATION)
 export_pose = _ultralytics_exporter(POSE)
-
-
-def export_classification(
-    dataset: TaskDataset, out: zipfile.ZipFile, *, images: ImageSource | None = None
-) -> list[str]:
-    """Ultralytics YOLO Classification 1.0: <subset>/<label>/<image> and <subset>/labels.json."""
-    subset = subset_name(dataset)
-    names = LabelIndex(dataset.labels)
-    frames = {frame.index: frame for frame in dataset.frames}
-    by_frame: dict[int, list[str]] = defaultdict(list)
-    for tag in dataset.annotations.tags:
-        name = names.name(tag.label_id)
-        if tag.frame in frames and name is not None and name not in by_frame[tag.frame]:
-            by_frame[tag.frame].append(name)
-    document = {}
-    for index in sorted(by_frame):
-        frame = frames[index]
-        document[_stem(frame.name)] = by_frame[index]
-        if images is not None:
-            image, data = _image_name(frame, images)
-            for name in by_frame[index]:
-                out.writestr(f"{subset}/{safe_archive_name(name)}/{image}", data or b"")
-    out.writestr(f"{subset}/labels.json", json.dumps(document, ensure_ascii=False))
-    flat, _ = flatten(dataset.annotations, dataset.stop_frame)
-    warnings = []
-    if flat:
-        title = "Ultralytics YOLO Classification"
-        warnings.append(f"{len(flat)} shapes were left out ({title} carries only tags)")
-    if any(tag.attributes for tag in dataset.annotations.tags):
-        warnings.append("tag attributes were left out (the format does not carry attributes)")
-    return warnings
 
 
 # --- import ---------------------------------------------------------------------------------
@@ -711,40 +679,3 @@ import_detection = _ultralytics_importer(DETECTION)
 import_oriented = _ultralytics_importer(ORIENTED)
 import_segmentation = _ultralytics_importer(SEGMENTATION)
 import_pose = _ultralytics_importer(POSE)
-
-
-def import_classification(
-    source: Path, labels: list[LabelSpec], frames: list[FrameInfo]
-) -> LabeledData:
-    """Tags from <subset>/labels.json, else from <subset>/<label>/<image> paths."""
-    names = LabelIndex(labels)
-    index = FrameIndex(frames)
-    pairs: list[tuple[str, str]] = []  # (frame name, label name)
-    documents = read_annotation_files(source, (".json",))
-    documents = [(n, raw) for n, raw in documents if posixpath.basename(n) == "labels.json"]
-    for name, raw in documents:
-        try:
-            document = json.loads(raw)
-        except (ValueError, RecursionError) as error:
-            raise FormatError(f"{name} is not valid JSON: {error}") from None
-        if not isinstance(document, dict):
-            raise FormatError(f"{name}: expected an object of image names and label lists")
-        for item, chosen in document.items():
-            if not isinstance(chosen, list) or not all(isinstance(v, str) for v in chosen):
-                raise FormatError(f"{name}: {item!r} is not given a list of label names")
-            pairs += [(item, label) for label in chosen]
-    if not documents:
-        for member in list_member_names(source):
-            parts = member.split("/")
-            if len(parts) >= 3 and member.lower().endswith(IMAGE_SUFFIXES):
-                pairs.append((posixpath.splitext("/".join(parts[2:]))[0], parts[1]))
-    tags = []
-    seen = set()
-    for item, label_name in pairs:
-        base = posixpath.basename(item)
-        frame = index.require(item, int(base) if base.isdigit() else None)
-        label = names.top(label_name)
-        if (frame.index, label.id) not in seen:
-            seen.add((frame.index, label.id))
-            tags.append(Tag(label.id, frame.index, source="file"))
-    return LabeledData(tags=tags)
