@@ -87,7 +87,8 @@ async def jobs_list(request: Request) -> Response:
 
 
 async def job_detail(request: Request) -> Response:
-    await permitted(request, Action.VIEW, "job", path_id(request))
+    # The read itself keeps to what the caller may see (web/reads.py): one query, not two.
+    allowed(request, Action.VIEW, "job")
     return await job_response(request, path_id(request))
 
 

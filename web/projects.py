@@ -53,7 +53,8 @@ async def project_create(request: Request) -> Response:
 
 
 async def project_detail(request: Request) -> Response:
-    await permitted(request, Action.VIEW, "project", path_id(request))
+    # The read itself keeps to what the caller may see (web/reads.py): one query, not two.
+    allowed(request, Action.VIEW, "project")
     return await _project_response(request, path_id(request))
 
 

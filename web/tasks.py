@@ -84,7 +84,8 @@ async def task_create(request: Request) -> Response:
 
 
 async def task_detail(request: Request) -> Response:
-    await permitted(request, Action.VIEW, "task", path_id(request))
+    # The read itself keeps to what the caller may see (web/reads.py): one query, not two.
+    allowed(request, Action.VIEW, "task")
     return await task_response(request, path_id(request))
 
 
