@@ -24,7 +24,7 @@ import yaml
 
 from core.annotations import LabeledData, Shape, Tag
 from tests.formats import samples
-from workers.formats import yolo, yolo_classification
+from workers.formats import yolo, yolo_classification, yolo_import
 from workers.formats.dataset import FormatError
 from workers.formats.registry import find_exporter, find_importer
 from workers.formats.tracks import closed_at, flatten
@@ -367,7 +367,7 @@ def test_malformed_detection_files_are_refused(
     tmp_path: Path, members: dict[str, str], message: str
 ) -> None:
     with pytest.raises(FormatError, match=message):
-        yolo.import_detection(_zip(tmp_path, members), samples.labels(), samples.frames())
+        yolo_import.import_detection(_zip(tmp_path, members), samples.labels(), samples.frames())
 
 
 @pytest.mark.parametrize(
@@ -382,28 +382,28 @@ def test_malformed_yolo_files_are_refused(
     tmp_path: Path, members: dict[str, str], message: str
 ) -> None:
     with pytest.raises(FormatError, match=message):
-        yolo.import_yolo(_zip(tmp_path, members), samples.labels(), samples.frames())
+        yolo_import.import_yolo(_zip(tmp_path, members), samples.labels(), samples.frames())
 
 
 def test_malformed_pose_and_oriented_lines_are_refused(tmp_path: Path) -> None:
     pose = {"data.yaml": "kpt_shape: [2, 3]\nnames: {0: body}\n"}
     with pytest.raises(FormatError, match="visibility 5"):
-        yolo.import_pose(
+        yolo_import.import_pose(
             _zip(tmp_path, {**pose, "labels/t/img0.txt": "0 .5 .5 .1 .1 .1 .1 5 .2 .2 2"}),
             samples.labels(), samples.frames(),
         )  # fmt: skip
     with pytest.raises(FormatError, match="kpt_shape"):
-        yolo.import_pose(
+        yolo_import.import_pose(
             _zip(tmp_path, {"data.yaml": "names: {0: body}\n"}), samples.labels(), samples.frames()
         )
     with pytest.raises(FormatError, match="is not a skeleton"):
-        yolo.import_pose(
+        yolo_import.import_pose(
             _zip(tmp_path, {"data.yaml": "kpt_shape: [2, 3]\nnames: {0: car}\n"}),
             samples.labels(),
             samples.frames(),
         )
     with pytest.raises(FormatError, match="4 corners"):
-        yolo.import_oriented(
+        yolo_import.import_oriented(
             _zip(tmp_path, {"data.yaml": DETECTION_YAML, "labels/t/img0.txt": "0 .1 .1 .2 .2"}),
             samples.labels(), samples.frames(),
         )  # fmt: skip
@@ -412,8 +412,8 @@ def test_malformed_pose_and_oriented_lines_are_refused(tmp_path: Path) -> None:
 def test_archive_bombs_are_refused(tmp_path: Path) -> None:
     bomb = {"data.yaml": DETECTION_YAML, "labels/train/img0.txt": bytes(8 << 20)}
     for importer in (
-        yolo.import_detection,
-        yolo.import_yolo,
+        yolo_import.import_detection,
+        yolo_import.import_yolo,
         yolo_classification.import_classification,
     ):
         with pytest.raises(FormatError, match="archive bomb"):
@@ -422,7 +422,7 @@ def test_archive_bombs_are_refused(tmp_path: Path) -> None:
 
 def test_zip_slip_and_unknown_classification_labels_are_refused(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="zip slip"):
-        yolo.import_yolo(
+        yolo_import.import_yolo(
             _zip(tmp_path, {"obj.names": "car\n", "../img0.txt": ""}),
             samples.labels(),
             samples.frames(),

@@ -30,13 +30,15 @@ from workers.formats.yolo import (
     export_pose,
     export_segmentation,
     export_yolo,
+)
+from workers.formats.yolo_classification import export_classification, import_classification
+from workers.formats.yolo_import import (
     import_detection,
     import_oriented,
     import_pose,
     import_segmentation,
     import_yolo,
 )
-from workers.formats.yolo_classification import export_classification, import_classification
 
 Exporter = Callable[..., list[str]]
 Importer = Callable[[Path, list[LabelSpec], list[FrameInfo]], LabeledData]
