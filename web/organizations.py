@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import msgspec
 from psycopg import sql
 from starlette.requests import Request
@@ -36,6 +38,7 @@ from web.representations import with_user_url
 from web.responses import json_response, read_body
 
 Doc = dict[str, object]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def organization_json(doc: Doc, base: str) -> Doc:
@@ -293,28 +296,23 @@ async def invitation_accept(request: Request) -> Response:
     return json_response({"organization_slug": written.value.slug})
 
 
-async def invitation_decline(request: Request) -> Response:
-    caller = allowed(request, Action.CHANGE, "invitation")
-    key = request.path_params["key"]
-    org_id = await _invitation_org(request, caller, key)
-    await execute(request, lambda unit: decline_invitation(unit, caller, org_id, key))
-    return Response(status_code=204)
+def _invitation_step(action: Action, command: Callable[..., None]) -> Endpoint:
+    """A 204 endpoint running `command(unit, caller, org_id, key)` on the invitation named
+    in the path (decline, resend, revoke)."""
+
+    async def endpoint(request: Request) -> Response:
+        caller = allowed(request, action, "invitation")
+        key = request.path_params["key"]
+        org_id = await _invitation_org(request, caller, key)
+        await execute(request, lambda unit: command(unit, caller, org_id, key))
+        return Response(status_code=204)
+
+    return endpoint
 
 
-async def invitation_resend(request: Request) -> Response:
-    caller = allowed(request, Action.CHANGE, "invitation")
-    key = request.path_params["key"]
-    org_id = await _invitation_org(request, caller, key)
-    await execute(request, lambda unit: resend_invitation(unit, caller, org_id, key))
-    return Response(status_code=204)
-
-
-async def invitation_delete(request: Request) -> Response:
-    caller = allowed(request, Action.DELETE, "invitation")
-    key = request.path_params["key"]
-    org_id = await _invitation_org(request, caller, key)
-    await execute(request, lambda unit: revoke_invitation(unit, caller, org_id, key))
-    return Response(status_code=204)
+invitation_decline = _invitation_step(Action.CHANGE, decline_invitation)
+invitation_resend = _invitation_step(Action.CHANGE, resend_invitation)
+invitation_delete = _invitation_step(Action.DELETE, revoke_invitation)
 
 
 async def _invitation_org(request: Request, caller: Principal, key: str) -> int:
