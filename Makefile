@@ -3,7 +3,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,13 @@ install: $(STAMP)
 run: install
 	$(BIN)/palimpsest serve
 
-test: install
+# The browser tests drive Debian's Chromium (never a downloaded one); as root, install it.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| { echo "Chromium is missing: apt-get install chromium" >&2; exit 1; }
+
+test: install chromium
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
 lint: install

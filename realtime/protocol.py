@@ -55,10 +55,12 @@ class Redo(msgspec.Struct, tag="redo"):
 
 
 class Presence(msgspec.Struct, tag="presence"):
-    frame: int | None = None
-    cursor: tuple[float, float] | None = None
-    selected: int | None = None
-    tool: str | None = None
+    """Only the fields sent change; an explicit null clears one (e.g. nothing selected)."""
+
+    frame: int | None | msgspec.UnsetType = msgspec.UNSET
+    cursor: tuple[float, float] | None | msgspec.UnsetType = msgspec.UNSET
+    selected: int | None | msgspec.UnsetType = msgspec.UNSET
+    tool: str | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class Ping(msgspec.Struct, tag="ping"):

@@ -216,5 +216,5 @@ def _presence_fields(frame: Presence) -> dict[str, Any]:
     return {
         name: getattr(frame, name)
         for name in ("frame", "cursor", "selected", "tool")
-        if getattr(frame, name) is not None
+        if getattr(frame, name) is not msgspec.UNSET
     }

@@ -42,6 +42,7 @@ from web import (
     media,
     oidc,
     organizations,
+    pages,
     project_datasets,
     projects,
     quality,
@@ -169,6 +170,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *webhooks.ROUTES,
         *share.ROUTES,
         *cloud_storages.ROUTES,
+        *pages.ROUTES,
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     app = Starlette(

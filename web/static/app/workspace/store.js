@@ -1,0 +1,144 @@
+// The job's annotations as this page knows them: what the server has committed (from the
+// room's snapshot and events) with this user's unacknowledged edits laid over it.
+
+import { trackShapeAt } from "./interpolate.js";
+
+const KINDS = ["tags", "shapes", "tracks"];
+const KIND_OF = { tags: "tag", shapes: "shape", tracks: "track" };
+
+export class AnnotationStore {
+  constructor() {
+    this.committed = new Map(); // id -> {kind, object}
+    this.revisions = new Map(); // id -> job version of its last change
+    this.version = 0;
+    this.overlay = new Map(); // id -> {kind, object} | null (deleted), from pending edits
+    this.listeners = new Set();
+  }
+
+  onChange(listener) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  changed(detail) {
+    for (const listener of this.listeners) listener(detail);
+  }
+
+  loadSnapshot(snapshot) {
+    this.committed.clear();
+    this.revisions.clear();
+    this.putAll(snapshot, snapshot.version);
+    for (const [id, version] of Object.entries(snapshot.revisions)) {
+      this.revisions.set(Number(id), version);
+    }
+    this.version = snapshot.version;
+    this.changed({ reset: true });
+  }
+
+  loadData(data, version) {
+    this.committed.clear();
+    this.revisions.clear();
+    this.putAll(data, version);
+    this.version = version;
+    this.changed({ reset: true });
+  }
+
+  // One committed `event` frame from the room; returns the ids it touched.
+  applyEvent(event) {
+    const touched = [];
+    const data = event.data;
+    switch (event.name) {
+      case "AnnotationsCreated":
+      case "AnnotationsUpdated":
+        touched.push(...this.putAll(data, event.version));
+        break;
+      case "AnnotationsDeleted":
+        touched.push(...this.removeAll(data));
+        break;
+      case "EditUndone":
+      case "EditRedone":
+        touched.push(...this.removeAll(data.remove));
+        touched.push(...this.putAll(data.restore, event.version));
+        break;
+      default:
+        break;
+    }
+    this.version = Math.max(this.version, event.version);
+    if (touched.length) this.changed({ ids: touched, event });
+    return touched;
+  }
+
+  putAll(data, version) {
+    const ids = [];
+    for (const kind of KINDS) {
+      for (const object of data[kind] || []) {
+        this.committed.set(object.id, { kind: KIND_OF[kind], object });
+        this.revisions.set(object.id, version);
+        ids.push(object.id);
+      }
+    }
+    return ids;
+  }
+
+  removeAll(ids) {
+    const removed = [];
+    for (const kind of KINDS) {
+      for (const id of ids[kind] || []) {
+        this.committed.delete(id);
+        this.revisions.delete(id);
+        removed.push(id);
+      }
+    }
+    return removed;
+  }
+
+  // Pending edits: `overlay` is rebuilt by the caller from the edits still waiting for an ack.
+  setOverlay(overlay) {
+    this.overlay = overlay;
+    this.changed({ overlay: true });
+  }
+
+  get(id) {
+    if (this.overlay.has(id)) return this.overlay.get(id);
+    return this.committed.get(id) ?? null;
+  }
+
+  *entries() {
+    for (const [id, entry] of this.committed) {
+      if (this.overlay.has(id)) continue;
+      yield [id, entry];
+    }
+    for (const [id, entry] of this.overlay) {
+      if (entry) yield [id, entry];
+    }
+  }
+
+  // What is drawn on `frame`: shapes, and tracks at their interpolated position.
+  onFrame(frame) {
+    const drawn = [];
+    for (const [id, { kind, object }] of this.entries()) {
+      if (kind === "shape") {
+        if (object.frame === frame) drawn.push({ id, kind, object, shape: object });
+      } else if (kind === "track") {
+        const shape = trackShapeAt(object, frame);
+        if (shape && !shape.outside) drawn.push({ id, kind, object, shape });
+      }
+    }
+    drawn.sort((a, b) => a.shape.z_order - b.shape.z_order || a.id - b.id);
+    return drawn;
+  }
+
+  tagsOn(frame) {
+    const tags = [];
+    for (const [id, { kind, object }] of this.entries()) {
+      if (kind === "tag" && object.frame === frame) tags.push({ id, object });
+    }
+    return tags;
+  }
+
+  count() {
+    let n = 0;
+    for (const _ of this.entries()) n += 1;
+    return n;
+  }
+}
