@@ -80,5 +80,7 @@ def open_job(signed: SignedInPage, job_id: int) -> Page:
 
 def to_client(page: Page, x: float, y: float) -> tuple[float, float]:
     """Where image point (x, y) of the shown frame is on the page."""
-    cx, cy = page.evaluate("([x, y]) => window.__palimpsest.workspace.viewer.toClient(x, y)", [x, y])
+    cx, cy = page.evaluate(
+        "([x, y]) => window.__palimpsest.workspace.viewer.toClient(x, y)", [x, y]
+    )
     return cx, cy

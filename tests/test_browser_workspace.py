@@ -1,0 +1,501 @@
+"""The job workspace in real Chromium: two people on one job, every drawing tool, undo,
+time travel, reconnects and conflicts, checked against the REST API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.browser import SignedInPage, chromium, open_job, sign_in, to_client
+from tests.conftest import register
+from tests.images import write_images
+from tests.live_server import LiveServer
+from tests.task_setup import wait_for_request
+
+PASSWORD = "secret-pass-1"
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+LABELS = [
+    {
+        "name": "car",
+        "color": "#ff6a4d",
+        "attributes": [
+            {
+                "name": "color",
+                "mutable": True,
+                "input_type": "select",
+                "values": ["red", "blue"],
+                "default_value": "red",
+            }
+        ],
+    },
+    {"name": "person", "color": "#33ddff"},
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def alice(server: LiveServer) -> httpx.Client:
+    return register(server, "alice", PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def bob(server: LiveServer) -> httpx.Client:
+    return register(server, "bob", PASSWORD)
+
+
+def new_job(owner: httpx.Client, folder: Path, assignee: httpx.Client | None = None) -> int:
+    """A task of three 640x480 frames owned by `owner`; its one job assigned to `assignee`."""
+    created = owner.post("/api/tasks", json={"name": "street", "labels": LABELS})
+    assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+    paths = write_images(folder, ["a.png", "b.png", "c.png"], size=(640, 480))
+    files = [
+        (f"client_files[{i}]", (path.name, path.read_bytes(), "image/png"))
+        for i, path in enumerate(paths)
+    ]
+    uploaded = owner.post(f"/api/tasks/{task_id}/data", files=files, data={"image_quality": "80"})
+    assert uploaded.status_code == 202, uploaded.text
+    assert wait_for_request(owner, uploaded.json()["rq_id"])["status"] == "finished"
+    job_id = owner.get("/api/jobs", params={"task_id": task_id}).json()["results"][0]["id"]
+    if assignee is not None:
+        me = assignee.get("/api/users/self").json()["id"]
+        assert owner.patch(f"/api/jobs/{job_id}", json={"assignee": me}).status_code == 200
+    return job_id
+
+
+@pytest.fixture
+def job(alice: httpx.Client, bob: httpx.Client, tmp_path: Path) -> int:
+    return new_job(alice, tmp_path, assignee=bob)
+
+
+@pytest.fixture
+def pages(browser: Browser, server: LiveServer) -> Iterator[list[SignedInPage]]:
+    opened: list[SignedInPage] = []
+    yield opened
+    for signed in opened:
+        assert signed.errors == [], signed.errors
+        signed.close()
+
+
+def forget_offline_errors(signed: SignedInPage) -> None:
+    """The browser logs each reconnect tried while offline; those are expected."""
+    signed.errors[:] = [e for e in signed.errors if "ERR_INTERNET_DISCONNECTED" not in e]
+
+
+def person(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], name: str
+) -> SignedInPage:
+    signed = sign_in(browser, server.url, name, PASSWORD)
+    pages.append(signed)
+    return signed
+
+
+def annotations(client: httpx.Client, job_id: int, **params: object) -> dict:
+    response = client.get(f"/api/jobs/{job_id}/annotations", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    page.mouse.move(*to_client(page, *start))
+    page.mouse.down()
+    page.mouse.move(*to_client(page, *end), steps=6)
+    page.mouse.up()
+
+
+def click(page: Page, x: float, y: float) -> None:
+    page.mouse.click(*to_client(page, x, y))
+
+
+def saved(page: Page) -> None:
+    page.wait_for_selector("#saving[data-pending='0']")
+
+
+def tool(page: Page, name: str) -> None:
+    page.click(f"button[data-tool={name}]")
+
+
+def draw_box(page: Page, x1: float, y1: float, x2: float, y2: float) -> None:
+    tool(page, "rectangle")
+    drag(page, (x1, y1), (x2, y2))
+    saved(page)
+    tool(page, "select")
+
+
+def shown_ids(page: Page) -> list[int]:
+    return page.evaluate("window.__palimpsest.workspace.viewer.objects.map((o) => o.id)")
+
+
+def wait_shown(page: Page, predicate: str) -> None:
+    """Waits until `predicate` (JS over `objects`, the drawn objects) holds on the page."""
+    page.wait_for_function(
+        f"(() => {{ const objects = window.__palimpsest.workspace.viewer.objects; return {predicate}; }})()"
+    )
+
+
+def near(actual: list[float], expected: list[float], tolerance: float = 1.5) -> bool:
+    # Chromium rounds mouse positions to whole screen pixels, and a frame is shown at about
+    # 1.4 screen pixels per image pixel: a drawn, then dragged point may be off by about one.
+    return len(actual) == len(expected) and all(
+        abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True)
+    )
+
+
+def test_two_people_edit_one_job_live_and_undo_only_their_own(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], alice: httpx.Client, job: int
+) -> None:
+    a = open_job(person(browser, server, pages, "alice"), job)
+    b = open_job(person(browser, server, pages, "bob"), job)
+    a.wait_for_selector("#members li[data-user=bob]")
+
+    draw_box(a, 100, 100, 200, 180)
+    (box_a,) = [s for s in annotations(alice, job)["shapes"]]
+    wait_shown(b, f"objects.some((o) => o.id === {box_a['id']})")
+
+    draw_box(b, 300, 200, 420, 300)
+    box_b = next(s for s in annotations(alice, job)["shapes"] if s["id"] != box_a["id"])
+    wait_shown(a, f"objects.some((o) => o.id === {box_b['id']})")
+
+    # Bob's cursor and selection show on Alice's page.
+    b.mouse.move(*to_client(b, 500, 400))
+    a.wait_for_function(
+        "window.__palimpsest.workspace.viewer.cursors.some((c) => c.name === 'bob'"
+        " && Math.abs(c.x - 500) < 2 && Math.abs(c.y - 400) < 2)"
+    )
+    assert "frame 0" in a.inner_text("#members li[data-user=bob]")
+
+    # Both move their own box at once; both moves survive.
+    click(a, 150, 140)
+    click(b, 360, 250)
+    a.mouse.move(*to_client(a, 150, 140))
+    b.mouse.move(*to_client(b, 360, 250))
+    a.mouse.down()
+    b.mouse.down()
+    a.mouse.move(*to_client(a, 170, 150), steps=4)
+    b.mouse.move(*to_client(b, 340, 260), steps=4)
+    a.mouse.up()
+    b.mouse.up()
+    saved(a)
+    saved(b)
+    a.wait_for_selector(f"#members li[data-user=bob]:has-text('selected #{box_b['id']}')")
+    shapes = {s["id"]: s for s in annotations(alice, job)["shapes"]}
+    assert near(shapes[box_a["id"]]["points"], [120, 110, 220, 190])
+    assert near(shapes[box_b["id"]]["points"], [280, 210, 400, 310])
+    for page in (a, b):
+        wait_shown(
+            page,
+            f"objects.find((o) => o.id === {box_a['id']})?.shape.points[0] > 118"
+            f" && objects.find((o) => o.id === {box_b['id']})?.shape.points[0] < 282",
+        )
+
+    # Alice undoes twice: her move, then her box. Bob's box and move stay.
+    a.keyboard.press("Escape")
+    a.keyboard.press("Control+z")
+    saved(a)
+    a.click("#undo")
+    saved(a)
+    shapes = annotations(alice, job)["shapes"]
+    assert [s["id"] for s in shapes] == [box_b["id"]]
+    assert near(shapes[0]["points"], [280, 210, 400, 310])
+    wait_shown(b, f"objects.length === 1 && objects[0].id === {box_b['id']}")
+
+    # Redo brings her box back, for both.
+    a.keyboard.press("Control+Shift+z")
+    saved(a)
+    assert {s["id"] for s in annotations(alice, job)["shapes"]} == {box_a["id"], box_b["id"]}
+    wait_shown(b, "objects.length === 2")
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    a.mouse.move(*to_client(a, 260, 330))
+    b.wait_for_function(
+        "window.__palimpsest.workspace.viewer.cursors.some((c) => c.name === 'alice')"
+    )
+    b.mouse.move(*to_client(b, 420, 120))
+    a.wait_for_function(
+        "window.__palimpsest.workspace.viewer.cursors.some((c) => c.name === 'bob' && c.x > 415)"
+    )
+    a.screenshot(path=str(SCREENSHOTS / "workspace-two-users.png"))
+
+
+def test_each_drawing_tool_lands_its_points(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], alice: httpx.Client, job: int
+) -> None:
+    page = open_job(person(browser, server, pages, "alice"), job)
+
+    tool(page, "rectangle")
+    drag(page, (50, 60), (150, 140))
+    tool(page, "ellipse")
+    drag(page, (300, 100), (340, 70))
+    tool(page, "polygon")
+    for x, y in [(400, 300), (500, 300), (450, 380)]:
+        click(page, x, y)
+    click(page, 400, 300)  # on the first vertex: closes it
+    tool(page, "polyline")
+    for x, y in [(50, 400), (120, 420), (200, 380)]:
+        click(page, x, y)
+    page.keyboard.press("Enter")
+    tool(page, "points")
+    for x, y in [(600, 50), (610, 70)]:
+        click(page, x, y)
+    page.keyboard.press("n")
+    saved(page)
+
+    shapes = {s["type"]: s for s in annotations(alice, job)["shapes"]}
+    assert sorted(shapes) == ["ellipse", "points", "polygon", "polyline", "rectangle"]
+    assert near(shapes["rectangle"]["points"], [50, 60, 150, 140])
+    assert near(shapes["ellipse"]["points"], [300, 100, 340, 70])
+    assert near(shapes["polygon"]["points"], [400, 300, 500, 300, 450, 380])
+    assert near(shapes["polyline"]["points"], [50, 400, 120, 420, 200, 380])
+    assert near(shapes["points"]["points"], [600, 50, 610, 70])
+    assert all(s["frame"] == 0 and s["label_id"] for s in shapes.values())
+    assert shapes["rectangle"]["attributes"][0]["value"] == "red"
+
+
+def test_reshaping_rotating_and_the_details_panel(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], alice: httpx.Client, job: int
+) -> None:
+    page = open_job(person(browser, server, pages, "alice"), job)
+    draw_box(page, 100, 100, 200, 200)
+    click(page, 150, 150)
+    drag(page, (200, 200), (240, 260))  # the bottom-right corner handle
+    saved(page)
+    (box,) = annotations(alice, job)["shapes"]
+    assert near(box["points"], [100, 100, 240, 260])
+
+    # The rotation handle sits 30 screen pixels above the top edge's middle.
+    handle = page.evaluate(
+        "(() => { const w = window.__palimpsest.workspace; const d = w.selectedDrawn();"
+        " return w.viewer.toClient(170, 100 - w.viewer.rotationReach()); })()"
+    )
+    right = to_client(page, 300, 180)
+    page.mouse.move(*handle)
+    page.mouse.down()
+    page.mouse.move(*right, steps=5)
+    page.mouse.up()
+    saved(page)
+    (box,) = annotations(alice, job)["shapes"]
+    assert 85 < box["rotation"] < 95
+
+    page.select_option("#details [data-attribute=color] select", "blue")
+    page.check("#object-occluded")
+    page.click("#details button:has-text('To front')")
+    saved(page)
+    (box,) = annotations(alice, job)["shapes"]
+    assert box["attributes"] == [{"spec_id": box["attributes"][0]["spec_id"], "value": "blue"}]
+    assert box["occluded"] is True
+    assert box["z_order"] == 2
+
+    page.select_option("#object-label", label="person")
+    saved(page)
+    (box,) = annotations(alice, job)["shapes"]
+    person_label = next(
+        label["id"]
+        for label in alice.get("/api/labels", params={"job_id": job}).json()["results"]
+        if label["name"] == "person"
+    )
+    assert box["label_id"] == person_label and box["attributes"] == []
+
+    # Copy and paste on the next frame, then a tag, then delete the original.
+    page.keyboard.press("Control+c")
+    page.keyboard.press("f")
+    page.wait_for_selector(".workspace[data-frame='1']")
+    page.keyboard.press("Control+v")
+    page.click("#add-tag")
+    saved(page)
+    data = annotations(alice, job)
+    pasted = next(s for s in data["shapes"] if s["frame"] == 1)
+    assert near(pasted["points"], box["points"]) and pasted["rotation"] == box["rotation"]
+    assert [t["frame"] for t in data["tags"]] == [1]
+    page.keyboard.press("d")
+    page.wait_for_selector(".workspace[data-frame='0']")
+    click(page, 170, 180)
+    page.keyboard.press("Delete")
+    saved(page)
+    assert [s["frame"] for s in annotations(alice, job)["shapes"]] == [1]
+
+
+def test_tracks_keyframes_interpolation_and_outside(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], alice: httpx.Client, job: int
+) -> None:
+    page = open_job(person(browser, server, pages, "alice"), job)
+    page.check("#track-mode")
+    draw_box(page, 100, 100, 200, 200)
+    page.keyboard.press("f")
+    page.keyboard.press("f")
+    page.wait_for_selector(".workspace[data-frame='2']")
+    click(page, 150, 150)
+    drag(page, (150, 150), (350, 250))  # moved by (200, 100) on frame 2: a new keyframe
+    saved(page)
+    (track,) = annotations(alice, job)["tracks"]
+    assert [s["frame"] for s in track["shapes"]] == [0, 2]
+    assert near(track["shapes"][1]["points"], [300, 200, 400, 300])
+
+    page.keyboard.press("d")
+    page.wait_for_selector(".workspace[data-frame='1']")
+    wait_shown(page, "objects.length === 1 && Math.abs(objects[0].shape.points[0] - 200) < 1")
+    assert page.is_visible("#objects li[data-kind=track]")
+
+    page.keyboard.press("f")
+    page.wait_for_selector(".workspace[data-frame='2']")
+    click(page, 350, 250)
+    page.keyboard.press("o")  # outside from frame 2 on
+    saved(page)
+    (track,) = annotations(alice, job)["tracks"]
+    assert track["shapes"][-1]["frame"] == 2 and track["shapes"][-1]["outside"] is True
+    wait_shown(page, "objects.length === 0")
+
+
+def test_the_time_slider_shows_the_job_as_it_was(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], alice: httpx.Client, job: int
+) -> None:
+    page = open_job(person(browser, server, pages, "alice"), job)
+    draw_box(page, 100, 100, 200, 200)
+    version_one_box = annotations(alice, job)
+    history = alice.get(f"/api/jobs/{job}/history").json()["results"]
+    past = history[-1]["version"]
+    draw_box(page, 300, 300, 400, 400)
+    click(page, 150, 150)
+    drag(page, (150, 150), (180, 150))
+    saved(page)
+
+    page.eval_on_selector(
+        "#time-slider",
+        "(slider, v) => { slider.value = v; slider.dispatchEvent(new Event('change')); }",
+        past,
+    )
+    page.wait_for_selector(".workspace.past")
+    expected = annotations(alice, job, at_version=past)["shapes"]
+    assert expected == version_one_box["shapes"]
+    wait_shown(page, f"objects.length === {len(expected)}")
+    shown = page.evaluate(
+        "window.__palimpsest.workspace.viewer.objects.map((o) => ({id: o.id, points: o.shape.points}))"
+    )
+    assert shown == [{"id": s["id"], "points": s["points"]} for s in expected]
+    assert f"Version {past}" in page.inner_text("#time-label")
+
+    # Read-only: a drag there changes nothing.
+    drag(page, (150, 150), (250, 250))
+    assert annotations(alice, job)["shapes"][0]["points"][0] == pytest.approx(130, abs=0.6)
+
+    page.click("#back-to-live")
+    page.wait_for_selector(".workspace:not(.past)")
+    wait_shown(page, "objects.length === 2")
+
+    # A history entry's version link travels there too.
+    page.click(f"#history li[data-version='{past}'] button")
+    page.wait_for_selector(".workspace.past")
+    wait_shown(page, "objects.length === 1")
+
+
+def test_edits_made_offline_are_sent_once_on_reconnect(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], alice: httpx.Client, job: int
+) -> None:
+    signed = person(browser, server, pages, "alice")
+    page = open_job(signed, job)
+    signed.context.set_offline(True)
+    page.evaluate("window.__palimpsest.workspace.room.drop()")
+    page.wait_for_selector("#connection:not([data-status=live])")
+    draw_tool_offline = [(100, 100, 160, 160), (300, 100, 360, 160)]
+    tool(page, "rectangle")
+    for x1, y1, x2, y2 in draw_tool_offline:
+        drag(page, (x1, y1), (x2, y2))
+    assert page.get_attribute("#saving", "data-pending") == "2"
+    assert annotations(alice, job)["shapes"] == []
+    signed.context.set_offline(False)
+    page.wait_for_selector("#connection[data-status=live]", timeout=15000)
+    saved(page)
+    forget_offline_errors(signed)
+    assert len(annotations(alice, job)["shapes"]) == 2
+
+    # A command sent just before the connection drops is resent with its id: written once.
+    page.evaluate(
+        "(() => { const w = window.__palimpsest.workspace;"
+        " w.createShape({type: 'rectangle', points: [10, 10, 50, 50], rotation: 0});"
+        " w.room.drop(); })()"
+    )
+    page.wait_for_selector("#connection[data-status=live]", timeout=15000)
+    saved(page)
+    assert len(annotations(alice, job)["shapes"]) == 3
+    page.wait_for_timeout(300)
+    assert len(annotations(alice, job)["shapes"]) == 3
+
+
+def test_a_conflict_shows_theirs_and_lets_me_reapply_mine(
+    browser: Browser,
+    server: LiveServer,
+    pages: list[SignedInPage],
+    alice: httpx.Client,
+    bob: httpx.Client,
+    job: int,
+) -> None:
+    signed = person(browser, server, pages, "alice")
+    page = open_job(signed, job)
+    draw_box(page, 100, 100, 200, 200)
+    (box,) = annotations(alice, job)["shapes"]
+
+    signed.context.set_offline(True)
+    page.evaluate("window.__palimpsest.workspace.room.drop()")
+    page.wait_for_selector("#connection:not([data-status=live])")
+    moved = bob.patch(
+        f"/api/jobs/{job}/annotations",
+        params={"action": "update"},
+        json={"shapes": [{**box, "points": [0, 0, 100, 100]}]},
+    )
+    assert moved.status_code == 200, moved.text
+    click(page, 150, 150)
+    drag(page, (150, 150), (250, 150))  # Alice, offline, moves the box she last saw
+    signed.context.set_offline(False)
+    page.wait_for_selector("#conflict", timeout=15000)
+    forget_offline_errors(signed)
+    assert json.loads(page.inner_text("#conflict-theirs")) == {"points": [0, 0, 100, 100]}
+    assert json.loads(page.inner_text("#conflict-mine"))["points"][0] > 195
+    assert annotations(alice, job)["shapes"][0]["points"] == [0, 0, 100, 100]
+
+    page.click("#conflict-reapply")
+    saved(page)
+    assert near(annotations(alice, job)["shapes"][0]["points"], [200, 100, 300, 200])
+
+
+def test_the_lists_lead_to_the_workspace_and_strangers_are_refused(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], job: int
+) -> None:
+    register(server, "carol", PASSWORD)
+    signed = person(browser, server, pages, "bob")
+    page = signed.page
+    page.click("#nav a:has-text('Jobs')")
+    page.click(f"tr[data-job='{job}'] a:has-text('Open')")
+    page.wait_for_selector("#connection[data-status=live]")
+    assert page.url.endswith(f"#/jobs/{job}")
+
+    carol = person(browser, server, pages, "carol")
+    carol.page.goto("/#/jobs")
+    carol.page.wait_for_selector("table.list")
+    assert carol.page.query_selector(f"tr[data-job='{job}']") is None
+    carol.page.goto(f"/#/jobs/{job}")
+    carol.page.wait_for_selector(".error")
+    assert "Not found" in carol.page.inner_text(".error") or "not found" in carol.page.inner_text(
+        ".error"
+    )
+    carol.errors.clear()  # the refused requests are logged by the browser
+
+
+def test_a_wrong_password_is_said_on_the_form(browser: Browser, server: LiveServer) -> None:
+    context = browser.new_context(base_url=server.url)
+    page = context.new_page()
+    page.goto("/")
+    page.fill("#login-form input[name=username]", "alice")
+    page.fill("#login-form input[name=password]", "not-it")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#login-form .error:not([hidden])")
+    assert page.inner_text("#login-form .error")
+    context.close()
