@@ -1,16 +1,25 @@
-// The frame viewer: the frame image, its objects, handles, the shape being drawn and the
-// other people's cursors, on one canvas, with zoom and pan. Objects of one label are drawn as
-// one path, so a frame of thousands of polygons is a few fill calls, not thousands.
+// The frame viewer, on two canvases with zoom and pan. The base holds the frame image and its
+// objects; it is redrawn only when they or the view change. The overlay above it holds what
+// moves often: the selection and its handles, the object being dragged, the shape being drawn,
+// hover and the other people's cursors and selections. When a few objects change (an edit,
+// someone else's edit, a drag starting), only the screen boxes they covered and cover now are
+// repainted on the base. Objects of one color are drawn as one
+// path built from per-shape paths kept between redraws, outlined with hairlines (Skia's fast
+// path), so a frame of thousands of polygons is a few fill calls.
 
-import { handles, maskCanvas, outline, rotatable, rotationHandle } from "./geometry.js";
+import { bounds, handles, maskCanvas, outline, rotatable, rotationHandle } from "./geometry.js";
 
 const HANDLE_RADIUS = 5;
 const ROTATION_REACH_PX = 30;
+const MAX_DAMAGED = 200; // more changed objects than this and the base is redrawn whole
+const DAMAGE_PAD_PX = 4;
 
 export class Viewer {
-  constructor(canvas) {
-    this.canvas = canvas;
+  constructor(canvas, base) {
+    this.canvas = canvas; // the overlay: it takes the mouse
     this.context = canvas.getContext("2d");
+    this.base = base;
+    this.baseContext = base.getContext("2d", { alpha: false });
     this.scale = 1;
     this.offset = [0, 0];
     this.image = null;
@@ -22,8 +31,10 @@ export class Viewer {
     this.highlights = new Map(); // object id -> color (others' selections)
     this.cursors = []; // [{x, y, color, name}]
     this.sketch = null; // the shape being drawn: {type, points, rotation}
-    this.live = null; // the object being dragged: drawn over a cached picture of the rest
-    this.still = null;
+    this.live = null; // the object being dragged: on the overlay, left out of the base
+    this.baseDirty = true;
+    this.shown = new Map(); // id -> {shape, color}: what the base shows now
+    this.paths = new WeakMap(); // shape -> its outline as Path2D pieces
     this.masks = new WeakMap();
     this.readOnly = false;
     this.drawRequested = false;
@@ -34,13 +45,16 @@ export class Viewer {
 
   resize() {
     const box = this.canvas.parentElement.getBoundingClientRect();
-    this.canvas.width = Math.max(1, Math.floor(box.width));
-    this.canvas.height = Math.max(1, Math.floor(box.height));
-    // CSS size equal to the bitmap, so that a client pixel is a canvas pixel.
-    this.canvas.style.width = `${this.canvas.width}px`;
-    this.canvas.style.height = `${this.canvas.height}px`;
-    this.still = null;
-    this.requestDraw();
+    const width = Math.max(1, Math.floor(box.width));
+    const height = Math.max(1, Math.floor(box.height));
+    for (const canvas of [this.canvas, this.base]) {
+      canvas.width = width;
+      canvas.height = height;
+      // CSS size equal to the bitmap, so that a client pixel is a canvas pixel.
+      canvas.style.width = `${width}px`;
+      canvas.style.height = `${height}px`;
+    }
+    this.invalidate();
   }
 
   setImage(image, width, height) {
@@ -104,20 +118,21 @@ export class Viewer {
     return ROTATION_REACH_PX / this.scale;
   }
 
+  // The objects on the frame; the base repaints what differs from what it shows.
   setObjects(objects) {
     this.objects = objects;
-    this.invalidate();
-  }
-
-  invalidate() {
-    this.still = null;
     this.requestDraw();
   }
 
-  // Starts dragging one object: the rest is drawn once and reused until `endLive`.
+  // The base must be redrawn whole (the image or the view changed).
+  invalidate() {
+    this.baseDirty = true;
+    this.requestDraw();
+  }
+
+  // Starts dragging one object: it leaves the base and follows the mouse on the overlay.
   beginLive(id, shape) {
     this.live = { id, shape };
-    this.still = null;
     this.requestDraw();
   }
 
@@ -128,9 +143,10 @@ export class Viewer {
 
   endLive() {
     this.live = null;
-    this.invalidate();
+    this.requestDraw();
   }
 
+  // The overlay must be redrawn.
   requestDraw() {
     if (this.drawRequested) return;
     this.drawRequested = true;
@@ -142,131 +158,167 @@ export class Viewer {
   }
 
   draw() {
-    const context = this.context;
-    if (this.live) {
-      if (!this.still) this.still = this.renderStill(this.live.id);
-      context.setTransform(1, 0, 0, 1, 0, 0);
-      context.clearRect(0, 0, this.canvas.width, this.canvas.height);
-      context.drawImage(this.still, 0, 0);
-      this.withTransform(() => {
-        const label = this.objects.find((o) => o.id === this.live.id);
-        this.drawGroup([{ ...label, shape: this.live.shape }], this.colorOf(label));
-        this.drawSelection(this.live.shape);
-      });
-    } else {
-      this.paintScene(context, null);
-      this.withTransform(() => {
-        const selected = this.objects.find((o) => o.id === this.selected);
-        if (selected) this.drawSelection(selected.shape);
-      });
+    const wanted = this.baseContent();
+    const damage = this.baseDirty ? null : this.damage(wanted);
+    if (damage === null) this.paintBase(wanted, null);
+    else if (damage.length) this.paintBase(wanted, damage);
+    this.baseDirty = false;
+    this.shown = wanted;
+    this.paintOverlay();
+  }
+
+  // What the base should show: every object but the one being dragged.
+  baseContent() {
+    const wanted = new Map();
+    const skip = this.live?.id;
+    for (const object of this.objects) {
+      if (object.id !== skip) wanted.set(object.id, { shape: object.shape, color: this.colorOf(object) });
     }
-    this.withTransform(() => {
-      if (this.sketch) this.drawSketch(this.sketch);
-    });
-    this.drawCursors();
+    return wanted;
   }
 
-  renderStill(skipId) {
-    const still = new OffscreenCanvas(this.canvas.width, this.canvas.height);
-    this.paintScene(still.getContext("2d"), skipId);
-    return still;
+  // Image-space boxes of what changed since the base was painted; null: too much, paint all.
+  damage(wanted) {
+    const boxes = [];
+    for (const [id, now] of wanted) {
+      const before = this.shown.get(id);
+      if (before && before.shape === now.shape && before.color === now.color) continue;
+      if (before) boxes.push(this.boundsOf(before.shape));
+      boxes.push(this.boundsOf(now.shape));
+      if (boxes.length > MAX_DAMAGED) return null;
+    }
+    for (const [id, before] of this.shown) {
+      if (!wanted.has(id)) boxes.push(this.boundsOf(before.shape));
+      if (boxes.length > MAX_DAMAGED) return null;
+    }
+    const pad = DAMAGE_PAD_PX * this.pixel;
+    return boxes.map(([x1, y1, x2, y2]) => [x1 - pad, y1 - pad, x2 + pad, y2 + pad]);
   }
 
-  // The image and every object but `skipId`, grouped by color.
-  paintScene(context, skipId) {
-    context.setTransform(1, 0, 0, 1, 0, 0);
-    context.fillStyle = "#1d1f21";
-    context.fillRect(0, 0, this.canvas.width, this.canvas.height);
+  // The image and the objects, grouped by color; only inside `boxes` (image space) if given.
+  paintBase(wanted, boxes) {
+    const context = this.baseContext;
+    context.save();
     context.setTransform(this.scale, 0, 0, this.scale, this.offset[0], this.offset[1]);
+    if (boxes) {
+      const clip = new Path2D();
+      for (const [x1, y1, x2, y2] of boxes) clip.rect(x1, y1, x2 - x1, y2 - y1);
+      context.clip(clip);
+    }
+    context.fillStyle = "#1d1f21";
+    context.fillRect(-this.offset[0] / this.scale, -this.offset[1] / this.scale, this.base.width / this.scale, this.base.height / this.scale);
     if (this.image) {
       context.imageSmoothingEnabled = this.scale < 4;
       context.drawImage(this.image, 0, 0, this.imageSize[0], this.imageSize[1]);
     }
     const groups = new Map();
-    for (const object of this.objects) {
-      if (object.id === skipId) continue;
-      const color = this.colorOf(object);
+    for (const { shape, color } of wanted.values()) {
+      if (boxes && !boxes.some((box) => overlaps(box, this.boundsOf(shape)))) continue;
       if (!groups.has(color)) groups.set(color, []);
-      groups.get(color).push(object);
+      groups.get(color).push(shape);
     }
-    const saved = this.context;
-    this.context = context;
-    for (const [color, objects] of groups) this.drawGroup(objects, color);
-    for (const object of this.objects) {
-      const highlight = this.highlights.get(object.id);
-      if (highlight && object.id !== skipId) this.strokeOne(object.shape, highlight, 3);
-      if (object.id === this.hovered && object.id !== skipId) this.strokeOne(object.shape, "#ffffff", 2);
-    }
-    this.context = saved;
+    for (const [color, shapes] of groups) this.drawShapes(context, shapes, color, 1);
+    context.restore();
   }
 
-  withTransform(paint) {
+  boundsOf(shape) {
+    const paths = this.pathsOf(shape);
+    paths.bounds ??= bounds(shape);
+    return paths.bounds;
+  }
+
+  paintOverlay() {
     const context = this.context;
-    context.save();
+    context.setTransform(1, 0, 0, 1, 0, 0);
+    context.clearRect(0, 0, this.canvas.width, this.canvas.height);
     context.setTransform(this.scale, 0, 0, this.scale, this.offset[0], this.offset[1]);
-    paint();
-    context.restore();
+    for (const object of this.objects) {
+      const highlight = this.highlights.get(object.id);
+      if (highlight) this.strokeOne(context, object.shape, highlight, 3);
+      if (object.id === this.hovered) this.strokeOne(context, object.shape, "#ffffff", 2);
+    }
+    if (this.live) {
+      const object = this.objects.find((o) => o.id === this.live.id);
+      if (object) this.drawShapes(context, [this.live.shape], this.colorOf(object), 2);
+      this.drawSelection(context, this.live.shape);
+    } else {
+      const selected = this.objects.find((o) => o.id === this.selected);
+      if (selected) this.drawSelection(context, selected.shape);
+    }
+    if (this.sketch) this.drawSketch(context, this.sketch);
+    this.drawCursors(context);
   }
 
   colorOf(object) {
     return this.colors.get(object.object.label_id) || "#ff6600";
   }
 
-  drawGroup(objects, color) {
-    const context = this.context;
+  // The shape's outline as Path2D pieces: `area` (filled and outlined), `line` (outlined only)
+  // and `dots` (points, drawn as small discs), built once per shape object.
+  pathsOf(shape) {
+    let found = this.paths.get(shape);
+    if (found) return found;
+    found = { area: null, line: null, dots: null };
+    if (shape.type === "polyline") {
+      found.line = polygonPath(outline(shape), false);
+    } else if (shape.type === "points") {
+      found.dots = outline(shape);
+    } else if (shape.type === "skeleton") {
+      found.dots = outline(shape);
+      found.line = skeletonPath(shape);
+    } else {
+      found.area = polygonPath(outline(shape), true);
+      if (shape.type === "cuboid") found.line = cuboidPath(shape.points);
+    }
+    this.paths.set(shape, found);
+    return found;
+  }
+
+  drawShapes(context, shapes, color, width) {
     const areas = new Path2D();
     const lines = new Path2D();
     const dots = new Path2D();
     const radius = 3 * this.pixel;
-    for (const { shape } of objects) {
-      if (shape.type === "mask") {
-        this.drawMask(shape, color);
-        addPolygon(areas, outline(shape), true);
-      } else if (shape.type === "polyline") {
-        addPolygon(lines, outline(shape), false);
-      } else if (shape.type === "points" || shape.type === "skeleton") {
-        for (const [x, y] of outline(shape)) {
-          dots.moveTo(x + radius, y);
-          dots.arc(x, y, radius, 0, 2 * Math.PI);
-        }
-        if (shape.type === "skeleton") addSkeleton(lines, shape);
-      } else {
-        addPolygon(areas, outline(shape), true);
-        if (shape.type === "cuboid") addCuboidEdges(lines, shape.points);
+    for (const shape of shapes) {
+      if (shape.type === "mask") this.drawMask(context, shape, color);
+      const { area, line, dots: points } = this.pathsOf(shape);
+      if (area) areas.addPath(area);
+      if (line) lines.addPath(line);
+      for (const [x, y] of points || []) {
+        dots.moveTo(x + radius, y);
+        dots.arc(x, y, radius, 0, 2 * Math.PI);
       }
     }
-    context.lineWidth = 2 * this.pixel;
+    context.lineWidth = width * this.pixel;
     context.strokeStyle = color;
     context.fillStyle = color;
     context.globalAlpha = 0.25;
-    context.fill(areas, "evenodd");
+    context.fill(areas);
     context.globalAlpha = 1;
     context.stroke(areas);
     context.stroke(lines);
     context.fill(dots);
   }
 
-  drawMask(shape, color) {
+  drawMask(context, shape, color) {
     let cached = this.masks.get(shape);
     if (!cached) {
       cached = maskCanvas(shape.points, color);
       this.masks.set(shape, cached);
     }
     const n = shape.points.length;
-    this.context.drawImage(cached, shape.points[n - 4], shape.points[n - 3]);
+    context.drawImage(cached, shape.points[n - 4], shape.points[n - 3]);
   }
 
-  strokeOne(shape, color, width) {
-    const path = new Path2D();
-    addPolygon(path, outline(shape), shape.type !== "polyline" && shape.type !== "points");
-    this.context.lineWidth = width * this.pixel;
-    this.context.strokeStyle = color;
-    this.context.stroke(path);
+  strokeOne(context, shape, color, width) {
+    const closed = shape.type !== "polyline" && shape.type !== "points";
+    context.lineWidth = width * this.pixel;
+    context.strokeStyle = color;
+    context.stroke(polygonPath(outline(shape), closed));
   }
 
-  drawSelection(shape) {
-    const context = this.context;
-    this.strokeOne(shape, "#ffffff", 2);
+  drawSelection(context, shape) {
+    this.strokeOne(context, shape, "#ffffff", 2);
     const radius = HANDLE_RADIUS * this.pixel;
     context.fillStyle = "#ffffff";
     context.strokeStyle = "#000000";
@@ -287,10 +339,9 @@ export class Viewer {
     }
   }
 
-  drawSketch(sketch) {
-    const context = this.context;
+  drawSketch(context, sketch) {
     context.setLineDash([6 * this.pixel, 4 * this.pixel]);
-    this.strokeOne(sketch, "#ffffff", 2);
+    this.strokeOne(context, sketch, "#ffffff", 2);
     context.setLineDash([]);
     context.fillStyle = "#ffffff";
     for (const [x, y] of outline(sketch)) {
@@ -300,8 +351,7 @@ export class Viewer {
     }
   }
 
-  drawCursors() {
-    const context = this.context;
+  drawCursors(context) {
     context.setTransform(1, 0, 0, 1, 0, 0);
     context.font = "12px sans-serif";
     for (const cursor of this.cursors) {
@@ -334,24 +384,34 @@ export class Viewer {
   }
 }
 
-function addPolygon(path, vertices, closed) {
-  if (!vertices.length) return;
+function overlaps([ax1, ay1, ax2, ay2], [bx1, by1, bx2, by2]) {
+  return ax1 <= bx2 && bx1 <= ax2 && ay1 <= by2 && by1 <= ay2;
+}
+
+function polygonPath(vertices, closed) {
+  const path = new Path2D();
+  if (!vertices.length) return path;
   path.moveTo(vertices[0][0], vertices[0][1]);
   for (let i = 1; i < vertices.length; i += 1) path.lineTo(vertices[i][0], vertices[i][1]);
   if (closed) path.closePath();
+  return path;
 }
 
-function addSkeleton(path, shape) {
+function skeletonPath(shape) {
+  const path = new Path2D();
   const points = shape.elements.map((element) => [element.points[0], element.points[1]]);
   for (let i = 1; i < points.length; i += 1) {
     path.moveTo(points[i - 1][0], points[i - 1][1]);
     path.lineTo(points[i][0], points[i][1]);
   }
+  return path;
 }
 
-function addCuboidEdges(path, points) {
+function cuboidPath(points) {
+  const path = new Path2D();
   for (let i = 0; i + 3 < points.length; i += 4) {
     path.moveTo(points[i], points[i + 1]);
     path.lineTo(points[i + 2], points[i + 3]);
   }
+  return path;
 }

@@ -15,6 +15,7 @@ const TOOLS = [
   ["ellipse", "Ellipse", ""],
 ];
 const HISTORY_SHOWN = 100;
+const LISTED_OBJECTS = 200;
 
 export class Panels {
   constructor(workspace, sidebar) {
@@ -146,7 +147,12 @@ export class Panels {
   objects() {
     const workspace = this.workspace;
     const store = workspace.store;
-    const rows = workspace.viewer.objects.map(({ id, kind, object, shape }) =>
+    // A frame may hold thousands of objects: list the selected one and the first few hundred.
+    const drawn = workspace.viewer.objects;
+    const listed = drawn.length > LISTED_OBJECTS
+      ? [...drawn.filter((o) => o.id === workspace.selected), ...drawn.slice(0, LISTED_OBJECTS)]
+      : drawn;
+    const rows = listed.map(({ id, kind, object, shape }) =>
       el("li", {
         className: id === workspace.selected ? "selected" : "",
         dataset: { id, kind },
@@ -162,7 +168,9 @@ export class Panels {
         `#${id} tag ${this.labelName(object.label_id)} `,
         workspace.readOnly ? "" : el("button", { className: "link", onclick: () => workspace.remove([id]) }, "remove")),
     );
-    this.objectsBox.replaceChildren(...tags, ...rows);
+    const more = drawn.length - Math.min(drawn.length, LISTED_OBJECTS);
+    const note = more > 0 ? el("li", { className: "muted" }, `and ${more} more: select them on the frame`) : "";
+    this.objectsBox.replaceChildren(...tags, ...rows, note);
   }
 
   details() {

@@ -116,7 +116,7 @@ export class Interaction {
       const id = hit ? hit.id : null;
       if (id !== this.viewer.hovered) {
         this.viewer.hovered = id;
-        this.viewer.invalidate();
+        this.viewer.requestDraw();
       }
     }
   }

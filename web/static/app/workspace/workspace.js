@@ -52,7 +52,7 @@ export class Workspace {
     this.pending = new PendingEdits(this.live);
     this.frames = new FrameLoader(job.id, job.start_frame, job.stop_frame);
     this.build(view);
-    this.viewer = new Viewer(this.canvas);
+    this.viewer = new Viewer(this.canvas, this.baseCanvas);
     for (const label of labels) this.viewer.colors.set(label.id, label.color);
     this.interaction = new Interaction(this.viewer, this);
     this.panels = new Panels(this, this.sidebar);
@@ -61,6 +61,7 @@ export class Workspace {
   }
 
   build(view) {
+    this.baseCanvas = el("canvas", { id: "frame-base" });
     this.canvas = el("canvas", { id: "frame-canvas", tabIndex: 0 });
     this.sidebar = el("aside", { className: "sidebar" });
     this.toolbar = el("div", { className: "toolbar" });
@@ -68,7 +69,7 @@ export class Workspace {
       "div",
       { className: "workspace", dataset: { job: this.job.id } },
       this.toolbar,
-      el("div", { className: "workspace-main" }, el("div", { className: "stage" }, this.canvas), this.sidebar),
+      el("div", { className: "workspace-main" }, el("div", { className: "stage" }, this.baseCanvas, this.canvas), this.sidebar),
       el("div", { id: "toasts" }),
     );
     view.replaceChildren(this.root);
@@ -175,7 +176,7 @@ export class Workspace {
     }
     this.viewer.cursors = cursors;
     this.viewer.highlights = highlights;
-    this.viewer.invalidate();
+    this.viewer.requestDraw();
   }
 
   // What is shown
@@ -187,6 +188,7 @@ export class Workspace {
       const arrived = this.remoteEventAt;
       this.viewer.onDrawn = () => {
         metrics.lastRemoteEventShownMs = performance.now() - arrived;
+        metrics.lastRemoteEventShownAt = performance.timeOrigin + performance.now();
         metrics.lastRemoteEventVersion = change.event.version;
         this.viewer.onDrawn = null;
       };
@@ -234,7 +236,7 @@ export class Workspace {
     if (id === this.selected) return;
     this.selected = id;
     this.viewer.selected = id;
-    this.viewer.invalidate();
+    this.viewer.requestDraw();
     this.room?.presence({ selected: id !== null && id > 0 ? id : null });
     this.panels.objects();
     this.panels.details();
