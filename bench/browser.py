@@ -110,7 +110,8 @@ def polygon_job(client: httpx.Client, polygons: int) -> tuple[int, int]:
         for vertex in range(count):
             angle = 2 * math.pi * vertex / count
             reach = radius * rng.uniform(0.7, 1.0)
-            points += [round(cx + reach * math.cos(angle), 1), round(cy + reach * math.sin(angle), 1)]
+            x, y = cx + reach * math.cos(angle), cy + reach * math.sin(angle)
+            points += [round(x, 1), round(y, 1)]
         shapes.append(
             {
                 "type": "polygon",
@@ -160,7 +161,8 @@ DRAG_PROBE = """
     probe.pending = [];
     probe.lastDrawAt = now;
   };
-  window.addEventListener("mousemove", (e) => { if (e.buttons) probe.pending.push(e.timeStamp); }, true);
+  const moved = (e) => { if (e.buttons) probe.pending.push(e.timeStamp); };
+  window.addEventListener("mousemove", moved, true);
   window.addEventListener("mouseup", (e) => { probe.upAt = e.timeStamp; }, true);
 }
 """
@@ -169,7 +171,8 @@ SETTLED = """
 () => {
   const w = window.__palimpsest.workspace;
   const probe = window.__probe;
-  return w.pending.size === 0 && probe.lastDrawAt > probe.upAt ? probe.lastDrawAt - probe.upAt : null;
+  const settled = w.pending.size === 0 && probe.lastDrawAt > probe.upAt;
+  return settled ? probe.lastDrawAt - probe.upAt : null;
 }
 """
 
