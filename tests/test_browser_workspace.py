@@ -7,7 +7,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page
 
@@ -53,12 +55,30 @@ def bob(server: LiveServer) -> httpx.Client:
     return register(server, "bob", PASSWORD)
 
 
+def write_scene(path: Path, shift: int) -> Path:
+    """A 640x480 street-like frame (sky, road, buildings, two cars), shifted by `shift` px."""
+    rows = np.linspace(0, 1, 480)[:, None, None]
+    sky = np.array([235, 206, 160]) * (1 - rows) + np.array([120, 120, 110]) * rows
+    image = np.broadcast_to(sky, (480, 640, 3)).astype(np.uint8).copy()
+    cv2.rectangle(image, (0, 300), (640, 480), (80, 80, 85), -1)
+    for x, height, color in ((20, 180, 150), (170, 230, 120), (380, 160, 170), (520, 210, 135)):
+        cv2.rectangle(image, (x, 300 - height), (x + 120, 300), (color, color - 20, color - 40), -1)
+    cv2.rectangle(image, (120 + shift, 330), (230 + shift, 390), (40, 40, 200), -1)
+    cv2.rectangle(image, (320 - shift, 360), (450 - shift, 430), (200, 120, 30), -1)
+    cv2.line(image, (0, 400), (640, 400), (230, 230, 230), 3)
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
 def new_job(owner: httpx.Client, folder: Path, assignee: httpx.Client | None = None) -> int:
     """A task of three 640x480 frames owned by `owner`; its one job assigned to `assignee`."""
     created = owner.post("/api/tasks", json={"name": "street", "labels": LABELS})
     assert created.status_code == 201, created.text
     task_id = created.json()["id"]
-    paths = write_images(folder, ["a.png", "b.png", "c.png"], size=(640, 480))
+    paths = [
+        write_scene(folder / f"{name}.png", shift)
+        for name, shift in (("a", 0), ("b", 8), ("c", 16))
+    ]
     files = [
         (f"client_files[{i}]", (path.name, path.read_bytes(), "image/png"))
         for i, path in enumerate(paths)
@@ -158,11 +178,11 @@ def test_two_people_edit_one_job_live_and_undo_only_their_own(
     b = open_job(person(browser, server, pages, "bob"), job)
     a.wait_for_selector("#members li[data-user=bob]")
 
-    draw_box(a, 100, 100, 200, 180)
+    draw_box(a, 115, 325, 235, 395)
     (box_a,) = [s for s in annotations(alice, job)["shapes"]]
     wait_shown(b, f"objects.some((o) => o.id === {box_a['id']})")
 
-    draw_box(b, 300, 200, 420, 300)
+    draw_box(b, 315, 355, 455, 435)
     box_b = next(s for s in annotations(alice, job)["shapes"] if s["id"] != box_a["id"])
     wait_shown(a, f"objects.some((o) => o.id === {box_b['id']})")
 
@@ -175,27 +195,27 @@ def test_two_people_edit_one_job_live_and_undo_only_their_own(
     assert "frame 0" in a.inner_text("#members li[data-user=bob]")
 
     # Both move their own box at once; both moves survive.
-    click(a, 150, 140)
-    click(b, 360, 250)
-    a.mouse.move(*to_client(a, 150, 140))
-    b.mouse.move(*to_client(b, 360, 250))
+    click(a, 175, 360)
+    click(b, 385, 395)
+    a.mouse.move(*to_client(a, 175, 360))
+    b.mouse.move(*to_client(b, 385, 395))
     a.mouse.down()
     b.mouse.down()
-    a.mouse.move(*to_client(a, 170, 150), steps=4)
-    b.mouse.move(*to_client(b, 340, 260), steps=4)
+    a.mouse.move(*to_client(a, 180, 362), steps=4)
+    b.mouse.move(*to_client(b, 375, 395), steps=4)
     a.mouse.up()
     b.mouse.up()
     saved(a)
     saved(b)
     a.wait_for_selector(f"#members li[data-user=bob]:has-text('selected #{box_b['id']}')")
     shapes = {s["id"]: s for s in annotations(alice, job)["shapes"]}
-    assert near(shapes[box_a["id"]]["points"], [120, 110, 220, 190])
-    assert near(shapes[box_b["id"]]["points"], [280, 210, 400, 310])
+    assert near(shapes[box_a["id"]]["points"], [120, 327, 240, 397])
+    assert near(shapes[box_b["id"]]["points"], [305, 355, 445, 435])
     for page in (a, b):
         wait_shown(
             page,
             f"objects.find((o) => o.id === {box_a['id']})?.shape.points[0] > 118"
-            f" && objects.find((o) => o.id === {box_b['id']})?.shape.points[0] < 282",
+            f" && objects.find((o) => o.id === {box_b['id']})?.shape.points[0] < 307",
         )
 
     # Alice undoes twice: her move, then her box. Bob's box and move stay.
@@ -206,7 +226,7 @@ def test_two_people_edit_one_job_live_and_undo_only_their_own(
     saved(a)
     shapes = annotations(alice, job)["shapes"]
     assert [s["id"] for s in shapes] == [box_b["id"]]
-    assert near(shapes[0]["points"], [280, 210, 400, 310])
+    assert near(shapes[0]["points"], [305, 355, 445, 435])
     wait_shown(b, f"objects.length === 1 && objects[0].id === {box_b['id']}")
 
     # Redo brings her box back, for both.
@@ -216,13 +236,14 @@ def test_two_people_edit_one_job_live_and_undo_only_their_own(
     wait_shown(b, "objects.length === 2")
 
     SCREENSHOTS.mkdir(exist_ok=True)
+    click(a, 175, 360)
     a.mouse.move(*to_client(a, 260, 330))
     b.wait_for_function(
         "window.__palimpsest.workspace.viewer.cursors.some((c) => c.name === 'alice')"
     )
-    b.mouse.move(*to_client(b, 420, 120))
+    b.mouse.move(*to_client(b, 470, 250))
     a.wait_for_function(
-        "window.__palimpsest.workspace.viewer.cursors.some((c) => c.name === 'bob' && c.x > 415)"
+        "window.__palimpsest.workspace.viewer.cursors.some((c) => c.name === 'bob' && c.x > 465)"
     )
     a.screenshot(path=str(SCREENSHOTS / "workspace-two-users.png"))
 
@@ -499,3 +520,114 @@ def test_a_wrong_password_is_said_on_the_form(browser: Browser, server: LiveServ
     page.wait_for_selector("#login-form .error:not([hidden])")
     assert page.inner_text("#login-form .error")
     context.close()
+
+
+SKELETON_SVG = (
+    '<line x1="10" y1="10" x2="50" y2="50" data-type="edge" data-node-from="1" data-node-to="2">'
+    '</line><circle r="1.5" cx="10" cy="10" data-type="element node" data-element-id="1" '
+    'data-node-id="1" data-label-name="head"></circle><circle r="1.5" cx="50" cy="50" '
+    'data-type="element node" data-element-id="2" data-node-id="2" data-label-name="hand"></circle>'
+)
+
+
+def test_cuboids_masks_and_skeletons_are_shown_moved_and_deleted(
+    browser: Browser,
+    server: LiveServer,
+    pages: list[SignedInPage],
+    alice: httpx.Client,
+    tmp_path: Path,
+) -> None:
+    labels = [
+        {"name": "box3d"},
+        {
+            "name": "person",
+            "type": "skeleton",
+            "svg": SKELETON_SVG,
+            "sublabels": [{"name": "head", "type": "points"}, {"name": "hand", "type": "points"}],
+        },
+    ]
+    created = alice.post("/api/tasks", json={"name": "kinds", "labels": labels})
+    task_id = created.json()["id"]
+    (path,) = write_images(tmp_path, ["k.png"], size=(640, 480))
+    uploaded = alice.post(
+        f"/api/tasks/{task_id}/data",
+        files=[("client_files[0]", (path.name, path.read_bytes(), "image/png"))],
+        data={"image_quality": "80"},
+    )
+    assert wait_for_request(alice, uploaded.json()["rq_id"])["status"] == "finished"
+    job_id = alice.get("/api/jobs", params={"task_id": task_id}).json()["results"][0]["id"]
+    found = alice.get("/api/labels", params={"job_id": job_id}).json()["results"]
+    by_name = {label["name"]: label["id"] for label in found}
+    for label in found:
+        by_name |= {node["name"]: node["id"] for node in label["sublabels"]}
+    cuboid = [100, 100, 100, 200, 200, 100, 200, 200, 220, 90, 220, 190, 320, 90, 320, 190]
+    mask = [0, 400, 300, 100, 319, 119]  # a 20 x 20 box at (300, 100), all set
+    body = {
+        "shapes": [
+            {"type": "cuboid", "label_id": by_name["box3d"], "frame": 0, "points": cuboid},
+            {"type": "mask", "label_id": by_name["box3d"], "frame": 0, "points": mask},
+            {
+                "type": "skeleton",
+                "label_id": by_name["person"],
+                "frame": 0,
+                "points": [],
+                "elements": [
+                    {
+                        "type": "points",
+                        "label_id": by_name["head"],
+                        "frame": 0,
+                        "points": [450, 300],
+                    },
+                    {
+                        "type": "points",
+                        "label_id": by_name["hand"],
+                        "frame": 0,
+                        "points": [500, 380],
+                    },
+                ],
+            },
+        ]
+    }
+    put = alice.put(f"/api/jobs/{job_id}/annotations", json=body)
+    assert put.status_code == 200, put.text
+    page = open_job(person(browser, server, pages, "alice"), job_id)
+    wait_shown(page, "objects.length === 3")
+    ids = {s["type"]: s["id"] for s in annotations(alice, job_id)["shapes"]}
+
+    click(page, 150, 150)  # inside the cuboid
+    assert page.evaluate("window.__palimpsest.workspace.selected") == ids["cuboid"]
+    drag(page, (150, 150), (160, 170))
+    click(page, 310, 110)  # inside the mask
+    assert page.evaluate("window.__palimpsest.workspace.selected") == ids["mask"]
+    drag(page, (310, 110), (330, 100))
+    click(page, 450, 300)  # on the skeleton's head
+    assert page.evaluate("window.__palimpsest.workspace.selected") == ids["skeleton"]
+    drag(page, (450, 300), (440, 310))
+    saved(page)
+    shapes = {s["type"]: s for s in annotations(alice, job_id)["shapes"]}
+    assert near(
+        shapes["cuboid"]["points"], [v + (10 if i % 2 == 0 else 20) for i, v in enumerate(cuboid)]
+    )
+    assert shapes["mask"]["points"][:2] == [0, 400]
+    assert near(shapes["mask"]["points"][-4:], [320, 90, 339, 109])
+    heads = [e["points"] for e in shapes["skeleton"]["elements"]]
+    assert near(heads[0] + heads[1], [440, 310, 490, 390])
+
+    page.keyboard.press("Delete")
+    saved(page)
+    assert sorted(s["type"] for s in annotations(alice, job_id)["shapes"]) == ["cuboid", "mask"]
+
+
+def test_a_rejected_edit_is_said_and_taken_back_on_the_page(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], alice: httpx.Client, job: int
+) -> None:
+    page = open_job(person(browser, server, pages, "alice"), job)
+    draw_box(page, 100, 100, 200, 200)
+    (box,) = annotations(alice, job)["shapes"]
+    page.evaluate(
+        f"window.__palimpsest.workspace.update({box['id']}, 'shape', {{points: [1, 2, 3]}})"
+    )
+    page.wait_for_selector(".toast.error:has-text('Rejected (invalid)')")
+    saved(page)
+    wait_shown(page, "objects.length === 1 && objects[0].shape.points.length === 4")
+    assert annotations(alice, job)["shapes"][0]["points"] == box["points"]

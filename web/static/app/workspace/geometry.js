@@ -163,6 +163,8 @@ export function rotationHandle(shape, reach) {
 
 export function translated(shape, dx, dy) {
   if (shape.type === "mask") {
+    // A mask's box is in whole pixels: it moves by whole pixels.
+    [dx, dy] = [Math.round(dx), Math.round(dy)];
     const points = shape.points.slice();
     const n = points.length;
     points[n - 4] += dx;
