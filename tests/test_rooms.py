@@ -224,6 +224,25 @@ def test_presence_is_shared_and_coalesced(server: LiveServer, room: dict[str, An
     assert bob.members[alice.welcome["session"]]["tool"] == "box"
     presence_frames = [f for f in bob.frames if f["type"] == "presence"]
     assert len(presence_frames) < 30  # coalesced per tick, not one per cursor move
+
+    # A field sent changes; a field left out stays; an explicit null clears it.
+    def selection_seen(value: int | None) -> None:
+        mark = len(bob.frames)
+        alice.send({"type": "presence", "selected": value})
+        bob.wait_for(
+            lambda f: (
+                f["type"] == "presence"
+                and any(
+                    m["session"] == alice.welcome["session"] and m["selected"] == value
+                    for m in f["members"]
+                )
+            ),
+            start=mark,
+        )
+
+    selection_seen(7)
+    selection_seen(None)
+    assert bob.members[alice.welcome["session"]]["tool"] == "box"
     alice.close()
     bob.wait_for(lambda f: f["type"] == "presence" and alice.welcome["session"] in f["left"])
     bob.close()
