@@ -224,7 +224,7 @@ def measure_crowded(browser, url: str, job_id: int, moves: int, remote_edits: in
     peer_page.goto(f"{url}/#/jobs/{job_id}")
     peer_page.wait_for_selector("#connection[data-status=live]", timeout=60000)
     peer_page.wait_for_function("window.__palimpsest.workspace.viewer.objects.length > 0")
-    remote = []
+    remote, on_page = [], []
     ids = page.evaluate("window.__palimpsest.workspace.viewer.objects.map((o) => o.id)")
     for index in range(remote_edits):
         ident = ids[(index * 97) % len(ids)]
@@ -239,8 +239,9 @@ def measure_crowded(browser, url: str, job_id: int, moves: int, remote_edits: in
             f"(window.__palimpsest.metrics.lastRemoteEventVersion || 0) > {before}",
             timeout=30000,
         )
-        shown_at = page.evaluate("window.__palimpsest.metrics.lastRemoteEventShownAt")
-        remote.append(shown_at - sent_at)
+        metrics = page.evaluate("window.__palimpsest.metrics")
+        remote.append(metrics["lastRemoteEventShownAt"] - sent_at)
+        on_page.append(metrics["lastRemoteEventShownMs"])
         peer_page.wait_for_selector("#saving[data-pending='0']")
     peer.close()
     signed.close()
@@ -251,6 +252,7 @@ def measure_crowded(browser, url: str, job_id: int, moves: int, remote_edits: in
         "moves": move_latencies,
         "settle": settle,
         "remote": remote,
+        "remote_on_page": on_page,
     }
 
 
@@ -308,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  drag: each move to its redraw {fmt(crowded['moves'])}")
     print(f"  drag: release to saved+drawn  {crowded['settle']:7.1f} ms")
     print(f"  a remote user's edit shown    {fmt(crowded['remote'])}")
+    print(f"    of which: its event to drawn {fmt(crowded['remote_on_page'])}")
     return 0
 
 

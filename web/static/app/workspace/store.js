@@ -94,8 +94,9 @@ export class AnnotationStore {
 
   // Pending edits: `overlay` is rebuilt by the caller from the edits still waiting for an ack.
   setOverlay(overlay) {
+    const ids = [...new Set([...this.overlay.keys(), ...overlay.keys()])];
     this.overlay = overlay;
-    this.changed({ overlay: true });
+    this.changed({ ids });
   }
 
   get(id) {
@@ -116,16 +117,23 @@ export class AnnotationStore {
   // What is drawn on `frame`: shapes, and tracks at their interpolated position.
   onFrame(frame) {
     const drawn = [];
-    for (const [id, { kind, object }] of this.entries()) {
-      if (kind === "shape") {
-        if (object.frame === frame) drawn.push({ id, kind, object, shape: object });
-      } else if (kind === "track") {
-        const shape = trackShapeAt(object, frame);
-        if (shape && !shape.outside) drawn.push({ id, kind, object, shape });
-      }
+    for (const [id, entry] of this.entries()) {
+      const found = drawnOn(id, entry, frame);
+      if (found) drawn.push(found);
     }
-    drawn.sort((a, b) => a.shape.z_order - b.shape.z_order || a.id - b.id);
-    return drawn;
+    return drawn.sort(byDrawingOrder);
+  }
+
+  // `drawn` (what onFrame gave for `frame`) with the objects `ids` taken again from the store.
+  patchFrame(drawn, ids, frame) {
+    const touched = new Set(ids);
+    const patched = drawn.filter((item) => !touched.has(item.id));
+    for (const id of touched) {
+      const entry = this.get(id);
+      const found = entry && drawnOn(id, entry, frame);
+      if (found) patched.push(found);
+    }
+    return patched.sort(byDrawingOrder);
   }
 
   tagsOn(frame) {
@@ -141,4 +149,16 @@ export class AnnotationStore {
     for (const _ of this.entries()) n += 1;
     return n;
   }
+}
+
+// How an object shows on `frame`: shapes on their frame, tracks where they are not outside.
+function drawnOn(id, { kind, object }, frame) {
+  if (kind === "shape") return object.frame === frame ? { id, kind, object, shape: object } : null;
+  if (kind !== "track") return null;
+  const shape = trackShapeAt(object, frame);
+  return shape && !shape.outside ? { id, kind, object, shape } : null;
+}
+
+function byDrawingOrder(a, b) {
+  return a.shape.z_order - b.shape.z_order || a.id - b.id;
 }

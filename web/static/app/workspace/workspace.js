@@ -183,7 +183,7 @@ export class Workspace {
 
   annotationsChanged(change) {
     if (this.past) return;
-    this.refreshObjects();
+    this.refreshObjects(change?.ids);
     if (change?.event && change.event.actor !== this.me.id && this.remoteEventAt) {
       const arrived = this.remoteEventAt;
       this.viewer.onDrawn = () => {
@@ -195,11 +195,26 @@ export class Workspace {
     }
   }
 
-  refreshObjects() {
-    this.viewer.setObjects(this.store.onFrame(this.frame));
-    if (this.selected !== null && !this.store.get(this.selected)) this.select(null);
-    this.panels.objects();
-    this.panels.details();
+  // The objects drawn on this frame: all again, or only `ids` when just they changed.
+  refreshObjects(ids = null) {
+    const store = this.store;
+    const objects = ids && this.drawnFrame === this.frame
+      ? store.patchFrame(this.viewer.objects, ids, this.frame)
+      : store.onFrame(this.frame);
+    this.drawnFrame = this.frame;
+    this.viewer.setObjects(objects);
+    if (this.selected !== null && !store.get(this.selected)) this.select(null);
+    this.schedulePanels();
+  }
+
+  // The side panels follow a moment after the canvas, so a busy frame draws first.
+  schedulePanels() {
+    if (this.panelsDue) return;
+    this.panelsDue = setTimeout(() => {
+      this.panelsDue = null;
+      this.panels.objects();
+      this.panels.details();
+    }, 30);
   }
 
   async showFrame(frame) {
