@@ -316,10 +316,10 @@ export class Panels {
   // A conflict: show the other person's version and offer to re-apply ours.
   conflict(reject, edit) {
     const workspace = this.workspace;
-    const changes = edit.changes || {};
+    const { id, kind, changes } = edit.frame;
     const theirs = Object.fromEntries(Object.keys(changes).map((field) => [field, reject.current[field]]));
     const dialog = el("div", { id: "conflict", className: "dialog" },
-      el("h3", {}, `Someone else changed ${edit.frame.kind} #${edit.frame.id}`),
+      el("h3", {}, `Someone else changed ${kind} #${id}`),
       el("p", {}, reject.detail),
       el("div", { className: "versions" },
         el("div", {}, el("strong", {}, "Their version (now saved)"), el("pre", { id: "conflict-theirs" }, JSON.stringify(theirs, null, 1))),
@@ -329,8 +329,7 @@ export class Panels {
         id: "conflict-reapply",
         onclick: () => {
           dialog.remove();
-          const frame = edit.retry(reject.version);
-          workspace.update(frame.id, frame.kind, frame.changes);
+          workspace.update(id, kind, changes); // based on the version that now includes theirs
         },
       }, "Re-apply mine"));
     workspace.root.querySelector("#conflict")?.remove();

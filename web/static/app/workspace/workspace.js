@@ -141,7 +141,7 @@ export class Workspace {
   reject(frame) {
     const edit = this.pending.settle(frame.cid);
     this.panels.saving();
-    if (frame.reason === "conflict" && edit?.retry && frame.current) {
+    if (frame.reason === "conflict" && edit?.frame.type === "update" && frame.current) {
       this.panels.conflict(frame, edit);
       return;
     }
@@ -351,10 +351,7 @@ export class Workspace {
       return;
     }
     const frame = { type: "update", kind, id, base: this.live.version, changes };
-    this.send(frame, updating(id, kind, changes), {
-      retry: (version) => ({ ...frame, base: version }),
-      changes,
-    });
+    this.send(frame, updating(id, kind, changes));
   }
 
   // A per-keyframe field of a track (outside, occluded) or of a shape, on this frame.
