@@ -93,7 +93,7 @@ export class RoomClient {
     const cid = frame.cid ?? newCid();
     const command = { ...frame, cid };
     this.pending.set(cid, command);
-    if (this.ready) this.socket.send(JSON.stringify(command));
+    if (this.open) this.socket.send(JSON.stringify(command));
     return cid;
   }
 
@@ -106,13 +106,18 @@ export class RoomClient {
 
   flushPresence() {
     this.presenceTimer = null;
-    if (!this.ready || !this.presenceDue) return;
+    if (!this.open || !this.presenceDue) return;
     this.sendNow({ type: "presence", ...this.presenceDue });
     this.presenceDue = null;
   }
 
   sendNow(frame) {
-    if (this.ready) this.socket.send(JSON.stringify(frame));
+    if (this.open) this.socket.send(JSON.stringify(frame));
+  }
+
+  // Caught up and still connected (a socket closes a moment before `onclose` says so).
+  get open() {
+    return this.ready && this.socket?.readyState === WebSocket.OPEN;
   }
 
   close() {
@@ -123,6 +128,7 @@ export class RoomClient {
 
   // For tests: drops the connection as a network failure would.
   drop() {
+    this.ready = false;
     this.socket?.close();
   }
 }
