@@ -13,14 +13,17 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from cvat_sdk import make_client
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import register
-from tests.live_server import LiveServer, free_port
-from tests.task_setup import upload_task, wait_for_request
+from tests.images import write_images
+from tests.live_server import ADMIN_PASSWORD, LiveServer, free_port
+from tests.task_setup import attach_files, upload_task, wait_for_request
 from tests.test_cloud_storages import KEY, SECRET, storage_body
 from tests.test_dataset_formats_api import LABELS, named
 from tests.test_datasets_api import cli
+from tests.videos import write_video
 
 FRAMES = [f"{i}.png" for i in range(4)]
 
@@ -454,3 +457,85 @@ def test_backups_go_to_and_come_from_a_cloud_storage(
                 "filename": "../up.zip"},
     )  # fmt: skip
     assert hostile.status_code == 400
+
+
+def _round_trip(admin: httpx.Client, task_id: int) -> int:
+    status = restore(admin, "task", backup(admin, "task", task_id))
+    assert status["status"] == "finished", status
+    return int(status["result_id"])
+
+
+def test_a_video_task_keeps_its_video_and_frame_range(admin: httpx.Client, tmp_path: Path) -> None:
+    path = tmp_path / "street.mp4"
+    write_video(path, frames=40, keyint=10)
+    task_id, status = attach_files(
+        admin,
+        {"name": "video", "labels": LABELS, "segment_size": 5, "overlap": 2},
+        [path],
+        start_frame=3,
+        stop_frame=30,
+        frame_filter="step=2",
+        use_cache="true",
+    )
+    assert status["status"] == "finished", status
+    copy = _round_trip(admin, task_id)
+    metas = [admin.get(f"/api/tasks/{t}/data/meta").json() for t in (task_id, copy)]
+    for key in ("size", "start_frame", "stop_frame", "frame_filter", "frames", "chunk_size"):
+        assert metas[0][key] == metas[1][key], key
+    assert jobs_of(admin, copy) == jobs_of(admin, task_id)
+    tasks = [admin.get(f"/api/tasks/{t}").json() for t in (task_id, copy)]
+    assert tasks[1]["mode"] == "interpolation" and tasks[1]["overlap"] == tasks[0]["overlap"]
+    assert frame(admin, copy, 5) == frame(admin, task_id, 5)
+
+
+def test_archive_frames_keep_their_paths_and_context_images(
+    admin: httpx.Client, tmp_path: Path
+) -> None:
+    paths = write_images(tmp_path / "src", ["a.jpg", "c.png", "l.png", "x.png"])
+    data = {path.name: path.read_bytes() for path in paths}
+    archive = tmp_path / "scene.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("a.jpg", data["a.jpg"])
+        out.writestr("related_images/a_jpg/left.png", data["l.png"])
+        out.writestr("sub/c.png", data["c.png"])
+        out.writestr("sub/related_images/c_png/ctx.png", data["x.png"])
+    task_id, status = attach_files(
+        admin, {"name": "scene", "labels": LABELS}, [archive], sorting_method="random"
+    )
+    assert status["status"] == "finished", status
+    copy = _round_trip(admin, task_id)
+    metas = [admin.get(f"/api/tasks/{t}/data/meta").json() for t in (task_id, copy)]
+    assert metas[1]["frames"] == metas[0]["frames"]
+    assert [f["related_files"] for f in metas[1]["frames"]] == [1, 1]
+    for number in range(2):
+        assert frame(admin, copy, number) == frame(admin, task_id, number)
+        contexts = [
+            admin.get(
+                f"/api/tasks/{t}/data", params={"type": "context_image", "number": number}
+            ).content
+            for t in (task_id, copy)
+        ]
+        first, second = (zipfile.ZipFile(io.BytesIO(c)) for c in contexts)
+        assert [first.read(i) for i in first.infolist()] == [
+            second.read(i) for i in second.infolist()
+        ]
+
+
+def test_the_sdk_restores_a_project_into_the_importers_organization(
+    server: LiveServer, admin: httpx.Client, tmp_path: Path
+) -> None:
+    owner = register(server, "backup-owner")
+    created = owner.post("/api/organizations", json={"slug": "restorers", "name": "Restorers"})
+    assert created.status_code == 201, created.text
+    project = admin.post("/api/projects", json={"name": "sdk", "labels": LABELS}).json()
+    upload_task(admin, tmp_path / "t", FRAMES[:2], {"name": "t", "project_id": project["id"]})
+    out = tmp_path / "project.zip"
+    with make_client(server.url, credentials=("admin", ADMIN_PASSWORD)) as client:
+        client.config.status_check_period = 0.1
+        client.projects.retrieve(project["id"]).download_backup(out)
+    with make_client(server.url, credentials=("backup-owner", "secret-pass-1")) as client:
+        client.config.status_check_period = 0.1
+        client.organization_slug = "restorers"
+        restored = client.projects.create_from_backup(out)
+        assert restored.organization is not None and restored.owner.username == "backup-owner"
+        assert [task.name for task in restored.get_tasks()] == ["t"]
