@@ -539,3 +539,35 @@ def test_the_sdk_restores_a_project_into_the_importers_organization(
         restored = client.projects.create_from_backup(out)
         assert restored.organization is not None and restored.owner.username == "backup-owner"
         assert [task.name for task in restored.get_tasks()] == ["t"]
+
+
+def test_a_lightweight_backup_takes_the_media_from_its_cloud_storage_again(
+    admin: httpx.Client, bucket: tuple[Any, int], tmp_path: Path
+) -> None:
+    s3, storage_id = bucket
+    keys = []
+    for path in write_images(tmp_path, ["p1.png", "p0.png"]):
+        keys.append(f"photos/{path.name}")
+        s3.upload_file(str(path), "frames", keys[-1])
+    created = admin.post("/api/tasks", json={"name": "cloudy", "labels": LABELS}).json()
+    body = {"cloud_storage_id": storage_id, "server_files": keys}
+    started = admin.post(f"/api/tasks/{created['id']}/data", json=body)
+    assert started.status_code == 202, started.text
+    assert wait_for_request(admin, started.json()["rq_id"])["status"] == "finished"
+    content = backup(admin, "task", created["id"], lightweight="True")
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    assert [n for n in archive.namelist() if n.startswith("data/")] == ["data/manifest.jsonl"]
+    data = json.loads(archive.read("task.json"))["data"]
+    assert data["storage"] == "cloud_storage" and data["cloud_storage_id"] == storage_id
+
+    status = restore(admin, "task", content)
+    assert status["status"] == "finished", status
+    copy = status["result_id"]
+    meta = admin.get(f"/api/tasks/{copy}/data/meta").json()
+    assert [f["name"] for f in meta["frames"]] == ["photos/p0.png", "photos/p1.png"]
+    assert meta["storage"] == "cloud_storage" and meta["cloud_storage_id"] == storage_id
+    for number in range(2):
+        assert frame(admin, copy, number) == frame(admin, created["id"], number)
+    # a full backup of the same task carries the files
+    names = zipfile.ZipFile(io.BytesIO(backup(admin, "task", created["id"]))).namelist()
+    assert "data/photos/p0.png" in names

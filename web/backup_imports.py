@@ -32,15 +32,17 @@ from core.permissions import Action, Principal, check_may_create_in_organization
 from core.projects import ProjectWrite, create_project
 from core.tasks import create_task, delete_project, delete_task
 from infra.background import Operation
+from infra.buckets import Bucket
 from infra.ingest_jobs import ingest_uploaded, upload_dir
 from infra.runtime import Runtime
 from web import background_work, tus
-from web.cloud_storages import import_from_bucket
+from web.cloud_storages import import_from_bucket, usable_bucket
 from web.context import allowed, runtime
 from web.datasets import import_scratch, import_source
 from web.errors import BadRequest
 from web.project_datasets import scaled_progress
 from web.responses import json_response
+from web.uploads import take_bucket_files
 from workers.backups.planning import TaskPlan, plan_task, restored_task
 from workers.backups.reading import (
     TaskArchive,
@@ -63,11 +65,12 @@ async def task_import(request: Request) -> Response:
         return started
     source = await _backup_file(request, caller, "task_file")
     plan = await _checked(source, "task_file", lambda: plan_task(read_task_archive(source), None))
+    buckets = await _buckets(request, source, [plan])
     rt = runtime(request)
 
     async def work(rq_id: str, progress: Progress) -> background_work.Outcome:
         try:
-            task_id = await restore_task(rt, caller, source, plan, None, progress)
+            task_id = await restore_task(rt, caller, source, plan, None, buckets, progress)
         finally:
             await run_in_threadpool(shutil.rmtree, source.parent, True)
         return background_work.Outcome(result_id=task_id)
@@ -87,6 +90,7 @@ async def project_import(request: Request) -> Response:
         return archive.meta, [plan_task(task, archive.meta.labels) for task in archive.tasks]
 
     meta, plans = await _checked(source, "project_file", read)
+    buckets = await _buckets(request, source, plans)
     body = ProjectWrite(name=meta.name, labels=meta.labels, bug_tracker=meta.bug_tracker)
     rt = runtime(request)
 
@@ -99,7 +103,8 @@ async def project_import(request: Request) -> Response:
                 share = 1 / len(plans)
                 for number, plan in enumerate(plans):
                     step = scaled_progress(progress, number * share, share, plan.task.name)
-                    await restore_task(rt, caller, source, plan, (project_id, labels), step)
+                    project = (project_id, labels)
+                    await restore_task(rt, caller, source, plan, project, buckets, step)
             except BaseException:
                 await _undo(rt, caller, lambda unit: delete_project(unit, caller, project_id))
                 raise
@@ -116,17 +121,24 @@ async def restore_task(
     source: Path,
     plan: TaskPlan,
     project: tuple[int, list[LabelSpec]] | None,
+    buckets: dict[int, Bucket],
     progress: Progress,
 ) -> int:
     """Makes the planned task (inside `project`, whose labels it uses, when given), its
-    media from the archive, then its jobs; a failure removes the task again."""
+    media from the archive (or, for a lightweight backup, from its bucket), then its jobs;
+    a failure removes the task again."""
     spec = msgspec.structs.replace(plan.task, project_id=project[0] if project else None)
     written = await rt.execute(lambda unit: create_task(unit, caller, spec), caller)
     task_id = written.value.task_id
     labels = project[1] if project else list(written.value.labels)
     try:
+        uploads = upload_dir(rt, task_id)
+        storage_id = plan.data_request.cloud_storage_id
+        if storage_id is not None:
+            progress(0.0, f"Downloading {len(plan.archive.cloud_files)} files")
+            await take_bucket_files(buckets[storage_id], plan.archive.cloud_files, uploads)
         progress(0.0, "Unpacking the media")
-        await run_in_threadpool(_stage_media, source, plan.archive, upload_dir(rt, task_id))
+        await run_in_threadpool(_stage_media, source, plan.archive, uploads)
         await ingest_uploaded(rt, caller, task_id, plan.data_request, progress)
         progress(0.9, "Restoring the jobs and their annotations")
         restored = restored_task(plan, labels)
@@ -139,9 +151,8 @@ async def restore_task(
 
 
 def _stage_media(source: Path, archive: TaskArchive, target: Path) -> None:
-    """The archive's media files become the task's uploaded files, in archive order."""
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
+    """The archive's media files join the task's uploaded files, in archive order."""
+    target.mkdir(parents=True, exist_ok=True)
     record_uploads(target, extract_task_media(source, archive, target))
 
 
@@ -151,6 +162,16 @@ async def _undo(rt: Runtime, caller: Principal, command: Callable[[Any], object]
         await rt.execute(command, caller)
     except Exception:
         log.exception("could not remove what a failed backup import made")
+
+
+async def _buckets(request: Request, source: Path, plans: list[TaskPlan]) -> dict[int, Bucket]:
+    """The buckets lightweight backups take their media from, if the caller may use them."""
+    wanted = {p.data_request.cloud_storage_id for p in plans if p.data_request.cloud_storage_id}
+    try:
+        return {ident: (await usable_bucket(request, ident))[1] for ident in wanted}
+    except BaseException:
+        shutil.rmtree(source.parent, ignore_errors=True)
+        raise
 
 
 def _may_create(request: Request, kind: str) -> Principal:

@@ -23,6 +23,7 @@ from workers.backups.layout import ANNOTATIONS_FILE, TASK_FILE, BackupJob, stage
 from workers.backups.named_annotations import resolved
 from workers.backups.reading import TaskArchive
 from workers.formats.dataset import FormatError
+from workers.media.manifest import MANIFEST_FILE
 
 KEPT_ORDERS = ("lexicographical", "natural", "predefined")
 
@@ -42,8 +43,10 @@ def plan_task(archive: TaskArchive, project_labels: Sequence[LabelInput] | None)
     layout = meta.data.validation_layout
     if layout is not None and layout.get("mode") != "gt":
         raise FormatError(f"{where}: validation by honeypots (gt_pool) is not supported yet")
-    if meta.data.storage != "local":
-        raise FormatError(f"{where}: only backups that carry their media can be restored")
+    if meta.data.storage == "cloud_storage" and meta.data.cloud_storage_id is None:
+        raise FormatError(f"{where}: media in a cloud storage needs its cloud_storage_id")
+    if meta.data.storage not in ("local", "cloud_storage"):
+        raise FormatError(f"{where}: storage {meta.data.storage!r} is not local or cloud_storage")
     annotation_jobs = [job for job in meta.jobs if job.type == "annotation"]
     if not annotation_jobs:
         raise FormatError(f"{where}: the task has no annotation jobs")
@@ -73,6 +76,7 @@ def data_request(archive: TaskArchive) -> DataRequest:
     data = archive.meta.data
     # A random order cannot be drawn again: the archive's order (the manifest's) is kept.
     order = data.sorting_method if data.sorting_method in KEPT_ORDERS else "predefined"
+    cloud = archive.cloud_files
     try:
         request = msgspec.convert(
             {
@@ -85,6 +89,9 @@ def data_request(archive: TaskArchive) -> DataRequest:
                 "use_zip_chunks": data.chunk_type == "imageset",
                 "use_cache": data.storage_method == "cache",
                 "storage_method": data.storage_method,
+                # a lightweight backup's media is taken from its cloud storage again
+                "cloud_storage_id": data.cloud_storage_id if cloud else None,
+                "server_files": [MANIFEST_FILE, *cloud] if cloud else [],
             },
             DataRequest,
         )

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from core.cloud_storages import is_safe_key
 from workers.backups.layout import (
     ANNOTATIONS_FILE,
     DATA_DIR,
@@ -31,7 +32,7 @@ from workers.formats.archives import list_member_names, read_annotation_files
 from workers.formats.dataset import FormatError
 from workers.images import MediaError
 from workers.media.archives import write_member
-from workers.media.manifest import INDEX_FILE
+from workers.media.manifest import INDEX_FILE, MANIFEST_FILE, parse_manifest
 
 T = TypeVar("T")
 _TASK_FOLDER = re.compile(rf"^({re.escape(TASK_DIR_PREFIX)}(\d+)/)")
@@ -45,6 +46,7 @@ class TaskArchive:
     meta: BackupTask
     annotations: list[Any]  # one annotations body per job, names not yet checked
     media: list[str]  # member names under the task's data/ folder, in archive order
+    cloud_files: list[str]  # a lightweight backup's: the object keys its manifest lists
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class ProjectArchive:
 
 def read_task_archive(path: Path) -> TaskArchive:
     members = _members(path)
-    files = _json_files(path, {TASK_FILE, ANNOTATIONS_FILE})
+    files = _json_files(path, {TASK_FILE, ANNOTATIONS_FILE, f"{DATA_DIR}/{MANIFEST_FILE}"})
     return _task(files, members, "")
 
 
@@ -64,7 +66,9 @@ def read_project_archive(path: Path) -> ProjectArchive:
     numbered = {m.group(1): int(m.group(2)) for m in map(_TASK_FOLDER.match, members) if m}
     folders = sorted(numbered.items(), key=lambda item: item[1])
     wanted = {PROJECT_FILE} | {
-        f"{folder}{name}" for folder, _ in folders for name in (TASK_FILE, ANNOTATIONS_FILE)
+        f"{folder}{name}"
+        for folder, _ in folders
+        for name in (TASK_FILE, ANNOTATIONS_FILE, f"{DATA_DIR}/{MANIFEST_FILE}")
     }
     files = _json_files(path, wanted)
     meta = _decode(_required(files, PROJECT_FILE), BackupProject, PROJECT_FILE)
@@ -83,11 +87,32 @@ def _task(files: dict[str, bytes], members: list[str], folder: str) -> TaskArchi
         )
     prefix = f"{folder}{DATA_DIR}/"
     media = [m for m in members if m.startswith(prefix) and m != prefix + INDEX_FILE]
-    if not media:
-        raise FormatError(f"{prefix} holds no media files")
     if len(set(media)) != len(media):
         raise FormatError(f"{prefix} holds a file twice")
-    return TaskArchive(folder, meta, annotations, media)
+    cloud_files = []
+    if meta.data.storage == "cloud_storage":
+        cloud_files = _cloud_files(files, prefix, media)
+    elif not media:
+        raise FormatError(f"{prefix} holds no media files")
+    return TaskArchive(folder, meta, annotations, media, cloud_files)
+
+
+def _cloud_files(files: dict[str, bytes], prefix: str, media: list[str]) -> list[str]:
+    """The bucket keys of a lightweight backup's media: what its manifest, the only file
+    it carries, lists."""
+    name = prefix + MANIFEST_FILE
+    if media != [name]:
+        raise FormatError(f"a backup whose media is in a cloud storage carries only {name}")
+    try:
+        listed = parse_manifest(_required(files, name)).file_names()
+    except MediaError as error:
+        raise FormatError(f"{name}: {error}") from None
+    if not listed:
+        raise FormatError(f"{name} lists no files")
+    unsafe = [key for key in listed if not is_safe_key(key)]
+    if unsafe:
+        raise FormatError(f"{name} names {unsafe[0]!r}, which is not a usable object key")
+    return listed
 
 
 def extract_task_media(path: Path, task: TaskArchive, target: Path) -> list[str]:
@@ -115,7 +140,7 @@ def _members(path: Path) -> list[str]:
 
 
 def _json_files(path: Path, wanted: set[str]) -> dict[str, bytes]:
-    return dict(read_annotation_files(path, (".json",), member_filter=wanted.__contains__))
+    return dict(read_annotation_files(path, (".json", ".jsonl"), member_filter=wanted.__contains__))
 
 
 def _required(files: dict[str, bytes], name: str) -> bytes:
