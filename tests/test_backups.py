@@ -571,3 +571,78 @@ def test_a_lightweight_backup_takes_the_media_from_its_cloud_storage_again(
     # a full backup of the same task carries the files
     names = zipfile.ZipFile(io.BytesIO(backup(admin, "task", created["id"]))).namelist()
     assert "data/photos/p0.png" in names
+
+
+def test_an_archive_as_cvat_writes_it_is_restored(admin: httpx.Client, tmp_path: Path) -> None:
+    """CVAT's own layout: jobs with a status only, attributes by name, a full frame range,
+    the manifest's index.json, no stage or state."""
+    images = write_images(tmp_path, ["0.png", "1.png", "2.png"])
+    task = {
+        "name": "made by cvat", "bug_tracker": "", "status": "annotation", "subset": "train",
+        "labels": [{"name": "car", "color": "#fa3253", "type": "any", "svg": "", "sublabels": [],
+                    "attributes": [{"name": "model", "mutable": False, "input_type": "select",
+                                    "default_value": "a", "values": ["a", "b"]}]}],
+        "version": "1.0",
+        "data": {"chunk_size": 72, "image_quality": 70, "start_frame": 0, "stop_frame": 2,
+                 "chunk_type": "imageset", "storage_method": "cache", "storage": "local",
+                 "sorting_method": "lexicographical", "deleted_frames": []},
+        "jobs": [
+            {"start_frame": 0, "stop_frame": 1, "frames": [], "status": "completed", "type": "annotation"},
+            {"start_frame": 2, "stop_frame": 2, "frames": [], "status": "annotation", "type": "annotation"},
+        ],
+    }  # fmt: skip
+    box = {"type": "rectangle", "occluded": False, "outside": False, "z_order": 0,
+           "rotation": 0.0, "points": [1.0, 2.0, 3.0, 4.0], "frame": 1, "group": 0,
+           "source": "manual", "attributes": [{"value": "b", "name": "model"}],
+           "elements": [], "label": "car"}  # fmt: skip
+    annotations = [
+        {"version": 3, "tags": [], "shapes": [box], "tracks": []},
+        {"version": 0, "tags": [], "shapes": [], "tracks": []},
+    ]
+    manifest = [{"version": "1.1"}, {"type": "images"}] + [
+        {"name": str(i), "extension": ".png", "width": 64, "height": 48, "meta": {}}
+        for i in range(3)
+    ]
+    members: dict[str, bytes | str] = {
+        "task.json": json.dumps(task),
+        "annotations.json": json.dumps(annotations),
+        "data/manifest.jsonl": "".join(json.dumps(line) + "\n" for line in manifest),
+        "data/index.json": json.dumps({"0": 30, "1": 100, "2": 170}),
+        **{f"data/{path.name}": path.read_bytes() for path in images},
+    }
+    status = restore(admin, "task", zipped(members))
+    assert status["status"] == "finished", status
+    task_id = status["result_id"]
+    restored = admin.get(f"/api/tasks/{task_id}").json()
+    assert (restored["name"], restored["subset"], restored["size"]) == ("made by cvat", "train", 3)
+    assert [
+        (j["start_frame"], j["stop_frame"], j["status"]) for j in jobs_listed(admin, task_id)
+    ] == [
+        (0, 1, "completed"),
+        (2, 2, "annotation"),
+    ]
+    shapes = named(admin, task_id)["shapes"]
+    assert [(s["label"], s["frame"], s["attributes"]) for s in shapes] == [
+        ("car", 1, [{"name": "model", "value": "b"}])
+    ]
+
+
+def jobs_listed(client: httpx.Client, task_id: int) -> list[dict[str, Any]]:
+    return client.get("/api/jobs", params={"task_id": task_id, "sort": "id"}).json()["results"]
+
+
+def test_an_import_failing_midway_leaves_nothing_behind(
+    admin: httpx.Client, good: dict[str, bytes | str]
+) -> None:
+    before = admin.get("/api/tasks").json()["count"]
+    cut = {name: content for name, content in good.items() if name != "data/3.png"}
+    status = restore(admin, "task", zipped(cut))
+    assert status["status"] == "failed"
+    assert "manifest" in status["message"]
+    assert admin.get("/api/tasks").json()["count"] == before
+    project = {"project.json": json.dumps({"name": "p", "version": "1.0", "labels": [{}]})}
+    refused = admin.post(
+        "/api/projects/backup/",
+        files={"project_file": ("p.zip", zipped(project), "application/zip")},
+    )
+    assert refused.status_code == 400 and "labels[0].name" in refused.json()

@@ -33,7 +33,7 @@ from core.projects import ProjectWrite, create_project
 from core.tasks import create_task, delete_project, delete_task
 from infra.background import Operation
 from infra.buckets import Bucket
-from infra.ingest_jobs import ingest_uploaded, upload_dir
+from infra.ingest_jobs import ingest_uploaded, task_media_dir, upload_dir
 from infra.runtime import Runtime
 from web import background_work, tus
 from web.cloud_storages import import_from_bucket, usable_bucket
@@ -43,7 +43,7 @@ from web.errors import BadRequest
 from web.project_datasets import scaled_progress
 from web.responses import json_response
 from web.uploads import take_bucket_files
-from workers.backups.planning import TaskPlan, plan_task, restored_task
+from workers.backups.planning import TaskPlan, plan_project, plan_task, restored_task
 from workers.backups.reading import (
     TaskArchive,
     extract_task_media,
@@ -87,7 +87,7 @@ async def project_import(request: Request) -> Response:
 
     def read() -> tuple[Any, list[TaskPlan]]:
         archive = read_project_archive(source)
-        return archive.meta, [plan_task(task, archive.meta.labels) for task in archive.tasks]
+        return archive.meta, plan_project(archive)
 
     meta, plans = await _checked(source, "project_file", read)
     buckets = await _buckets(request, source, plans)
@@ -96,23 +96,38 @@ async def project_import(request: Request) -> Response:
 
     async def work(rq_id: str, progress: Progress) -> background_work.Outcome:
         try:
-            written = await rt.execute(lambda unit: create_project(unit, caller, body), caller)
-            project_id = written.value.project_id
-            labels = list(written.value.labels)
-            try:
-                share = 1 / len(plans)
-                for number, plan in enumerate(plans):
-                    step = scaled_progress(progress, number * share, share, plan.task.name)
-                    project = (project_id, labels)
-                    await restore_task(rt, caller, source, plan, project, buckets, step)
-            except BaseException:
-                await _undo(rt, caller, lambda unit: delete_project(unit, caller, project_id))
-                raise
+            project_id = await restore_project(rt, caller, source, body, plans, buckets, progress)
         finally:
             await run_in_threadpool(shutil.rmtree, source.parent, True)
         return background_work.Outcome(result_id=project_id)
 
     return await _start(request, caller, "project", work)
+
+
+async def restore_project(
+    rt: Runtime,
+    caller: Principal,
+    source: Path,
+    body: ProjectWrite,
+    plans: list[TaskPlan],
+    buckets: dict[int, Bucket],
+    progress: Progress,
+) -> int:
+    """Makes the project, then each planned task in it; a failure removes it all again."""
+    written = await rt.execute(lambda unit: create_project(unit, caller, body), caller)
+    project = (written.value.project_id, list(written.value.labels))
+    made: list[int] = []
+    try:
+        share = 1 / len(plans) if plans else 1
+        for number, plan in enumerate(plans):
+            step = scaled_progress(progress, number * share, share, plan.task.name)
+            made.append(await restore_task(rt, caller, source, plan, project, buckets, step))
+    except BaseException:
+        await _undo(rt, caller, lambda unit: delete_project(unit, caller, project[0]))
+        for task_id in made:
+            await run_in_threadpool(_remove_files, rt, task_id)
+        raise
+    return project[0]
 
 
 async def restore_task(
@@ -146,8 +161,15 @@ async def restore_task(
     except BaseException:
         if project is None:  # a project's import removes the whole project instead
             await _undo(rt, caller, lambda unit: delete_task(unit, caller, task_id))
+        await run_in_threadpool(_remove_files, rt, task_id)
         raise
     return task_id
+
+
+def _remove_files(rt: Runtime, task_id: int) -> None:
+    """The media and uploads of a task a failed import made (removing a task keeps them)."""
+    shutil.rmtree(task_media_dir(rt, task_id), ignore_errors=True)
+    shutil.rmtree(upload_dir(rt, task_id), ignore_errors=True)
 
 
 def _stage_media(source: Path, archive: TaskArchive, target: Path) -> None:

@@ -21,7 +21,7 @@ from core.task_data import DataRequest, check_data_request
 from core.tasks import TaskWrite
 from workers.backups.layout import ANNOTATIONS_FILE, TASK_FILE, BackupJob, stage_and_state
 from workers.backups.named_annotations import resolved
-from workers.backups.reading import TaskArchive
+from workers.backups.reading import ProjectArchive, TaskArchive
 from workers.formats.dataset import FormatError
 from workers.media.manifest import MANIFEST_FILE
 
@@ -65,6 +65,12 @@ def plan_task(archive: TaskArchive, project_labels: Sequence[LabelInput] | None)
         overlap=overlap,
     )
     return TaskPlan(archive, task, data_request(archive))
+
+
+def plan_project(archive: ProjectArchive) -> list[TaskPlan]:
+    """The plans of a project backup's tasks, its labels checked first."""
+    _stand_in_labels(archive.meta.labels)
+    return [plan_task(task, archive.meta.labels) for task in archive.tasks]
 
 
 def restored_task(plan: TaskPlan, labels: Sequence[LabelSpec]) -> RestoredTask:
