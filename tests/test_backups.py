@@ -327,6 +327,10 @@ HOSTILE: dict[str, Any] = {
     "no task.json": lambda m: {k: v for k, v in m.items() if k != "task.json"},
     "not json": lambda m: {**m, "task.json": "{not json"},
     "wrong version": lambda m: _with_task_json(m, version="9.9"),
+    "blank name": lambda m: _with_task_json(m, name="   "),
+    "honeypots": lambda m: _with_task_json(
+        m, data={**json.loads(m["task.json"])["data"], "validation_layout": {"mode": "gt_pool"}}
+    ),
     "bad labels": lambda m: _with_task_json(m, labels=[{"name": "x", "type": "blob"}]),
     "jobs and annotations disagree": lambda m: _with_task_json(m, jobs=[]),
     "unknown label": lambda m: _with_annotations(

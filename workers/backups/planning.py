@@ -17,9 +17,16 @@ from core.annotation_rules import AnnotationRules
 from core.backup_restore import RestoredJob, RestoredTask
 from core.errors import ValidationFailed
 from core.labels import LabelInput, LabelSpec, build_labels
+from core.projects import check_name
 from core.task_data import DataRequest, check_data_request
 from core.tasks import TaskWrite
-from workers.backups.layout import ANNOTATIONS_FILE, TASK_FILE, BackupJob, stage_and_state
+from workers.backups.layout import (
+    ANNOTATIONS_FILE,
+    PROJECT_FILE,
+    TASK_FILE,
+    BackupJob,
+    stage_and_state,
+)
 from workers.backups.named_annotations import resolved
 from workers.backups.reading import ProjectArchive, TaskArchive
 from workers.formats.dataset import FormatError
@@ -38,6 +45,7 @@ class TaskPlan:
 def plan_task(archive: TaskArchive, project_labels: Sequence[LabelInput] | None) -> TaskPlan:
     """The plan for one task; FormatError or ValidationFailed naming what is wrong."""
     meta, where = archive.meta, archive.folder + TASK_FILE
+    _check_name(meta.name, where)
     if meta.data.custom_segments or meta.data.job_file_mapping:
         raise FormatError(f"{where}: tasks with custom job file mappings are not supported")
     layout = meta.data.validation_layout
@@ -52,7 +60,7 @@ def plan_task(archive: TaskArchive, project_labels: Sequence[LabelInput] | None)
         raise FormatError(f"{where}: the task has no annotation jobs")
     if len(meta.jobs) - len(annotation_jobs) > 1:
         raise FormatError(f"{where}: a task has at most one ground truth job")
-    segment_size, overlap = _segmenting(annotation_jobs)
+    segment_size, overlap = _segmenting(annotation_jobs, where)
     labels = list(project_labels) if project_labels is not None else meta.labels
     stand_ins = _stand_in_labels(labels)
     _restored(archive, stand_ins)  # checks every job's annotations
@@ -68,7 +76,8 @@ def plan_task(archive: TaskArchive, project_labels: Sequence[LabelInput] | None)
 
 
 def plan_project(archive: ProjectArchive) -> list[TaskPlan]:
-    """The plans of a project backup's tasks, its labels checked first."""
+    """The plans of a project backup's tasks, its name and labels checked first."""
+    _check_name(archive.meta.name, PROJECT_FILE)
     _stand_in_labels(archive.meta.labels)
     return [plan_task(task, archive.meta.labels) for task in archive.tasks]
 
@@ -107,13 +116,20 @@ def data_request(archive: TaskArchive) -> DataRequest:
     return request
 
 
-def _segmenting(jobs: list[BackupJob]) -> tuple[int, int]:
+def _segmenting(jobs: list[BackupJob], where: str) -> tuple[int, int]:
     """Segment size and overlap as CVAT reads them off the first two jobs."""
     size = jobs[0].stop_frame - jobs[0].start_frame + 1
     overlap = 0 if len(jobs) == 1 else jobs[0].stop_frame - jobs[1].start_frame + 1
     if size < 1 or overlap < 0:
-        raise FormatError(f"{TASK_FILE}: the jobs' frame ranges are not a task's segments")
+        raise FormatError(f"{where}: the jobs' frame ranges are not a task's segments")
     return size, overlap
+
+
+def _check_name(name: str, where: str) -> None:
+    try:
+        check_name(name)
+    except ValidationFailed as error:
+        raise FormatError(f"{where}: name: {error}") from None
 
 
 def _stand_in_labels(labels: Sequence[LabelInput]) -> list[LabelSpec]:
