@@ -30,6 +30,10 @@ class Operation:
     job_id: int | None = None
     format: str | None = None
     subresource: str | None = None
+    lightweight: bool | None = None  # backups
+    # names the request when it has no target yet (an import making a new task), as CVAT's
+    # uuid does, so that two such imports are two requests
+    target_key: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -41,7 +45,7 @@ class Operation:
             "org_id": None,
             "format": self.format,
             "function_id": None,
-            "lightweight": None,
+            "lightweight": self.lightweight,
         }
 
 
@@ -51,6 +55,8 @@ def request_id(operation: Operation, user_id: int) -> str:
     target_id = {"task": operation.task_id, "job": operation.job_id}.get(
         operation.target, operation.project_id
     )
+    if target_id is None:
+        target_id = operation.target_key
     ident = f"action={action}&target={operation.target}&target_id={target_id}&user_id={user_id}"
     if operation.subresource:
         ident += f"&subresource={operation.subresource}"

@@ -338,6 +338,25 @@ async def export_target(request: Request, default: Doc | None) -> ExportTarget |
     return ExportTarget(bucket, file_name)
 
 
+async def import_from_bucket(request: Request, folder: Path) -> Path:
+    """The file an import names with `location=cloud_storage`: the object `filename` (under
+    the storage's prefix, where exports put theirs) of storage `cloud_storage_id`, which the
+    caller may use, downloaded into `folder`."""
+    storage_id = query_int(request, "cloud_storage_id")
+    if storage_id is None:
+        raise BadRequest({"cloud_storage_id": ["an import from a cloud storage needs its id"]})
+    key = request.query_params.get("filename") or ""
+    if not key:
+        raise BadRequest({"filename": ["name the file in the cloud storage"]})
+    check_query_key(key, "filename")
+    _, bucket = await usable_bucket(request, storage_id)
+    try:
+        await bucket.download([bucket.prefix + key], folder)
+    except BucketError as error:
+        raise BadRequest({"filename": [str(error)]}) from None
+    return folder / (bucket.prefix + key)
+
+
 # Access
 
 

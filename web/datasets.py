@@ -193,8 +193,10 @@ def export_file(
     return folder / name
 
 
-def download_url(base: str, target: str, ident: int, rq_id: str) -> str:
-    return f"{base}/api/{target}s/{ident}/dataset/download?rq_id={quote(rq_id, safe='')}"
+def download_url(
+    base: str, target: str, ident: int, rq_id: str, subresource: str = "dataset"
+) -> str:
+    return f"{base}/api/{target}s/{ident}/{subresource}/download?rq_id={quote(rq_id, safe='')}"
 
 
 def image_source(
@@ -284,7 +286,7 @@ def _import_command(
 async def import_source(request: Request, caller: Principal, field: str) -> Path:
     """The uploaded file, moved to a private temp folder: a finished TUS upload or the
     multipart ``field``."""
-    folder = Path(tempfile.mkdtemp(prefix="import-", dir=_scratch(request)))
+    folder = Path(tempfile.mkdtemp(prefix="import-", dir=import_scratch(request)))
     filename = request.query_params.get("filename") or ""
     if tus.FILE_ID.match(filename):
         upload = tus.load(request, filename)
@@ -305,7 +307,8 @@ async def import_source(request: Request, caller: Principal, field: str) -> Path
     return target
 
 
-def _scratch(request: Request) -> Path:
+def import_scratch(request: Request) -> Path:
+    """A folder for uploaded files on their way into an import."""
     path = runtime(request).settings.data_dir / "uploads" / "imports"
     path.mkdir(parents=True, exist_ok=True)
     return path

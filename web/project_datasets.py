@@ -150,7 +150,7 @@ async def dataset_upload(request: Request) -> Response:
             subsets = await run_in_threadpool(prepare_import, source, format_name, labels, staging)
             for number, subset in enumerate(subsets):
                 share = 1 / len(subsets)
-                step = _scaled(progress, number * share, share, subset.name)
+                step = scaled_progress(progress, number * share, share, subset.name)
                 await _create_subset_task(rt, caller, project_id, owner_id, subset, step)
         finally:
             await run_in_threadpool(shutil.rmtree, source.parent, True)
@@ -186,7 +186,7 @@ async def _create_subset_task(
     return task_id
 
 
-def _scaled(
+def scaled_progress(
     progress: background_work.Progress, start: float, share: float, prefix: str
 ) -> background_work.Progress:
     """Progress of one part of the work, reported as its share of the whole."""

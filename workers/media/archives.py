@@ -69,7 +69,7 @@ def _extract_zip(archive: Path, target: Path) -> list[str]:
         for info in infos:
             if info.filename in kept:
                 with opened.open(info) as stream:
-                    _write(stream, target, info.filename, info.file_size)
+                    write_member(stream, target, info.filename, info.file_size)
     return [name for name in (m.name for m in members) if name in kept]
 
 
@@ -93,7 +93,7 @@ def _extract_tar(archive: Path, target: Path) -> list[str]:
             if info.name in kept:
                 stream = opened.extractfile(info)
                 assert stream is not None  # regular files always have one
-                _write(stream, target, info.name, info.size)
+                write_member(stream, target, info.name, info.size)
     return [name for name in (m.name for m in members) if name in kept]
 
 
@@ -138,7 +138,9 @@ def _skipped(name: str) -> bool:
     )
 
 
-def _write(stream: BinaryIO, target: Path, name: str, size: int) -> None:
+def write_member(stream: BinaryIO, target: Path, name: str, size: int) -> None:
+    """Writes one vetted member at its relative path under ``target``, reading at most its
+    declared size; refuses a path that resolves outside ``target``."""
     path = target.joinpath(*PurePosixPath(name).parts)
     if not path.resolve().is_relative_to(target.resolve()):
         raise MediaError(f"zip slip: {name!r} leaves the archive")

@@ -25,7 +25,7 @@ def split_context_images(names: list[str]) -> tuple[list[str], dict[str, list[st
         path = PurePosixPath(name)
         if FOLDER in path.parts[:-1]:
             by_folder.setdefault(str(path.parent), []).append(name)
-    owners = {_folder_of(frame): frame for frame in frames}
+    owners = {context_folder(frame): frame for frame in frames}
     context: dict[str, list[str]] = {}
     for folder, members in by_folder.items():
         owner = owners.get(folder)
@@ -39,7 +39,8 @@ def split_context_images(names: list[str]) -> tuple[list[str], dict[str, list[st
     return frames, context
 
 
-def _folder_of(frame: str) -> str:
+def context_folder(frame: str) -> str:
+    """Where the context images of ``frame`` lie, relative to the upload's root."""
     path = PurePosixPath(frame)
     return str(path.parent / FOLDER / path.name.replace(".", "_"))
 
