@@ -631,3 +631,36 @@ def test_a_rejected_edit_is_said_and_taken_back_on_the_page(
     saved(page)
     wait_shown(page, "objects.length === 1 && objects[0].shape.points.length === 4")
     assert annotations(alice, job)["shapes"][0]["points"] == box["points"]
+
+
+def test_the_organization_chooser_narrows_the_lists(
+    browser: Browser,
+    server: LiveServer,
+    pages: list[SignedInPage],
+    bob: httpx.Client,
+    job: int,
+    tmp_path: Path,
+) -> None:
+    made = bob.post("/api/organizations", json={"slug": "bobs-shop", "name": "Bob's shop"})
+    assert made.status_code == 201, made.text
+    bob.headers["X-Organization"] = "bobs-shop"
+    try:
+        org_job = new_job(bob, tmp_path)
+    finally:
+        del bob.headers["X-Organization"]
+    page = person(browser, server, pages, "bob").page
+    page.goto("/#/jobs")
+    page.wait_for_selector(f"tr[data-job='{org_job}']")
+    assert page.query_selector(f"tr[data-job='{job}']") is not None
+
+    page.select_option("#organization", "bobs-shop")
+    page.wait_for_function(
+        f"document.querySelector(\"tr[data-job='{org_job}']\")"
+        f" && !document.querySelector(\"tr[data-job='{job}']\")"
+    )
+    page.reload()
+    page.wait_for_selector(f"tr[data-job='{org_job}']")
+    assert page.input_value("#organization") == "bobs-shop"
+
+    page.select_option("#organization", "")
+    page.wait_for_selector(f"tr[data-job='{job}']")

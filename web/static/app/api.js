@@ -1,6 +1,7 @@
 // The REST API as the page uses it: token sign-in, JSON in and out, errors as exceptions.
 
 const TOKEN_KEY = "palimpsest.token";
+const ORGANIZATION_KEY = "palimpsest.organization";
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -23,6 +24,16 @@ function describe(status, body) {
 export const api = {
   get token() {
     return localStorage.getItem(TOKEN_KEY);
+  },
+
+  // The organization requests act in (its slug), or null for everything one may see.
+  get organization() {
+    return localStorage.getItem(ORGANIZATION_KEY);
+  },
+
+  set organization(slug) {
+    if (slug) localStorage.setItem(ORGANIZATION_KEY, slug);
+    else localStorage.removeItem(ORGANIZATION_KEY);
   },
 
   async signIn(username, password) {
@@ -67,6 +78,7 @@ export const api = {
   async request(method, path, body = undefined, authenticated = true) {
     const headers = { Accept: "application/json" };
     if (authenticated && this.token) headers.Authorization = `Token ${this.token}`;
+    if (authenticated && this.organization) headers["X-Organization"] = this.organization;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(path, {
       method,

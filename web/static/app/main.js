@@ -1,6 +1,7 @@
 // The page's router: #/login, #/projects, #/tasks, #/tasks/ID, #/jobs, #/jobs/ID (the workspace).
 
 import { api, ApiError } from "./api.js";
+import { el } from "./dom.js";
 import { showLogin } from "./login.js";
 import { showJobs, showProjects, showTask, showTasks } from "./lists.js";
 
@@ -59,7 +60,7 @@ async function route() {
 
 function whoAmI(me) {
   const span = document.createElement("span");
-  span.textContent = me.username;
+  span.append(organizationChooser(), " ", me.username);
   const out = document.createElement("button");
   out.textContent = "Sign out";
   out.className = "link";
@@ -69,6 +70,24 @@ function whoAmI(me) {
   };
   span.append(" ", out);
   return span;
+}
+
+// Where lists look and new things are made: one organization, or everything one may see.
+function organizationChooser() {
+  const select = el("select", { id: "organization", title: "Organization" },
+    el("option", { value: "" }, "All my work"));
+  api.all("/api/organizations").then((organizations) => {
+    for (const organization of organizations) {
+      select.append(el("option", { value: organization.slug }, organization.name || organization.slug));
+    }
+    select.value = api.organization ?? "";
+    if (select.value !== (api.organization ?? "")) api.organization = null; // left or gone
+  }).catch(() => {}); // the chooser stays at "All my work"
+  select.onchange = () => {
+    api.organization = select.value || null;
+    route();
+  };
+  return select;
 }
 
 export function errorBox(error) {
