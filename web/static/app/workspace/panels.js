@@ -7,12 +7,12 @@ import { el, formatTime } from "../dom.js";
 import { trackShapeAt } from "./interpolate.js";
 
 const TOOLS = [
-  ["select", "Select", "V"],
-  ["rectangle", "Rectangle", ""],
-  ["polygon", "Polygon", ""],
-  ["polyline", "Polyline", ""],
-  ["points", "Points", ""],
-  ["ellipse", "Ellipse", ""],
+  ["select", "Select"],
+  ["rectangle", "Rectangle"],
+  ["polygon", "Polygon"],
+  ["polyline", "Polyline"],
+  ["points", "Points"],
+  ["ellipse", "Ellipse"],
 ];
 const HISTORY_SHOWN = 100;
 const LISTED_OBJECTS = 200;
