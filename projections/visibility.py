@@ -157,25 +157,33 @@ def visible_where(kind: str, principal: Principal, table: str | None = None) -> 
     otherwise rows they relate to, outside organizations or inside one they belong to."""
     if principal.is_superuser or policy_bypassed():
         return sql.SQL("TRUE")
-    row = sql.Identifier(table or TABLES[kind])
-    org = sql.SQL("{}.organization_id").format(row)
-    related = sql.SQL(" OR ").join(
-        sql.SQL(_HAS_RELATION[kind][relation]).format(row=row, user=sql.Literal(principal.id))
+    managed = [o for o, r in principal.roles.items() if ROLE_RANK[r] >= SEES_ALL_OF_ORGANIZATION]
+    text = _visible_text(kind, table or TABLES[kind], principal.id, list(principal.roles), managed)
+    return sql.SQL(text)
+
+
+def _visible_text(kind: str, table: str, user: int, member: list[int], managed: list[int]) -> str:
+    """The rule as SQL text. Its values are all integers, written in as such: composed of
+    psycopg's Literal and Identifier objects it took longer to turn into bytes (0.6 ms on the
+    busy machine) than PostgreSQL takes to run the query it filters."""
+    row = '"' + table.replace('"', '""') + '"'
+    org = f"{row}.organization_id"
+    related = " OR ".join(
+        _HAS_RELATION[kind][relation].format(row=row, user=int(user))
         for relation in sorted(RULES[(kind, Action.VIEW)])
     )
-    in_reach = sql.SQL("{org} IS NULL").format(org=org)
-    if principal.roles:
-        in_reach = sql.SQL("({org} IS NULL OR {org} = ANY({member}::int[]))").format(
-            org=org, member=sql.Literal(list(principal.roles))
-        )
-    where = sql.SQL("({in_reach} AND ({related}))").format(in_reach=in_reach, related=related)
+    in_reach = f"{org} IS NULL"
+    if member:
+        in_reach = f"({org} IS NULL OR {org} = ANY({_int_array(member)}))"
+    where = f"({in_reach} AND ({related}))"
     # Terms that are always false are left out rather than left to the planner.
-    managed = [o for o, r in principal.roles.items() if ROLE_RANK[r] >= SEES_ALL_OF_ORGANIZATION]
     if managed:
-        where = sql.SQL("({org} = ANY({managed}::int[]) OR {where})").format(
-            org=org, managed=sql.Literal(managed), where=where
-        )
+        where = f"({org} = ANY({_int_array(managed)}) OR {where})"
     return where
+
+
+def _int_array(ids: list[int]) -> str:
+    return "ARRAY[" + ",".join(str(int(i)) for i in ids) + "]::int[]"
 
 
 def _first(ids: list[int | None]) -> int | None:
