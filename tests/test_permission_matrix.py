@@ -95,6 +95,12 @@ MATRIX = [
     ("m-worker", "change", "P", 403),
     ("m-worker", "delete", "T", 403),
     ("m-worker", "delete", "P", 403),
+    # Writing a task's annotations: its people; seeing it through a job is not enough.
+    ("m-supervisor", "annotate", "T", 200),
+    ("m-worker", "annotate", "T", 403),
+    ("m-idle", "annotate", "T", 404),
+    ("s-jobber", "annotate", "U", 403),
+    ("s-assignee", "annotate", "U", 200),
     # A worker with nothing assigned, and a stranger to the organization, see nothing.
     *[(who, act, res, 404) for who in ("m-idle", "stranger", "s-owner")
       for act in ("view", "change", "annotate", "delete") for res in ("P", "T", "J")
