@@ -23,8 +23,9 @@ def update_job(unit: Unit, principal: Principal, job_id: int, body: JobPatch) ->
     job = unit.get(Job, job_id)
     resource = job_resource(unit, job)
     only_state = body.assignee is UNSET and body.stage is UNSET
-    if not (only_state and principal.id == job.assignee_id):
-        authorize(principal, Action.CHANGE, resource)  # its assignee alone may set its state
+    # its assignee (while they may see it) alone may set its state
+    own_state = only_state and principal.id == job.assignee_id
+    authorize(principal, Action.VIEW if own_state else Action.CHANGE, resource)
     changes: dict[str, object] = {}
     if body.assignee is not UNSET and body.assignee != job.assignee_id:
         check_user_exists(unit, body.assignee, "assignee")

@@ -509,10 +509,38 @@ CREATE TABLE IF NOT EXISTS login_failures (
 );
 CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, failed_at);
 
--- Owners and assignees, for the view rule of lists (projections/visibility.py).
-CREATE INDEX IF NOT EXISTS catalog_projects_owner ON catalog_projects (((doc->'owner'->>'id')::int));
-CREATE INDEX IF NOT EXISTS catalog_projects_assignee
-    ON catalog_projects (((doc->'assignee'->>'id')::int));
-CREATE INDEX IF NOT EXISTS catalog_tasks_owner ON catalog_tasks (((doc->'owner'->>'id')::int));
-CREATE INDEX IF NOT EXISTS catalog_tasks_assignee ON catalog_tasks (((doc->'assignee'->>'id')::int));
-CREATE INDEX IF NOT EXISTS catalog_jobs_assignee ON catalog_jobs (((doc->'assignee'->>'id')::int));
+-- What the permission rule reads (projections/visibility.py) as columns, kept by PostgreSQL
+-- from each row's document and indexed, so that lists filter on them instead of taking
+-- organization, assignee and project out of the jsonb of every row. Owners are the plain
+-- owner_id columns the catalog writes. (A generated column is left out of `INSERT ...
+-- SELECT *`: projections/rebuild.py lists the columns it copies.)
+ALTER TABLE catalog_projects ADD COLUMN IF NOT EXISTS organization_id integer
+    GENERATED ALWAYS AS ((doc->>'organization')::int) STORED;
+ALTER TABLE catalog_projects ADD COLUMN IF NOT EXISTS assignee_id integer
+    GENERATED ALWAYS AS ((doc->'assignee'->>'id')::int) STORED;
+ALTER TABLE catalog_tasks ADD COLUMN IF NOT EXISTS organization_id integer
+    GENERATED ALWAYS AS ((doc->>'organization')::int) STORED;
+ALTER TABLE catalog_tasks ADD COLUMN IF NOT EXISTS assignee_id integer
+    GENERATED ALWAYS AS ((doc->'assignee'->>'id')::int) STORED;
+ALTER TABLE catalog_jobs ADD COLUMN IF NOT EXISTS organization_id integer
+    GENERATED ALWAYS AS ((doc->>'organization')::int) STORED;
+ALTER TABLE catalog_jobs ADD COLUMN IF NOT EXISTS assignee_id integer
+    GENERATED ALWAYS AS ((doc->'assignee'->>'id')::int) STORED;
+ALTER TABLE catalog_jobs ADD COLUMN IF NOT EXISTS project_id integer
+    GENERATED ALWAYS AS ((doc->>'project_id')::int) STORED;
+ALTER TABLE catalog_cloud_storages ADD COLUMN IF NOT EXISTS organization_id integer
+    GENERATED ALWAYS AS ((doc->>'organization')::int) STORED;
+ALTER TABLE catalog_cloud_storages ADD COLUMN IF NOT EXISTS owner_id integer
+    GENERATED ALWAYS AS ((doc->'owner'->>'id')::int) STORED;
+-- (the expression indexes these columns replace)
+DROP INDEX IF EXISTS catalog_projects_owner, catalog_projects_assignee, catalog_tasks_owner,
+    catalog_tasks_assignee, catalog_jobs_assignee;
+CREATE INDEX IF NOT EXISTS catalog_projects_organization_id ON catalog_projects (organization_id);
+CREATE INDEX IF NOT EXISTS catalog_projects_owner_id ON catalog_projects (owner_id);
+CREATE INDEX IF NOT EXISTS catalog_projects_assignee_id ON catalog_projects (assignee_id);
+CREATE INDEX IF NOT EXISTS catalog_tasks_organization_id ON catalog_tasks (organization_id);
+CREATE INDEX IF NOT EXISTS catalog_tasks_owner_id ON catalog_tasks (owner_id);
+CREATE INDEX IF NOT EXISTS catalog_tasks_assignee_id ON catalog_tasks (assignee_id);
+CREATE INDEX IF NOT EXISTS catalog_jobs_organization_id ON catalog_jobs (organization_id);
+CREATE INDEX IF NOT EXISTS catalog_jobs_assignee_id ON catalog_jobs (assignee_id);
+CREATE INDEX IF NOT EXISTS catalog_jobs_project_id ON catalog_jobs (project_id);

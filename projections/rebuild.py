@@ -159,8 +159,13 @@ class Rebuilder:
                     for table in self.projection.tables:
                         live, rebuilt = _identifiers(scratch.schema, table.name)
                         cur.execute(sql.SQL("DELETE FROM {}").format(live))
+                        columns = sql.SQL(", ").join(
+                            sql.Identifier(c) for c in _written_columns(cur, table.name)
+                        )
                         cur.execute(
-                            sql.SQL("INSERT INTO {} SELECT * FROM {}").format(live, rebuilt)
+                            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                                live, columns, columns, rebuilt
+                            )
                         )
                     cur.execute(
                         "UPDATE projection_tracking SET position = %s WHERE name = %s",
@@ -243,6 +248,16 @@ class Rebuilder:
 def _identifiers(schema: str, table: str) -> tuple[sql.Identifier, sql.Identifier]:
     """The live table (found on the search path) and its rebuilt copy."""
     return sql.Identifier(table), sql.Identifier(schema, table)
+
+
+def _written_columns(cur: psycopg.Cursor[Any], table: str) -> list[str]:
+    """The live table's columns but those PostgreSQL generates (it computes them itself)."""
+    cur.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
+        " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+        (table,),
+    )
+    return [str(row[0]) for row in cur.fetchall()]
 
 
 def _checksums(

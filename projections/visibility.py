@@ -29,57 +29,47 @@ TABLES = {
     "job": "catalog_jobs",
     "cloudstorage": "catalog_cloud_storages",
 }
-_USER = "({}.doc->'{}'->>'id')::int"
-
-# For each kind, SQL (over its catalog row `r`) giving each relation's user ids.
+# For each kind, SQL (over its catalog row `r`) giving each relation's user ids. The
+# relations are columns of the catalog tables (infra/schema.sql), not paths into `doc`.
 _RELATIONS: dict[str, dict[Relation, str]] = {
     "project": {
-        Relation.OWNER: "ARRAY[(r.doc->'owner'->>'id')::int]",
-        Relation.ASSIGNEE: "ARRAY[(r.doc->'assignee'->>'id')::int]",
+        Relation.OWNER: "ARRAY[r.owner_id]",
+        Relation.ASSIGNEE: "ARRAY[r.assignee_id]",
         Relation.PARENT: "ARRAY[]::int[]",
         Relation.CHILD: (
-            "ARRAY(SELECT (t.doc->'assignee'->>'id')::int FROM catalog_tasks t"
-            " WHERE (t.doc->>'project_id')::int = r.id"
-            " UNION SELECT (t.doc->'owner'->>'id')::int FROM catalog_tasks t"
-            " WHERE (t.doc->>'project_id')::int = r.id"
-            " UNION SELECT (j.doc->'assignee'->>'id')::int FROM catalog_jobs j"
-            " WHERE (j.doc->>'project_id')::int = r.id)"
+            "ARRAY(SELECT t.assignee_id FROM catalog_tasks t WHERE t.project_id = r.id"
+            " UNION SELECT t.owner_id FROM catalog_tasks t WHERE t.project_id = r.id"
+            " UNION SELECT j.assignee_id FROM catalog_jobs j WHERE j.project_id = r.id)"
         ),
     },
     "task": {
-        Relation.OWNER: "ARRAY[(r.doc->'owner'->>'id')::int]",
-        Relation.ASSIGNEE: "ARRAY[(r.doc->'assignee'->>'id')::int]",
+        Relation.OWNER: "ARRAY[r.owner_id]",
+        Relation.ASSIGNEE: "ARRAY[r.assignee_id]",
         Relation.PARENT: (
-            "ARRAY(SELECT unnest(ARRAY[(p.doc->'owner'->>'id')::int,"
-            " (p.doc->'assignee'->>'id')::int]) FROM catalog_projects p"
-            " WHERE p.id = (r.doc->>'project_id')::int)"
+            "ARRAY(SELECT unnest(ARRAY[p.owner_id, p.assignee_id]) FROM catalog_projects p"
+            " WHERE p.id = r.project_id)"
         ),
-        Relation.CHILD: (
-            "ARRAY(SELECT (j.doc->'assignee'->>'id')::int FROM catalog_jobs j"
-            " WHERE j.task_id = r.id)"
-        ),
+        Relation.CHILD: "ARRAY(SELECT j.assignee_id FROM catalog_jobs j WHERE j.task_id = r.id)",
     },
     "job": {
         Relation.OWNER: "ARRAY[]::int[]",
-        Relation.ASSIGNEE: "ARRAY[(r.doc->'assignee'->>'id')::int]",
+        Relation.ASSIGNEE: "ARRAY[r.assignee_id]",
         Relation.PARENT: (
-            "ARRAY(SELECT unnest(ARRAY[(t.doc->'owner'->>'id')::int,"
-            " (t.doc->'assignee'->>'id')::int]) FROM catalog_tasks t WHERE t.id = r.task_id"
-            " UNION SELECT unnest(ARRAY[(p.doc->'owner'->>'id')::int,"
-            " (p.doc->'assignee'->>'id')::int]) FROM catalog_projects p"
-            " WHERE p.id = (r.doc->>'project_id')::int)"
+            "ARRAY(SELECT unnest(ARRAY[t.owner_id, t.assignee_id]) FROM catalog_tasks t"
+            " WHERE t.id = r.task_id"
+            " UNION SELECT unnest(ARRAY[p.owner_id, p.assignee_id]) FROM catalog_projects p"
+            " WHERE p.id = r.project_id)"
         ),
         Relation.CHILD: "ARRAY[]::int[]",
     },
     "cloudstorage": {
-        Relation.OWNER: "ARRAY[(r.doc->'owner'->>'id')::int]",
+        Relation.OWNER: "ARRAY[r.owner_id]",
         Relation.ASSIGNEE: "ARRAY[]::int[]",
         Relation.PARENT: "ARRAY[]::int[]",
         Relation.CHILD: "ARRAY[]::int[]",
         # every member of its organization (members are filtered by organization below)
         Relation.MEMBER: (
-            "ARRAY(SELECT m.user_id FROM catalog_memberships m"
-            " WHERE m.org_id = (r.doc->>'organization')::int)"
+            "ARRAY(SELECT m.user_id FROM catalog_memberships m WHERE m.org_id = r.organization_id)"
         ),
     },
 }
@@ -89,7 +79,7 @@ def resource_of(cur: psycopg.Cursor[Any], kind: str, ident: int) -> Resource | N
     """The resource's relations as `authorize` needs them; None if there is no such row."""
     relations = _RELATIONS[kind]
     query = sql.SQL(
-        "SELECT {owner}, {assignee}, {parent}, {child}, (r.doc->>'organization')::int"
+        "SELECT {owner}, {assignee}, {parent}, {child}, r.organization_id"
         " FROM {table} r WHERE r.id = %s"
     ).format(
         owner=sql.SQL(relations[Relation.OWNER]),
@@ -113,53 +103,50 @@ def resource_of(cur: psycopg.Cursor[Any], kind: str, ident: int) -> Resource | N
     )
 
 
-_PEOPLE = "(({t}.doc->'owner'->>'id')::int = {user} OR ({t}.doc->'assignee'->>'id')::int = {user})"
-# The same relations as predicates over a row `{row}` for one user `{user}`, for lists: each
-# subquery is uncorrelated, so PostgreSQL runs it once (a hashed subplan over the indexes on
-# owners and assignees) instead of once per row.
+# Ids of what the user owns or is assigned to, and of what holds a job assigned to them.
+_PEOPLE = "({t}.owner_id = {{user}} OR {t}.assignee_id = {{user}})"
+_PROJECTS_OF = "SELECT p.id FROM catalog_projects p WHERE " + _PEOPLE.format(t="p")
+_TASKS_OF = "SELECT t.id FROM catalog_tasks t WHERE " + _PEOPLE.format(t="t")
+_PROJECTS_WITH = (
+    "SELECT t.project_id FROM catalog_tasks t WHERE t.project_id IS NOT NULL AND "
+    + _PEOPLE.format(t="t")
+    + " UNION SELECT j.project_id FROM catalog_jobs j"
+    " WHERE j.project_id IS NOT NULL AND j.assignee_id = {user}"
+)
+_TASKS_WITH = "SELECT j.task_id FROM catalog_jobs j WHERE j.assignee_id = {user}"
+# The same relations as predicates over a row `{row}` for one user `{user}`, for lists. Each
+# compares an indexed column with the user or with ANY(ARRAY(uncorrelated subquery)), the
+# subquery run once: PostgreSQL finds the rows through the indexes (a BitmapOr), so a list
+# costs what the user relates to, not what the table holds.
 _HAS_RELATION: dict[str, dict[Relation, str]] = {
     "project": {
-        Relation.OWNER: "({row}.doc->'owner'->>'id')::int = {user}",
-        Relation.ASSIGNEE: "({row}.doc->'assignee'->>'id')::int = {user}",
+        Relation.OWNER: "{row}.owner_id = {user}",
+        Relation.ASSIGNEE: "{row}.assignee_id = {user}",
         Relation.PARENT: "FALSE",
-        Relation.CHILD: (
-            "{row}.id IN (SELECT (t.doc->>'project_id')::int FROM catalog_tasks t WHERE "
-            + _PEOPLE.format(t="t", user="{user}")
-            + " UNION ALL SELECT (j.doc->>'project_id')::int FROM catalog_jobs j"
-            " WHERE (j.doc->'assignee'->>'id')::int = {user})"
-        ),
+        Relation.CHILD: "{row}.id = ANY(ARRAY(" + _PROJECTS_WITH + "))",
     },
     "task": {
-        Relation.OWNER: "({row}.doc->'owner'->>'id')::int = {user}",
-        Relation.ASSIGNEE: "({row}.doc->'assignee'->>'id')::int = {user}",
-        Relation.PARENT: (
-            "({row}.doc->>'project_id')::int IN (SELECT p.id FROM catalog_projects p WHERE "
-            + _PEOPLE.format(t="p", user="{user}")
-            + ")"
-        ),
-        Relation.CHILD: (
-            "{row}.id IN (SELECT j.task_id FROM catalog_jobs j"
-            " WHERE (j.doc->'assignee'->>'id')::int = {user})"
-        ),
+        Relation.OWNER: "{row}.owner_id = {user}",
+        Relation.ASSIGNEE: "{row}.assignee_id = {user}",
+        Relation.PARENT: "{row}.project_id = ANY(ARRAY(" + _PROJECTS_OF + "))",
+        Relation.CHILD: "{row}.id = ANY(ARRAY(" + _TASKS_WITH + "))",
     },
     "job": {
         Relation.OWNER: "FALSE",
-        Relation.ASSIGNEE: "({row}.doc->'assignee'->>'id')::int = {user}",
+        Relation.ASSIGNEE: "{row}.assignee_id = {user}",
         Relation.PARENT: (
-            "({row}.task_id IN (SELECT t.id FROM catalog_tasks t WHERE "
-            + _PEOPLE.format(t="t", user="{user}")
-            + ") OR ({row}.doc->>'project_id')::int IN (SELECT p.id FROM catalog_projects p"
-            " WHERE " + _PEOPLE.format(t="p", user="{user}") + "))"
+            "({row}.task_id = ANY(ARRAY(" + _TASKS_OF + "))"
+            " OR {row}.project_id = ANY(ARRAY(" + _PROJECTS_OF + ")))"
         ),
         Relation.CHILD: "FALSE",
     },
     "cloudstorage": {
-        Relation.OWNER: "({row}.doc->'owner'->>'id')::int = {user}",
+        Relation.OWNER: "{row}.owner_id = {user}",
         Relation.ASSIGNEE: "FALSE",
         Relation.PARENT: "FALSE",
         Relation.CHILD: "FALSE",
         # every member of its organization (the organization is checked around this)
-        Relation.MEMBER: "({row}.doc->>'organization') IS NOT NULL",
+        Relation.MEMBER: "{row}.organization_id IS NOT NULL",
     },
 }
 
@@ -170,22 +157,33 @@ def visible_where(kind: str, principal: Principal, table: str | None = None) -> 
     otherwise rows they relate to, outside organizations or inside one they belong to."""
     if principal.is_superuser or policy_bypassed():
         return sql.SQL("TRUE")
-    row = sql.Identifier(table or TABLES[kind])
-    org = sql.SQL("({}.doc->>'organization')::int").format(row)
     managed = [o for o, r in principal.roles.items() if ROLE_RANK[r] >= SEES_ALL_OF_ORGANIZATION]
-    related = sql.SQL(" OR ").join(
-        sql.SQL(_HAS_RELATION[kind][relation]).format(row=row, user=sql.Literal(principal.id))
+    text = _visible_text(kind, table or TABLES[kind], principal.id, list(principal.roles), managed)
+    return sql.SQL(text)
+
+
+def _visible_text(kind: str, table: str, user: int, member: list[int], managed: list[int]) -> str:
+    """The rule as SQL text. Its values are all integers, written in as such: composed of
+    psycopg's Literal and Identifier objects it took longer to turn into bytes (0.6 ms on the
+    busy machine) than PostgreSQL takes to run the query it filters."""
+    row = '"' + table.replace('"', '""') + '"'
+    org = f"{row}.organization_id"
+    related = " OR ".join(
+        _HAS_RELATION[kind][relation].format(row=row, user=int(user))
         for relation in sorted(RULES[(kind, Action.VIEW)])
     )
-    return sql.SQL(
-        "({org} = ANY({managed}::int[]) OR (({org} IS NULL OR {org} = ANY({member}::int[]))"
-        " AND ({related})))"
-    ).format(
-        org=org,
-        managed=sql.Literal(managed),
-        member=sql.Literal(list(principal.roles)),
-        related=related,
-    )
+    in_reach = f"{org} IS NULL"
+    if member:
+        in_reach = f"({org} IS NULL OR {org} = ANY({_int_array(member)}))"
+    where = f"({in_reach} AND ({related}))"
+    # Terms that are always false are left out rather than left to the planner.
+    if managed:
+        where = f"({org} = ANY({_int_array(managed)}) OR {where})"
+    return where
+
+
+def _int_array(ids: list[int]) -> str:
+    return "ARRAY[" + ",".join(str(int(i)) for i in ids) + "]::int[]"
 
 
 def _first(ids: list[int | None]) -> int | None:

@@ -95,6 +95,12 @@ MATRIX = [
     ("m-worker", "change", "P", 403),
     ("m-worker", "delete", "T", 403),
     ("m-worker", "delete", "P", 403),
+    # Writing a task's annotations: its people; seeing it through a job is not enough.
+    ("m-supervisor", "annotate", "T", 200),
+    ("m-worker", "annotate", "T", 403),
+    ("m-idle", "annotate", "T", 404),
+    ("s-jobber", "annotate", "U", 403),
+    ("s-assignee", "annotate", "U", 200),
     # A worker with nothing assigned, and a stranger to the organization, see nothing.
     *[(who, act, res, 404) for who in ("m-idle", "stranger", "s-owner")
       for act in ("view", "change", "annotate", "delete") for res in ("P", "T", "J")
@@ -184,3 +190,33 @@ def test_job_rooms_follow_the_same_rule(
     else:
         with pytest.raises(InvalidStatus):
             RoomClient(server.url, world["ids"]["J"], token)
+
+
+def test_leaving_the_organization_takes_away_what_one_was_given_there(
+    server: LiveServer, world: dict[str, Any]
+) -> None:
+    """A change is authorized by the command on the state it loads (no lookup before it):
+    the assignee of a task and a job keeps no power over them once out of the organization."""
+    owner, leaver = world["clients"]["m-owner"], register(server, "m-leaver")
+    org = {"X-Organization": "matrix"}
+    me = leaver.get("/api/users/self").json()
+    key = owner.post(
+        "/api/invitations", json={"role": "worker", "email": me["email"]}, headers=org
+    ).json()["key"]
+    assert leaver.post(f"/api/invitations/{key}/accept").is_success
+    task = owner.post(
+        "/api/tasks",
+        json={"name": "V", "labels": [{"name": "a"}], "assignee_id": me["id"]},
+        headers=org,
+    ).json()["id"]
+    job = _one_job(owner, task)
+    assert owner.patch(f"/api/jobs/{job}", json={"assignee": me["id"]}).is_success
+    assert leaver.patch(f"/api/tasks/{task}", json={"name": "V2"}).status_code == 200
+    assert leaver.patch(f"/api/jobs/{job}", json={"state": "in progress"}).status_code == 200
+    membership = leaver.get("/api/memberships", headers=org, params={"user": "m-leaver"})
+    assert leaver.delete(f"/api/memberships/{membership.json()['results'][0]['id']}").is_success
+    assert leaver.get(f"/api/tasks/{task}").status_code == 404
+    assert leaver.patch(f"/api/tasks/{task}", json={"name": "V3"}).status_code == 404
+    assert leaver.patch(f"/api/jobs/{job}", json={"state": "completed"}).status_code == 404
+    assert leaver.patch(f"/api/jobs/{job}", json={"state": "new"}).status_code == 404
+    assert leaver.get("/api/jobs", params={"page_size": 1000}).json()["count"] == 0

@@ -22,7 +22,7 @@ from core.task_annotations import (
     patch_task_annotations,
     replace_task_annotations,
 )
-from web.context import base_url, execute, path_id, permitted, query_int
+from web.context import allowed, base_url, execute_authorized, path_id, permitted, query_int
 from web.errors import BadRequest
 from web.pagination import page_links, page_params
 from web.reads import fetch_all, fetch_doc
@@ -122,28 +122,44 @@ def _parse_time(text: str) -> datetime:
 
 
 async def job_annotations_replace(request: Request) -> Response:
-    caller = await permitted(request, Action.ANNOTATE, "job", path_id(request))
+    caller = allowed(request, Action.ANNOTATE, "job")
     job_id = path_id(request)
     data = await _body(request)
-    written = await execute(request, lambda unit: replace_annotations(unit, caller, job_id, data))
+    written = await execute_authorized(
+        request,
+        Action.ANNOTATE,
+        "job",
+        job_id,
+        lambda unit: replace_annotations(unit, caller, job_id, data),
+    )
     return annotations_response(written.value)
 
 
 async def job_annotations_patch(request: Request) -> Response:
-    caller = await permitted(request, Action.ANNOTATE, "job", path_id(request))
+    caller = allowed(request, Action.ANNOTATE, "job")
     job_id = path_id(request)
     action = _patch_action(request)
     data = await _body(request)
-    written = await execute(
-        request, lambda unit: patch_annotations(unit, caller, job_id, action, data)
+    written = await execute_authorized(
+        request,
+        Action.ANNOTATE,
+        "job",
+        job_id,
+        lambda unit: patch_annotations(unit, caller, job_id, action, data),
     )
     return annotations_response(written.value)
 
 
 async def job_annotations_delete(request: Request) -> Response:
-    caller = await permitted(request, Action.ANNOTATE, "job", path_id(request))
+    caller = allowed(request, Action.ANNOTATE, "job")
     job_id = path_id(request)
-    await execute(request, lambda unit: clear_annotations(unit, caller, job_id))
+    await execute_authorized(
+        request,
+        Action.ANNOTATE,
+        "job",
+        job_id,
+        lambda unit: clear_annotations(unit, caller, job_id),
+    )
     return Response(status_code=204)
 
 
@@ -221,30 +237,44 @@ async def task_annotations_read(request: Request) -> Response:
 
 
 async def task_annotations_replace(request: Request) -> Response:
-    caller = await permitted(request, Action.ANNOTATE, "task", path_id(request))
+    caller = allowed(request, Action.ANNOTATE, "task")
     task_id = path_id(request)
     data = await _body(request)
-    written = await execute(
-        request, lambda unit: replace_task_annotations(unit, caller, task_id, data)
+    written = await execute_authorized(
+        request,
+        Action.ANNOTATE,
+        "task",
+        task_id,
+        lambda unit: replace_task_annotations(unit, caller, task_id, data),
     )
     return annotations_response(written.value)
 
 
 async def task_annotations_patch(request: Request) -> Response:
-    caller = await permitted(request, Action.ANNOTATE, "task", path_id(request))
+    caller = allowed(request, Action.ANNOTATE, "task")
     task_id = path_id(request)
     action = _patch_action(request)
     data = await _body(request)
-    written = await execute(
-        request, lambda unit: patch_task_annotations(unit, caller, task_id, action, data)
+    written = await execute_authorized(
+        request,
+        Action.ANNOTATE,
+        "task",
+        task_id,
+        lambda unit: patch_task_annotations(unit, caller, task_id, action, data),
     )
     return annotations_response(written.value)
 
 
 async def task_annotations_delete(request: Request) -> Response:
-    caller = await permitted(request, Action.ANNOTATE, "task", path_id(request))
+    caller = allowed(request, Action.ANNOTATE, "task")
     task_id = path_id(request)
-    await execute(request, lambda unit: clear_task_annotations(unit, caller, task_id))
+    await execute_authorized(
+        request,
+        Action.ANNOTATE,
+        "task",
+        task_id,
+        lambda unit: clear_task_annotations(unit, caller, task_id),
+    )
     return Response(status_code=204)
 
 

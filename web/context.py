@@ -100,3 +100,17 @@ async def execute(request: Request, command: Any) -> Written[Any]:
         raise NotAuthenticated()
     command_id = request.headers.get("idempotency-key") or f"rest-{uuid.uuid4()}"
     return await runtime(request).execute(command, caller, command_id)
+
+
+async def execute_authorized(
+    request: Request, action: Action, kind: str, ident: int, command: Any
+) -> Written[Any]:
+    """Runs a command that authorizes `action` itself on the project, task or job it loads,
+    with no lookup of relations before it. What it loads does not hold the people of what
+    the resource contains (a job's assignee sees its task and project, and may not change
+    them), so when it answers NotFound, the catalog's relations tell it from forbidden."""
+    try:
+        return await execute(request, command)
+    except NotFound:
+        await permitted(request, action, kind, ident)
+        raise

@@ -19,7 +19,15 @@ from core.permissions import Action
 from core.quality_commands import finish_with_feedback
 from projections.list_query import Field, ListSpec
 from web import quality
-from web.context import allowed, base_url, execute, path_id, permitted, query_int
+from web.context import (
+    allowed,
+    base_url,
+    execute,
+    execute_authorized,
+    path_id,
+    permitted,
+    query_int,
+)
 from web.errors import BadRequest
 from web.pagination import Listing, list_response, unpaged
 from web.reads import fetch_all, fetch_doc
@@ -94,12 +102,17 @@ async def job_detail(request: Request) -> Response:
 
 async def job_update(request: Request) -> Response:
     # Its assignee may set its state, others its stage and assignee: the command decides.
-    caller = await permitted(request, Action.VIEW, "job", path_id(request))
+    caller = allowed(request, Action.VIEW, "job")
     job_id = path_id(request)
     body = await read_body(request, JobPatch)
-    verdict = await quality.verdict_for(request, job_id) if body.state == "completed" else None
+    verdict = None
+    if body.state == "completed":  # the verdict is worked out for a job the caller may see
+        caller = await permitted(request, Action.VIEW, "job", job_id)
+        verdict = await quality.verdict_for(request, job_id)
     if verdict is None:
-        await execute(request, lambda unit: update_job(unit, caller, job_id, body))
+        await execute_authorized(
+            request, Action.VIEW, "job", job_id, lambda unit: update_job(unit, caller, job_id, body)
+        )
         return json_response(job_json(await updated_job(request, job_id), base_url(request)))
     written = await execute(
         request, lambda unit: finish_with_feedback(unit, caller, job_id, body, verdict)

@@ -52,9 +52,7 @@ async def list_response(
     if listing.kind is not None and caller is not None:
         scope = visible_where(listing.kind, caller)
         if caller.org_id is not None:
-            scope = sql.SQL("{} AND (doc->>'organization')::int = {}").format(
-                scope, sql.Literal(caller.org_id)
-            )
+            scope = sql.SQL("{} AND organization_id = {}").format(scope, sql.Literal(caller.org_id))
         if extra_where is not None:
             scope = sql.SQL("({}) AND {}").format(extra_where, scope)
         extra_where = scope

@@ -12,7 +12,7 @@ from core.permissions import Action
 from core.projects import ProjectPatch, ProjectWrite, create_project
 from core.tasks import delete_project
 from projections.list_query import Field, ListSpec
-from web.context import allowed, base_url, execute, path_id, permitted
+from web.context import allowed, base_url, execute, execute_authorized, path_id, permitted
 from web.pagination import Listing, list_response
 from web.reads import fetch_doc
 from web.representations import project_json
@@ -59,10 +59,16 @@ async def project_detail(request: Request) -> Response:
 
 
 async def project_update(request: Request) -> Response:
-    caller = await permitted(request, Action.CHANGE, "project", path_id(request))
+    caller = allowed(request, Action.CHANGE, "project")
     project_id = path_id(request)
     body = await read_body(request, ProjectPatch)
-    await execute(request, lambda unit: change_project(unit, caller, project_id, body))
+    await execute_authorized(
+        request,
+        Action.CHANGE,
+        "project",
+        project_id,
+        lambda unit: change_project(unit, caller, project_id, body),
+    )
     return await _project_response(request, project_id)
 
 

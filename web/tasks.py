@@ -12,7 +12,7 @@ from core.permissions import Action
 from core.tasks import TaskPatch, TaskWrite, create_task, delete_task
 from projections.list_query import Field, ListSpec
 from web import media
-from web.context import allowed, base_url, execute, path_id, permitted
+from web.context import allowed, base_url, execute, execute_authorized, path_id, permitted
 from web.pagination import Listing, list_response
 from web.reads import fetch_doc
 from web.representations import task_json
@@ -90,10 +90,16 @@ async def task_detail(request: Request) -> Response:
 
 
 async def task_update(request: Request) -> Response:
-    caller = await permitted(request, Action.CHANGE, "task", path_id(request))
+    caller = allowed(request, Action.CHANGE, "task")
     task_id = path_id(request)
     body = await read_body(request, TaskPatch)
-    await execute(request, lambda unit: change_task(unit, caller, task_id, body))
+    await execute_authorized(
+        request,
+        Action.CHANGE,
+        "task",
+        task_id,
+        lambda unit: change_task(unit, caller, task_id, body),
+    )
     return await task_response(request, task_id)
 
 
