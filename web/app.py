@@ -49,6 +49,7 @@ from web import (
     rooms,
     share,
     tasks,
+    validation_layouts,
     webhooks,
 )
 from web import events as client_events
@@ -158,6 +159,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *review.ROUTES,
         *organizations.ROUTES,
         *quality.ROUTES,
+        *validation_layouts.ROUTES,
         *annotations.ROUTES,
         *annotation_search.ROUTES,
         *datasets.ROUTES,
