@@ -3,16 +3,21 @@ into every annotation job; the layouts, the frames served, re-rolls and exclusio
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
+from cvat_sdk import make_client, models
 
 from tests.conftest import register
 from tests.images import write_images
+from tests.live_server import ADMIN_PASSWORD, LiveServer
 from tests.task_setup import upload_task, wait_for_request
 
 NAMES = [f"img{i:02d}.png" for i in range(12)]
@@ -447,3 +452,77 @@ def test_mode_gt_makes_the_ground_truth_job_with_the_data(
     layout = admin.get(f"/api/tasks/{task['id']}/validation_layout").json()
     assert layout["validation_frames"] == [3, 7]
     assert task["size"] == 12  # the task's frames are left as they are
+
+
+def test_sdk_makes_a_pool_task_and_its_export_and_import_follow_the_manual(
+    server: LiveServer, admin: httpx.Client, tmp_path: Path
+) -> None:
+    images = write_images(tmp_path / "images", NAMES)
+    with make_client(
+        "http://127.0.0.1", port=server.port, credentials=("admin", ADMIN_PASSWORD)
+    ) as client:
+        client.config.status_check_period = 0.1
+        task = client.tasks.create_from_data(
+            spec=models.TaskWriteRequest(
+                name="sdk pool", labels=[models.PatchedLabelRequest(name="car")], segment_size=4
+            ),
+            resources=images,
+            data_params={"sorting_method": "random", "validation_params": POOL},
+        )
+        layout, _ = client.api_client.tasks_api.retrieve_validation_layout(task.id)
+        assert str(layout.mode) == "gt_pool" and layout.honeypot_count == 6
+        first = next(job for job in task.get_jobs() if job.type == "annotation")
+        job_layout, _ = client.api_client.jobs_api.retrieve_validation_layout(first.id)
+        assert job_layout.honeypot_count == 2
+        changed, _ = client.api_client.tasks_api.partial_update_validation_layout(
+            task.id,
+            patched_task_validation_layout_write_request=models.PatchedTaskValidationLayoutWriteRequest(
+                frame_selection_method="random_uniform"
+            ),
+        )
+        assert changed.honeypot_count == 6
+        assert client.api_client.tasks_api.retrieve(task.id)[0].validation_mode == "gt_pool"
+        task_id = task.id
+
+    layout = admin.get(f"/api/tasks/{task_id}/validation_layout").json()
+    label = admin.get("/api/labels", params={"task_id": task_id}).json()["results"][0]["id"]
+    jobs = jobs_of(admin, task_id)
+    (gt,) = [j for j in jobs if j["type"] == "ground_truth"]
+    pool = layout["validation_frames"]
+    gt_boxes = [box(label, real, [2, 2, 10 + real, 12]) for real in pool]
+    assert admin.put(f"/api/jobs/{gt['id']}/annotations", json={"shapes": gt_boxes}).is_success
+    for job in (j for j in jobs if j["type"] == "annotation"):
+        shapes = [
+            box(label, f, [1, 1, 4, 4]) for f in range(job["start_frame"], job["stop_frame"] + 1)
+        ]
+        assert admin.put(f"/api/jobs/{job['id']}/annotations", json={"shapes": shapes}).is_success
+
+    exported = admin.post(
+        f"/api/tasks/{task_id}/dataset/export", params={"format": "CVAT for images 1.1"}
+    )
+    status = wait_for_request(admin, exported.json()["rq_id"])
+    archive = zipfile.ZipFile(io.BytesIO(admin.get(status["result_url"]).content))
+    root = ElementTree.fromstring(archive.read("annotations.xml"))
+    written = {int(image.get("id")): image for image in root.iter("image")}
+    honeypots = set(layout["honeypot_frames"])
+    # honeypots are skipped; the pool frames carry the ground truth
+    assert sorted(written) == [f for f in range(18) if f not in honeypots]
+    for real in pool:
+        (drawn,) = written[real].iter("box")
+        assert float(drawn.get("xbr")) == 10 + real
+
+    imported = admin.post(
+        f"/api/tasks/{task_id}/annotations",
+        params={"format": "CVAT 1.1"},
+        files={"annotation_file": ("annotations.xml", archive.read("annotations.xml"))},
+    )
+    assert imported.status_code == 202, imported.text
+    assert wait_for_request(admin, imported.json()["rq_id"])["status"] == "finished"
+    gt_shapes = admin.get(f"/api/jobs/{gt['id']}/annotations").json()["shapes"]
+    assert sorted((s["frame"], s["points"][2]) for s in gt_shapes) == [(r, 10 + r) for r in pool]
+    # every honeypot now holds a copy of its pool frame's ground truth (the manual's warning)
+    task_shapes = admin.get(f"/api/tasks/{task_id}/annotations").json()["shapes"]
+    on_frames = {s["frame"]: s["points"][2] for s in task_shapes}
+    for frame, real in zip(layout["honeypot_frames"], changed.honeypot_real_frames, strict=True):
+        assert on_frames[frame] == 10 + real
+    assert all(on_frames[f] == 4 for f in range(15) if f not in honeypots)
