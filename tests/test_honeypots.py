@@ -19,6 +19,7 @@ from tests.conftest import register
 from tests.images import write_images
 from tests.live_server import ADMIN_PASSWORD, LiveServer
 from tests.task_setup import upload_task, wait_for_request
+from tests.test_replay import palimpsest
 
 NAMES = [f"img{i:02d}.png" for i in range(12)]
 POOL = {
@@ -526,3 +527,17 @@ def test_sdk_makes_a_pool_task_and_its_export_and_import_follow_the_manual(
     for frame, real in zip(layout["honeypot_frames"], changed.honeypot_real_frames, strict=True):
         assert on_frames[frame] == 10 + real
     assert all(on_frames[f] == 4 for f in range(15) if f not in honeypots)
+
+
+def test_the_catalog_rebuilt_from_the_log_holds_the_same_layouts(
+    server: LiveServer, admin: httpx.Client, nats_url: str, tmp_path: Path
+) -> None:
+    task = pool_task(admin, tmp_path / "images")
+    url = f"/api/tasks/{task['id']}/validation_layout"
+    assert admin.patch(url, json={"frame_selection_method": "random_uniform"}).is_success
+    assert admin.patch(url, json={"disabled_frames": [16]}).is_success
+    before = admin.get(url).json(), admin.get(f"/api/tasks/{task['id']}/data/meta").json()
+    verified = palimpsest(server, nats_url, tmp_path / "data", "verify", "--projection", "catalog")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "catalog: same as rebuilt" in verified.stdout
+    assert (admin.get(url).json(), admin.get(f"/api/tasks/{task['id']}/data/meta").json()) == before
