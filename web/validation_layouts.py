@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.honeypots import JobLayoutPatch, TaskLayoutPatch, change_job_layout, change_task_layout
-from core.permissions import Action
+from core.permissions import Action, Principal
 from web.context import execute, path_id, permitted
 from web.reads import fetch_all, fetch_doc
 from web.responses import json_response, read_body
@@ -73,22 +73,21 @@ async def task_layout_update(request: Request) -> Response:
     return json_response(task_layout_json(await _validation(request, task_id)))
 
 
-async def _job_and_task_staff(request: Request) -> dict[str, Any]:
+async def _job_and_task_staff(request: Request) -> tuple[Principal, dict[str, Any]]:
+    """The caller, if they are on the job's task's staff, and the job."""
     job_id = path_id(request)
     await permitted(request, Action.VIEW, "job", job_id)
     job = await fetch_doc(request, "catalog_jobs", job_id, "job")
-    await permitted(request, Action.CHANGE, "task", job["task_id"])
-    return job
+    return await permitted(request, Action.CHANGE, "task", job["task_id"]), job
 
 
 async def job_layout_read(request: Request) -> Response:
-    job = await _job_and_task_staff(request)
+    _, job = await _job_and_task_staff(request)
     return json_response(job_layout_json(await _validation(request, job["task_id"]), job))
 
 
 async def job_layout_update(request: Request) -> Response:
-    job = await _job_and_task_staff(request)
-    caller = await permitted(request, Action.CHANGE, "task", job["task_id"])
+    caller, job = await _job_and_task_staff(request)
     body = await read_body(request, JobLayoutPatch)
     seed = secrets.randbits(63)
     await execute(request, lambda unit: change_job_layout(unit, caller, job["id"], body, seed))
