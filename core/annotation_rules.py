@@ -38,6 +38,7 @@ class AnnotationRules:
     first_frame: int
     last_frame: int
     deleted_frames: frozenset[int]
+    tracks_allowed: bool = True  # a honeypot task takes tags and shapes only (CVAT's rule)
 
     @classmethod
     def build(
@@ -46,6 +47,7 @@ class AnnotationRules:
         first_frame: int,
         last_frame: int,
         deleted_frames: Sequence[int] = (),
+        tracks_allowed: bool = True,
     ) -> AnnotationRules:
         sublabels = {sub.id: sub for label in labels for sub in label.sublabels}
         parents = {sub.id: label.id for label in labels for sub in label.sublabels}
@@ -56,6 +58,7 @@ class AnnotationRules:
             first_frame,
             last_frame,
             frozenset(deleted_frames),
+            tracks_allowed,
         )
 
     def check(self, data: LabeledData) -> LabeledData:
@@ -63,6 +66,8 @@ class AnnotationRules:
         tags = [self._tag(t, f"tags[{i}]", errors) for i, t in enumerate(data.tags)]
         shapes = [self._shape(s, f"shapes[{i}]", errors) for i, s in enumerate(data.shapes)]
         tracks = [self._track(t, f"tracks[{i}]", errors) for i, t in enumerate(data.tracks)]
+        if data.tracks and not self.tracks_allowed:
+            errors.add("tracks", 'Tracks are not supported when task validation mode is "gt_pool"')
         errors.raise_if_any()
         return LabeledData(version=data.version, tags=tags, shapes=shapes, tracks=tracks)
 

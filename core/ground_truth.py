@@ -10,6 +10,7 @@ import numpy as np
 from core.errors import ErrorCollector, NotFound, ValidationFailed
 from core.jobs import Job
 from core.permissions import Action, Principal, authorize
+from core.task_data import ValidationLayout
 from core.tasks import Task, task_resource
 from core.units import Unit
 
@@ -46,6 +47,12 @@ def create_ground_truth_job(unit: Unit, principal: Principal, body: JobWrite) ->
     deleted = set(task.data.deleted_frames)
     valid = [frame for frame in range(task.data.size) if frame not in deleted]
     frames = sorted(select_frames(body, valid, _segments(unit, task)))
+    return add_ground_truth_job(unit, task, ValidationLayout(mode="gt", frames=frames))
+
+
+def add_ground_truth_job(unit: Unit, task: Task, layout: ValidationLayout) -> Job:
+    """The task's ground truth job over the layout's validation frames."""
+    frames = sorted(layout.frames)
     job_id = unit.next_id("job")
     job = Job._start(
         job_id,
@@ -57,7 +64,7 @@ def create_ground_truth_job(unit: Unit, principal: Principal, body: JobWrite) ->
         frames=frames,
     )
     unit.add(job)
-    task.trigger_event(Task.GroundTruthJobChanged, job_id=job_id)
+    task.trigger_event(Task.GroundTruthJobChanged, job_id=job_id, validation=layout)
     return job
 
 
@@ -67,6 +74,11 @@ def delete_ground_truth_job(unit: Unit, principal: Principal, job_id: int) -> No
     authorize(principal, Action.CHANGE, task_resource(unit, task))
     if job.job_type != "ground_truth":
         raise ValidationFailed.one("type", "Only ground truth jobs can be removed")
+    if task.data is not None and task.data.validation is not None:
+        if task.data.validation.mode == "gt_pool":
+            raise ValidationFailed.one(
+                "type", 'GT jobs cannot be removed when task validation mode is "gt_pool"'
+            )
     job.delete()
     task.trigger_event(Task.GroundTruthJobChanged, job_id=None)
 

@@ -30,8 +30,16 @@ def job_labels(unit: Unit, task: Task) -> list[LabelSpec]:
 def rules_for(unit: Unit, job: Job) -> AnnotationRules:
     task = unit.get(Task, job.task_id)
     return AnnotationRules.build(
-        job_labels(unit, task), job.start_frame, job.stop_frame, deleted_frames_of(unit, job)
+        job_labels(unit, task),
+        job.start_frame,
+        job.stop_frame,
+        deleted_frames_of(unit, job),
+        tracks_allowed=not has_honeypots(task),
     )
+
+
+def has_honeypots(task: Task) -> bool:
+    return bool(task.data and task.data.validation and task.data.validation.mode == "gt_pool")
 
 
 def deleted_frames_of(unit: Unit, job: Job) -> frozenset[int]:

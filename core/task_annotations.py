@@ -11,6 +11,7 @@ from core.interpolation import shape_at
 from core.job_annotations import (
     PatchAction,
     clear_annotations,
+    has_honeypots,
     job_labels,
     patch_annotations,
     replace_annotations,
@@ -32,7 +33,11 @@ def check_for_task(unit: Unit, task: Task, data: LabeledData) -> LabeledData:
     if task.data is None:
         raise ValidationFailed.one("data", "the task has no media yet")
     rules = AnnotationRules.build(
-        job_labels(unit, task), 0, task.data.size - 1, task.data.deleted_frames
+        job_labels(unit, task),
+        0,
+        task.data.size - 1,
+        task.data.deleted_frames,
+        tracks_allowed=not has_honeypots(task),
     )
     return rules.check(data)
 

@@ -19,7 +19,7 @@ from core.projects import Project, check_name, check_user_exists, project_resour
 from core.quality_settings import QualitySettings
 from core.segments import segment_ranges
 from core.storage import StorageInput, StorageSpec, apply_changes, build_storage
-from core.task_data import TaskData
+from core.task_data import TaskData, ValidationLayout
 from core.units import Unit
 
 UNSET = msgspec.UNSET
@@ -104,9 +104,34 @@ class Task(Entity):
 
     class GroundTruthJobChanged(Entity.Event):
         job_id: int | None
+        validation: ValidationLayout | None = None  # None in events before layouts existed
 
         def apply(self, task: Task) -> None:
             task.gt_job_id = self.job_id
+            if task.data is not None and (self.validation is not None or self.job_id is None):
+                task.data = msgspec.structs.replace(task.data, validation=self.validation)
+
+    class ValidationFramesDisabled(Entity.Event):
+        """The validation frames left out of quality checks are now `disabled_frames`."""
+
+        disabled_frames: list[int]
+
+        def apply(self, task: Task) -> None:
+            assert task.data is not None and task.data.validation is not None
+            layout = msgspec.structs.replace(
+                task.data.validation, disabled_frames=self.disabled_frames
+            )
+            task.data = msgspec.structs.replace(task.data, validation=layout)
+
+    class HoneypotsChanged(Entity.Event):
+        """Honeypot frames show other pool frames: `real_frames` follows the layout's
+        `honeypot_frames`."""
+
+        real_frames: list[int]
+
+        def apply(self, task: Task) -> None:
+            assert task.data is not None
+            task.data = with_honeypots(task.data, self.real_frames)
 
     class QualitySettingsChanged(Entity.Event):
         changes: dict[str, object]
@@ -279,8 +304,28 @@ def update_task(unit: Unit, principal: Principal, task_id: int, body: TaskPatch)
     return task
 
 
-def attach_data(unit: Unit, principal: Principal, task_id: int, data: TaskData) -> Task:
-    """Records the task's media and cuts it into jobs, as CVAT's segmenting does."""
+def with_honeypots(data: TaskData, real_frames: list[int]) -> TaskData:
+    """The data with each honeypot frame showing the pool frame given for it: its image and
+    its frame entry (name and size) are the pool frame's, as in CVAT."""
+    assert data.validation is not None and data.media_frames is not None
+    media = list(data.media_frames)
+    frames = list(data.frames)
+    for frame, real in zip(data.validation.honeypot_frames, real_frames, strict=True):
+        media[frame] = media[real]
+        frames[frame] = frames[real]
+    layout = msgspec.structs.replace(data.validation, honeypot_real_frames=list(real_frames))
+    return msgspec.structs.replace(data, frames=frames, media_frames=media, validation=layout)
+
+
+def attach_data(
+    unit: Unit,
+    principal: Principal,
+    task_id: int,
+    data: TaskData,
+    job_sizes: list[int] | None = None,
+) -> Task:
+    """Records the task's media and cuts it into jobs, as CVAT's segmenting does, or into
+    jobs of `job_sizes` frames (CVAT's job file mapping: segment size and overlap 0)."""
     task = unit.get(Task, task_id)
     authorize(principal, Action.CHANGE, task_resource(unit, task))
     if task.data is not None:
@@ -288,7 +333,11 @@ def attach_data(unit: Unit, principal: Principal, task_id: int, data: TaskData) 
     if data.size < 1:
         raise ValidationFailed.one("client_files", "no frames remain after filtering")
     is_video = data.mode == "interpolation"
-    ranges = segment_ranges(data.size, task.segment_size, task.overlap, is_video=is_video)
+    if job_sizes is None:
+        ranges = segment_ranges(data.size, task.segment_size, task.overlap, is_video=is_video)
+    else:
+        starts = [sum(job_sizes[:i]) for i in range(len(job_sizes))]
+        ranges = [(start, start + size - 1) for start, size in zip(starts, job_sizes, strict=True)]
     job_ids = []
     for start, stop in ranges:
         job_id = unit.next_id("job")
@@ -304,6 +353,8 @@ def attach_data(unit: Unit, principal: Principal, task_id: int, data: TaskData) 
         )
         job_ids.append(job_id)
     segment_size = task.segment_size if 0 < task.segment_size <= data.size else data.size
+    if job_sizes is not None:
+        segment_size = 0
     overlap = _effective_overlap(ranges)
     task.trigger_event(
         Task.DataAttached, data=data, job_ids=job_ids, segment_size=segment_size, overlap=overlap
@@ -316,8 +367,25 @@ def set_deleted_frames(unit: Unit, principal: Principal, task_id: int, frames: l
     task = unit.get(Task, task_id)
     authorize(principal, Action.CHANGE, task_resource(unit, task))
     size = task.data.size if task.data is not None else 0
+    _check_pool_frames_kept(task, frames)
     _record_deleted_frames(task, frames, 0, size - 1)
     return task
+
+
+def _check_pool_frames_kept(task: Task, frames: list[int]) -> None:
+    """In a pool task the pool's frames are excluded and restored through the ground truth
+    job, never through the task's own deleted frames."""
+    if task.data is None or task.data.validation is None:
+        return
+    if task.data.validation.mode != "gt_pool":
+        return
+    changed = set(frames) ^ set(task.data.deleted_frames)
+    if changed & set(task.data.validation.frames):
+        raise ValidationFailed.one(
+            "deleted_frames",
+            'When task validation mode is "gt_pool", GT frames can only be deleted and '
+            "restored via the GT job's api/jobs/{id}/data/meta endpoint",
+        )
 
 
 def set_job_deleted_frames(

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.permissions import Principal
 from core.task_data import DataRequest
-from core.tasks import attach_data
+from core.task_validation import attach_validated_data
 from infra.background import Outcome, RequestLog, run_request
 from infra.runtime import Runtime
 from infra.work_queue import Handler
@@ -159,7 +159,12 @@ async def ingest_uploaded(
             data = msgspec.structs.replace(data, storage="share")
         await run_in_threadpool(_publish_media, staging, final)
         try:
-            await rt.execute(lambda unit: attach_data(unit, caller, task_id, data), caller)
+            await rt.execute(
+                lambda unit: attach_validated_data(
+                    unit, caller, task_id, data, data_request.validation_params
+                ),
+                caller,
+            )
         except Exception:
             shutil.rmtree(final, ignore_errors=True)
             raise

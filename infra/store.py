@@ -21,7 +21,7 @@ from core.projects import Project
 from core.quality_settings import QualitySettings
 from core.review import CommentRef, Issue, ReviewState
 from core.storage import StorageSpec
-from core.task_data import FrameMeta, TaskData
+from core.task_data import FrameMeta, TaskData, ValidationLayout
 from core.tasks import Task
 from core.undo_book import UndoBook
 from core.webhooks import Webhook
@@ -39,6 +39,7 @@ EVENT_VALUE_TYPES: tuple[type[msgspec.Struct], ...] = (
     StorageSpec,
     FrameMeta,
     TaskData,
+    ValidationLayout,
     Issue,
     CommentRef,
     Invitation,

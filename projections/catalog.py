@@ -23,6 +23,7 @@ from core.jobs import Job, job_status
 from core.labels import LabelSpec
 from core.projects import Project
 from core.storage import StorageSpec
+from core.task_data import TaskData
 from core.tasks import Task
 from projections import (
     catalog_cloud_storages,
@@ -81,6 +82,9 @@ class CatalogProjection:
             Task.LabelsChanged: self._task_labels_changed,
             Task.DataAttached: self._task_data_attached,
             Task.FramesDeleted: self._task_frames_deleted,
+            Task.GroundTruthJobChanged: self._task_validation_changed,
+            Task.ValidationFramesDisabled: self._task_validation_changed,
+            Task.HoneypotsChanged: self._task_validation_changed,
             Task.Deleted: self._task_deleted,
             Job.Created: self._job_created,
             Job.Updated: self._job_updated,
@@ -360,6 +364,7 @@ class CatalogProjection:
                 "data_cloud_storage_id": data.cloud_storage_id,
                 "segment_size": event.segment_size,
                 "overlap": event.overlap,
+                "validation_mode": data.validation.mode if data.validation else None,
                 "updated_date": iso(event.timestamp),
             }
         )
@@ -381,6 +386,34 @@ class CatalogProjection:
             (Jsonb(event.deleted_frames), row[0]),
         )
         _touch(cur, "catalog_tasks", row[0], row[1], event.timestamp)
+
+    def _task_validation_changed(
+        self,
+        cur: Cursor,
+        event: Task.GroundTruthJobChanged | Task.ValidationFramesDisabled | Task.HoneypotsChanged,
+    ) -> None:
+        """The task's data takes the change as the aggregate does (the same `apply`)."""
+        cur.execute(
+            "SELECT id, doc, data FROM catalog_tasks WHERE uuid = %s", (event.originator_id,)
+        )
+        row = cur.fetchone()
+        if row is None or row[2] is None:
+            return
+        task_id, doc, stored = row
+        holder = _DataHolder(msgspec.convert(stored, TaskData))
+        event.apply(holder)  # type: ignore[arg-type]
+        data = msgspec.to_builtins(holder.data)
+        if isinstance(event, Task.HoneypotsChanged):
+            data["updated"] = iso(event.timestamp)  # chunks holding honeypots changed
+        elif "updated" in stored:
+            data["updated"] = stored["updated"]
+        validation = holder.data.validation
+        doc["validation_mode"] = validation.mode if validation is not None else None
+        doc["updated_date"] = iso(event.timestamp)
+        cur.execute(
+            "UPDATE catalog_tasks SET doc = %s, data = %s WHERE id = %s",
+            (Jsonb(doc), Jsonb(data), task_id),
+        )
 
     def _task_deleted(self, cur: Cursor, event: Task.Deleted) -> None:
         row = _load(cur, "catalog_tasks", event.originator_id)
@@ -458,6 +491,15 @@ class CatalogProjection:
     def _job_deleted(self, cur: Cursor, event: Job.Deleted) -> None:
         catalog_review.forget_job(cur, event.originator_id)
         cur.execute("DELETE FROM catalog_jobs WHERE uuid = %s", (event.originator_id,))
+
+
+class _DataHolder:
+    """Stands in for the task in a task event's `apply`, which only touches `data` (and the
+    ground truth job's id)."""
+
+    def __init__(self, data: TaskData) -> None:
+        self.data = data
+        self.gt_job_id: int | None = None
 
 
 def write_labels(

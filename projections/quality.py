@@ -51,6 +51,8 @@ TASK_WIDE_EVENTS = (
     Task.LabelsChanged,
     Task.GroundTruthJobChanged,
     Task.DataAttached,
+    Task.ValidationFramesDisabled,
+    Task.HoneypotsChanged,
 )
 INCLUDED_TYPES = ["label", "bbox", "points", "mask", "polygon", "polyline", "skeleton", "ellipse"]
 TABLES = ("quality_reports", "quality_frames", "quality_conflicts")
@@ -185,13 +187,20 @@ class QualityProjection:
         if task.project_id is not None:
             project = self._load(Project, task.project_id)
             labels = project.labels if project is not None else []
+        layout = task.data.validation
+        disabled = set(layout.disabled_frames) if layout is not None else set()
+        gt_frames = sorted(set(self._gt_frames(gt)) - disabled)
+        honeypots = {}
+        if layout is not None and layout.mode == "gt_pool":
+            honeypots = {f: real for f, real in layout.real_frames.items() if real in gt_frames}
         quality = TaskQuality(
             task_id=task.task_id,
             gt_job_id=gt.job_id,
-            gt_frames=sorted(self._gt_frames(gt)),
+            gt_frames=gt_frames,
             labels=LabelCatalog.of(labels),
             settings=task.quality_settings,
             images=[FrameImage(f.width, f.height) for f in task.data.frames],
+            honeypots=honeypots,
         )
         quality.set_ground_truth(gt)
         for job_id in job_ids:
@@ -212,7 +221,7 @@ class QualityProjection:
             for job_id in job_ids:
                 job = self._job_input(job_id)
                 if job is not None:
-                    changed[job_id] = quality.update_job(job, frames)
+                    changed[job_id] = quality.update_job(job, quality.shown_at(frames))
         for job_id, edits in what.edits.items():
             job = self._job_input(job_id)
             if job is None or job_id not in quality.jobs:

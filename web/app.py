@@ -52,6 +52,7 @@ from web import (
     rooms,
     share,
     tasks,
+    validation_layouts,
     webhooks,
 )
 from web import events as client_events
@@ -161,6 +162,7 @@ def create_app(runtime: Runtime) -> Starlette:
         *review.ROUTES,
         *organizations.ROUTES,
         *quality.ROUTES,
+        *validation_layouts.ROUTES,
         *annotations.ROUTES,
         *annotation_search.ROUTES,
         *datasets.ROUTES,

@@ -30,7 +30,8 @@ from core.frame_visibility import for_export
 from core.job_annotations import patch_annotations, replace_annotations
 from core.labels import LabelSpec
 from core.permissions import Action, Principal
-from core.task_annotations import patch_task_annotations, replace_task_annotations
+from core.pool_annotations import import_into_task, pool_export
+from core.task_data import ValidationLayout
 from infra.background import Operation
 from infra.ingest_jobs import task_media_dir
 from infra.runtime import Runtime
@@ -87,20 +88,46 @@ async def task_dataset(request: Request, target: str, ident: int) -> tuple[TaskD
     if data is None:
         raise BadRequest("the task has no data yet")
     deleted = frozenset(data["deleted_frames"])
+    skipped = deleted
     if target == "job":
         _, state = await run_in_threadpool(request.app.state.jobs.current, ident)
         annotations = state.as_data(0)
     else:
         annotations = await task_annotations(request, ident)
+        pool = _pool_layout(data)
+        if pool is not None:
+            # honeypots are skipped; the pool frames carry the ground truth (manual 2.20.1)
+            skipped = deleted | set(pool.honeypot_frames)
+            ground_truth = await _ground_truth_annotations(request, task["id"])
+            annotations = pool_export(annotations, ground_truth, pool)
     annotations = for_export(annotations, deleted, data["size"] - 1 if last is None else last)
     dataset = TaskDataset(
         name=task["name"],
         labels=await labels_of(request, task),
-        frames=[f for f in frames_of(data, first, last) if f.index not in deleted],
+        frames=[f for f in frames_of(data, first, last) if f.index not in skipped],
         annotations=annotations,
         subset=task.get("subset") or "",
     )
     return dataset, {**task, "data": data}
+
+
+def _pool_layout(data: dict[str, Any]) -> ValidationLayout | None:
+    layout = data.get("validation")
+    if layout is None or layout["mode"] != "gt_pool":
+        return None
+    return msgspec.convert(layout, ValidationLayout)
+
+
+async def _ground_truth_annotations(request: Request, task_id: int) -> LabeledData:
+    rows = await fetch_all(
+        request,
+        "SELECT id FROM catalog_jobs WHERE task_id = %s AND doc->>'type' = 'ground_truth'",
+        (task_id,),
+    )
+    if not rows:
+        return LabeledData()
+    _, state = await run_in_threadpool(request.app.state.jobs.current, rows[0][0])
+    return state.as_data(0)
 
 
 # Export
@@ -278,9 +305,7 @@ def _import_command(
         if mode == "replace":
             return lambda unit: replace_annotations(unit, caller, ident, data)
         return lambda unit: patch_annotations(unit, caller, ident, "create", data)
-    if mode == "replace":
-        return lambda unit: replace_task_annotations(unit, caller, ident, data)
-    return lambda unit: patch_task_annotations(unit, caller, ident, "create", data)
+    return lambda unit: import_into_task(unit, caller, ident, data, mode)
 
 
 async def import_source(request: Request, caller: Principal, field: str) -> Path:

@@ -14,9 +14,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.errors import NotFound
+from core.honeypots import set_job_frames_deleted
 from core.permissions import Action
 from core.segments import parse_frame_filter
-from core.tasks import set_deleted_frames, set_job_deleted_frames
+from core.tasks import set_deleted_frames
 from infra.ingest_jobs import task_media_dir
 from web import tus
 from web.context import execute, path_id, permitted, query_int, runtime
@@ -160,7 +161,14 @@ async def job_meta(request: Request) -> Response:
     await permitted(request, Action.VIEW, "job", path_id(request))
     job = await fetch_doc(request, "catalog_jobs", path_id(request), "job")
     data = await _task_data(request, job["task_id"])
-    return json_response(_meta(data, range(job["start_frame"], job["stop_frame"] + 1)))
+    meta = _meta(data, range(job["start_frame"], job["stop_frame"] + 1))
+    validation = data.get("validation")
+    if job["type"] == "ground_truth" and validation is not None:
+        # a ground truth job's frames are the validation frames; its deleted ones, those left
+        # out of validation (as CVAT answers)
+        meta["included_frames"] = validation["frames"]
+        meta["deleted_frames"] = validation["disabled_frames"]
+    return json_response(meta)
 
 
 class MetaPatch(msgspec.Struct):
@@ -185,7 +193,7 @@ async def job_meta_update(request: Request) -> Response:
     job_id = path_id(request)
     body = await read_body(request, MetaPatch)
     await execute(
-        request, lambda unit: set_job_deleted_frames(unit, caller, job_id, body.deleted_frames)
+        request, lambda unit: set_job_frames_deleted(unit, caller, job_id, body.deleted_frames)
     )
     return await job_meta(request)
 

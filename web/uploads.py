@@ -41,7 +41,7 @@ MAX_FIELD_SIZE = 1024 * 1024
 async def task_data_upload(request: Request) -> Response:
     caller = await permitted(request, Action.CHANGE, "task", path_id(request))
     task_id = path_id(request)
-    await _check_can_attach(request, caller, task_id)
+    task = await _check_can_attach(request, caller, task_id)
     headers = request.headers
     if "tus-resumable" in headers:
         upload_dir(runtime(request), task_id).mkdir(parents=True, exist_ok=True)
@@ -57,6 +57,7 @@ async def task_data_upload(request: Request) -> Response:
     if not finishing:  # a one-shot request carries its files and parameters together
         await run_in_threadpool(_reset_upload_dir, upload_dir(runtime(request), task_id))
     data_request = await _data_request(request, task_id, receive_files=not finishing)
+    _check_validation_for_task(task, data_request)
     bucket = None
     if data_request.cloud_storage_id is not None:
         _, bucket = await usable_bucket(request, data_request.cloud_storage_id)
@@ -64,10 +65,19 @@ async def task_data_upload(request: Request) -> Response:
     return json_response({"rq_id": rq_id}, status=202)
 
 
-async def _check_can_attach(request: Request, caller: Principal, task_id: int) -> None:
+async def _check_can_attach(request: Request, caller: Principal, task_id: int) -> dict[str, Any]:
     task = await fetch_doc(request, "catalog_tasks", task_id, "task")
     if task.get("data") is not None:
         raise ValidationFailed.one("data", "Adding more data is not supported")
+    return task
+
+
+def _check_validation_for_task(task: dict[str, Any], data_request: DataRequest) -> None:
+    params = data_request.validation_params
+    if params is not None and params.mode == "gt_pool" and task.get("overlap"):
+        raise ValidationFailed.one(
+            "validation_params.mode", 'validation mode "gt_pool" cannot be used with "overlap"'
+        )
 
 
 def _reset_upload_dir(path: Path) -> None:
@@ -150,8 +160,17 @@ def _add_form_field(fields: dict[str, Any], key: str, value: str) -> None:
         fields.setdefault(base, []).append(value)
     elif base in ("use_zip_chunks", "use_cache", "copy_data"):
         fields[base] = value.lower() in ("true", "1")
+    elif base == "validation_params":
+        fields[base] = _json_field(base, value)
     else:
         fields[base] = value
+
+
+def _json_field(name: str, value: str) -> object:
+    try:
+        return msgspec.json.decode(value)
+    except msgspec.DecodeError:
+        raise BadRequest({name: ["must be a JSON object"]}) from None
 
 
 def job_message(job: IngestJob) -> bytes:

@@ -188,7 +188,9 @@ class MediaLibrary:
 
     def preview(self, media_dir: Path, data: dict[str, Any], frame: int) -> Media:
         if not _is_video(data):
-            return Media(make_preview(compressed_path(media_dir, frame)), "image/jpeg")
+            return Media(
+                make_preview(compressed_path(media_dir, stored_frame(data, frame))), "image/jpeg"
+            )
         if frame == 0 and (media_dir / PREVIEW_FILE).exists():
             return Media((media_dir / PREVIEW_FILE).read_bytes(), "image/jpeg")
         (number,) = source_frames(data, range(frame, frame + 1))
@@ -202,7 +204,7 @@ class MediaLibrary:
         """A ZIP of the frame's context images, in their order; None if it has none."""
         if _is_video(data) or not data["frames"][frame].get("related_files"):
             return None
-        files = sorted(context_dir(media_dir, frame).iterdir())
+        files = sorted(context_dir(media_dir, stored_frame(data, frame)).iterdir())
         return Media(build_chunk_zip(files, [path.name for path in files]), ZIP_TYPE)
 
     def forget(self, media_dir: Path, data: dict[str, Any]) -> None:
@@ -247,8 +249,14 @@ def _image_frame(media_dir: Path, data: dict[str, Any], frame: int, quality: str
 
 def _image_file(media_dir: Path, data: dict[str, Any], frame: int, quality: str) -> Path:
     if quality == "compressed":
-        return compressed_path(media_dir, frame)
-    return original_path(media_dir, frame, data["frames"][frame]["name"])
+        return compressed_path(media_dir, stored_frame(data, frame))
+    return original_path(media_dir, stored_frame(data, frame), data["frames"][frame]["name"])
+
+
+def stored_frame(data: dict[str, Any], frame: int) -> int:
+    """The stored image task frame `frame` shows (a honeypot shows its pool frame's)."""
+    media = data.get("media_frames")
+    return media[frame] if media else frame
 
 
 def _image_chunk(media_dir: Path, data: dict[str, Any], members: range, quality: str) -> bytes:

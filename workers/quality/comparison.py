@@ -32,6 +32,7 @@ from workers.quality.objects import VISIBLE, Ann, Box, LabelCatalog
 
 ERRORS = frozenset({"missing_annotation", "extra_annotation", "mismatching_label"})
 COVERING_TYPES = frozenset({"rectangle", "polygon", "mask"})
+SEGMENT_TYPES = frozenset({"polygon", "mask"})
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class FrameComparison:
         self.raster = Raster(image.width, image.height)
         self._regions: dict[int, Region] = {}
         self._group_boxes: dict[tuple[int, int], Box] = {}
+        self._point_arrays: dict[int, np.ndarray] = {}
+        self._unrotated: dict[int, Region] = {}  # a rotated box's unrotated pixels
 
     def instance_box(self, ann: Ann, side: list[Ann]) -> Box:
         """The box of the object's group (datumaro's instance): itself when ungrouped."""
@@ -170,17 +173,17 @@ class FrameComparison:
     def _match_boxes(self, matched: _Matched) -> None:
         gt, ds = self._of(self.gt, "rectangle"), self._of(self.ds, "rectangle")
         sim = _box_ious(gt, ds)
-        rotated = [
-            (i, j) for i, a in enumerate(gt) for j, b in enumerate(ds) if a.rotation != b.rotation
-        ]
-        if rotated:
+        rotated = _rotations(gt)[:, None] != _rotations(ds)[None, :]
+        if rotated.any():
             gt_frames = _box_array([a.region_box(region_bbox) for a in gt])
             ds_frames = _box_array([b.region_box(region_bbox) for b in ds])
-            meets = _intersecting(gt_frames, ds_frames)
-            near = [(i, j) for i, j in rotated if meets[i, j]]
+            near = list(
+                zip(*np.nonzero(rotated & _intersecting(gt_frames, ds_frames)), strict=True)
+            )
+            sim[rotated] = 0.0  # rotated against not: pixels, and none if the boxes miss
             self.rasterise([gt[i] for i, _ in near] + [ds[j] for _, j in near])
-            for i, j in rotated:
-                sim[i, j] = self.region(gt[i]).iou(self.region(ds[j])) if meets[i, j] else 0.0
+            for i, j in near:
+                sim[i, j] = self.region(gt[i]).iou(self.region(ds[j]))
         matched.add(gt, ds, sim, self.settings.iou_threshold)
 
     def _match_ellipses(self, matched: _Matched) -> None:
@@ -189,8 +192,8 @@ class FrameComparison:
         matched.add(gt, ds, sim, self.settings.iou_threshold)
 
     def _match_segmentations(self, matched: _Matched) -> None:
-        gt_instances = _instances([a for a in self.gt if a.type in ("polygon", "mask")])
-        ds_instances = _instances([a for a in self.ds if a.type in ("polygon", "mask")])
+        gt_instances = _instances([a for a in self.gt if a.type in SEGMENT_TYPES])
+        ds_instances = _instances([a for a in self.ds if a.type in SEGMENT_TYPES])
         if not gt_instances and not ds_instances:
             return
         self.rasterise([a for group in gt_instances + ds_instances for a in group])
@@ -264,8 +267,7 @@ class FrameComparison:
         matched.add(gt, ds, sim, self.settings.iou_threshold)
 
     def _points_sim(self, a: Ann, b: Ann, a_box: Box, b_box: Box) -> float:
-        a_points = np.reshape(a.points, (-1, 2))
-        b_points = np.reshape(b.points, (-1, 2))
+        a_points, b_points = self._point_array(a), self._point_array(b)
         sigma = self.settings.oks_sigma
         if a_box[2] * a_box[3] == 0 and b_box[2] * b_box[3] == 0:
             return oks(a_points, b_points, sigma=sigma, scale=self.scale)
@@ -282,6 +284,12 @@ class FrameComparison:
             return 0.0
         total = len(pairs) + len(found.a_unmatched) + len(found.b_unmatched)
         return float(sum(single[i, j] for i, j in pairs) / total)
+
+    def _point_array(self, ann: Ann) -> np.ndarray:
+        found = self._point_arrays.get(id(ann))
+        if found is None:
+            found = self._point_arrays[id(ann)] = np.reshape(ann.points, (-1, 2))
+        return found
 
     def _point_scale(self, a_box: Box, b_box: Box) -> float:
         if self.settings.point_size_base == "image_size":
@@ -379,7 +387,7 @@ class FrameComparison:
         meets = _intersecting(boxes, boxes)
         covered: list[Ann] = []
         for index, ann in enumerate(ordered):
-            over = [ordered[k] for k in range(index + 1, len(ordered)) if meets[index, k]]
+            over = [ordered[k] for k in np.flatnonzero(meets[index, index + 1 :]) + index + 1]
             if not over:
                 continue
             bottom = self._covering_region(ann)
@@ -392,10 +400,11 @@ class FrameComparison:
         return covered
 
     def _covering_region(self, ann: Ann) -> Region:
-        if ann.type == "rectangle":
-            if not ann.rotation:
-                return self.region(ann)
-            return self.raster.rectangle(*ann.points[:4])
+        if ann.type == "rectangle" and ann.rotation:
+            found = self._unrotated.get(id(ann))
+            if found is None:
+                found = self._unrotated[id(ann)] = self.raster.rectangle(*ann.points[:4])
+            return found
         return self.region(ann)
 
     def _counted(self, m: _Matched, conflicts: list[dict[str, object]]) -> FrameResult:
@@ -532,6 +541,10 @@ def _box_ious(gt: Sequence[Ann], ds: Sequence[Ann]) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = inter / unions
     return np.where(inter > 0, iou, -1.0)
+
+
+def _rotations(boxes: Sequence[Ann]) -> np.ndarray:
+    return np.array([box.rotation for box in boxes], float)
 
 
 def _box_array(boxes: Sequence[Box]) -> np.ndarray:

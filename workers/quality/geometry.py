@@ -416,13 +416,13 @@ def polygon_points(ann: Ann) -> list[float] | None:
     if ann.type == "polygon":
         return ann.points
     if ann.type == "rectangle" and ann.rotation:
-        return rotated_box_polygon(ann)
+        return ann.outline(rotated_box_polygon)
     return None
 
 
 def region_bbox(ann: Ann) -> Box:
     if ann.type == "rectangle" and ann.rotation:
-        corners = rotated_box_polygon(ann)
+        corners = ann.outline(rotated_box_polygon)
         xs, ys = corners[0::2], corners[1::2]
         return (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
     box = ann.bbox()

@@ -35,8 +35,7 @@ def match_segments(
     cost[cost > 1 - threshold] = 1
     rows, cols = linear_sum_assignment(cost)
     result = Matching()
-    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-        dist = cost[i, j]
+    for i, j, dist in zip(rows.tolist(), cols.tolist(), cost[rows, cols].tolist(), strict=True):
         if dist > 1 - threshold or dist == 1:
             if i < count_a:
                 result.a_unmatched.append(i)

@@ -44,12 +44,19 @@ class Ann:
     elements: list[Element] = field(default_factory=list)
 
     _region_box: Box | None = field(default=None, repr=False)
+    _outline: list[float] | None = field(default=None, repr=False)
 
     def region_box(self, compute: Callable[[Ann], Box]) -> Box:
         """`compute(self)`, remembered."""
         if self._region_box is None:
             self._region_box = compute(self)
         return self._region_box
+
+    def outline(self, compute: Callable[[Ann], list[float]]) -> list[float]:
+        """`compute(self)`, remembered (a rotated box's corners)."""
+        if self._outline is None:
+            self._outline = compute(self)
+        return self._outline
 
     @property
     def is_tag(self) -> bool:

@@ -55,6 +55,19 @@ class TaskQuality:
     gt_objects: dict[int, list[Ann]] = field(default_factory=dict)
     gt_index: dict[int, set[int]] = field(default_factory=dict)
     jobs: dict[int, JobQuality] = field(default_factory=dict)
+    # honeypot frame of an annotation job -> the ground truth (pool) frame it shows
+    honeypots: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def compared_frames(self) -> set[int]:
+        """Frames of annotation jobs compared with the ground truth: its own frames (in a
+        job's range when the ground truth job picks task frames) and the honeypots."""
+        return set(self.gt_frames) | set(self.honeypots)
+
+    def shown_at(self, gt_frames: set[int]) -> set[int]:
+        """Where ground truth frames `gt_frames` are compared: themselves and every honeypot
+        showing one of them."""
+        return gt_frames | {f for f, real in self.honeypots.items() if real in gt_frames}
 
     @property
     def label_names(self) -> list[str]:
@@ -74,7 +87,9 @@ class TaskQuality:
         the frames compared."""
         quality = self.jobs.get(job.job_id)
         if quality is None or frames is None:
-            in_job = [f for f in self.gt_frames if job.start_frame <= f <= job.stop_frame]
+            in_job = sorted(
+                f for f in self.compared_frames if job.start_frame <= f <= job.stop_frame
+            )
             quality = self.jobs[job.job_id] = JobQuality(
                 job.job_id, job.start_frame, job.stop_frame, in_job, Totals(self.label_names)
             )
@@ -85,7 +100,7 @@ class TaskQuality:
         _reindex(quality.objects, found)
         for frame in wanted:
             result = compare_frame(
-                self.gt_objects.get(frame, []),
+                self.gt_objects.get(self.honeypots.get(frame, frame), []),
                 found[frame],
                 frame=frame,
                 gt_job=self.gt_job_id,
@@ -100,23 +115,25 @@ class TaskQuality:
     def frames_of_edit(
         self, job_id: int, written: Iterable[LabeledData], removed: Iterable[ObjectIds]
     ) -> set[int]:
-        """Ground truth frames an edit of job `job_id` may have changed: where the written
-        objects are now, where every touched object was before, and for tracks every frame
-        from their first keyframe on."""
-        index = self.gt_index if job_id == self.gt_job_id else self._job_index(job_id)
+        """Compared frames an edit of job `job_id` may have changed (for the ground truth job,
+        its own frames): where the written objects are now, where every touched object was
+        before, and for tracks every frame from their first keyframe on."""
+        is_gt = job_id == self.gt_job_id
+        index = self.gt_index if is_gt else self._job_index(job_id)
+        compared = set(self.gt_frames) if is_gt else self.compared_frames
         frames: set[int] = set()
         for data in written:
             frames.update(t.frame for t in data.tags)
             frames.update(s.frame for s in data.shapes)
             for track in data.tracks:
                 first = min((s.frame for s in track.shapes), default=track.frame)
-                frames.update(f for f in self.gt_frames if f >= first)
+                frames.update(f for f in compared if f >= first)
             for obj in (*data.tags, *data.shapes, *data.tracks):
                 frames |= index.get(obj.id or 0, set())
         for ids in removed:
             for ident in (*ids.tags, *ids.shapes, *ids.tracks):
                 frames |= index.get(ident, set())
-        return frames & set(self.gt_frames)
+        return frames & compared
 
     def _job_index(self, job_id: int) -> dict[int, set[int]]:
         quality = self.jobs.get(job_id)
