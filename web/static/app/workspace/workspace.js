@@ -265,8 +265,8 @@ export class Workspace {
       return null;
     }
     const cid = newCid();
+    this.room.command({ ...frame, cid }); // out first; showing it here can wait a moment
     this.pending.add(cid, { effect, frame, ...extra });
-    this.room.command({ ...frame, cid });
     this.panels.saving();
     return cid;
   }
