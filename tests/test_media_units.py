@@ -3,16 +3,18 @@ and the size of compressed video chunks."""
 
 from __future__ import annotations
 
+import io
 import random
 import threading
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from tests.videos import write_video
 from workers.media.cache import MediaCache
-from workers.media.chunks import compressed_size
+from workers.media.chunks import compressed_size, encode_mp4, fit_frames
 from workers.media.video import ReaderPool, VideoReader, index_video
 
 
@@ -128,3 +130,20 @@ def test_reader_gives_exact_frames_in_any_order_from_a_video_with_b_frames(
         assert len(frames) == len(expected)
         assert all(np.array_equal(a, b) for a, b in zip(frames, expected, strict=True))
     reader.close()
+
+
+def test_video_chunks_are_timed_at_25_fps_and_leave_their_frames_untouched(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "clip.mp4"
+    write_video(path, frames=10, keyint=5)
+    with av.open(str(path)) as container:
+        decoded = list(container.decode(video=0))
+    frames = fit_frames(decoded, 64, 48, quality="original")
+    before = [(frame.pts, frame.duration, frame.time_base) for frame in frames]
+    for quality in ("original", "compressed"):  # both encoders read the same frames
+        chunk = encode_mp4(frames, 64, 48, quality=quality, image_quality=70)
+        with av.open(io.BytesIO(chunk)) as container:
+            times = [frame.time for frame in container.decode(video=0)]
+        assert times == pytest.approx([n / 25 for n in range(10)])
+    assert [(frame.pts, frame.duration, frame.time_base) for frame in frames] == before

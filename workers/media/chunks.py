@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
+from fractions import Fraction
 
 import av
 
-ORIGINAL_CRF = 17
+ORIGINAL_CRF = 20
+CHUNK_RATE = 25
+CHUNK_TIME_BASE = Fraction(1, CHUNK_RATE)
 VIDEO_PRESET = "ultrafast"
 
 
@@ -34,6 +37,32 @@ def compressed_size(width: int, height: int) -> tuple[int, int]:
     return max(width // factor, 2), max(height // factor, 2)
 
 
+def mp4_frame_size(width: int, height: int, quality: str) -> tuple[int, int]:
+    """The frame size of a video chunk of ``quality`` (even sides, as yuv420p needs)."""
+    if quality != "original":
+        width, height = compressed_size(width, height)
+    return width - width % 2, height - height % 2
+
+
+def fit_frames(
+    frames: Iterable[av.VideoFrame], width: int, height: int, *, quality: str
+) -> list[av.VideoFrame]:
+    """The frames of a video chunk as its encoder takes them: at the chunk's size in yuv420p,
+    numbered from 0 at the chunk's rate. ``encode_mp4`` changes nothing in frames made so,
+    so several threads may encode the same ones."""
+    size = mp4_frame_size(width, height, quality)
+    fitted = []
+    for number, frame in enumerate(frames):
+        if (frame.format.name, frame.width, frame.height) != ("yuv420p", *size):
+            # area averaging: the right filter for halving, and cheaper than bicubic
+            frame = frame.reformat(*size, "yuv420p", interpolation="AREA")
+        if (frame.pts, frame.duration, frame.time_base) != (number, 1, CHUNK_TIME_BASE):
+            # x264 gives a frame bits by its duration: one tick at the chunk's rate
+            frame.pts, frame.duration, frame.time_base = number, 1, CHUNK_TIME_BASE
+        fitted.append(frame)
+    return fitted
+
+
 def encode_mp4(
     frames: Iterable[av.VideoFrame], width: int, height: int, *, quality: str, image_quality: int
 ) -> bytes:
@@ -41,7 +70,6 @@ def encode_mp4(
     if quality == "original":
         options = {"crf": str(ORIGINAL_CRF)}
     else:
-        width, height = compressed_size(width, height)
         options = {
             "profile": "baseline",
             "coder": "0",
@@ -51,16 +79,12 @@ def encode_mp4(
         }
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height = width - width % 2, height - height % 2
+        stream = container.add_stream("libx264", rate=CHUNK_RATE)
+        stream.width, stream.height = mp4_frame_size(width, height, quality)
         stream.pix_fmt = "yuv420p"
         stream.options = {"preset": VIDEO_PRESET, "bf": "0", **options}
         stream.thread_type = "AUTO"
-        size = (stream.width, stream.height)
-        for frame in frames:
-            if (frame.format.name, frame.width, frame.height) != ("yuv420p", *size):
-                frame = frame.reformat(*size, "yuv420p")
-            frame.pts = None
+        for frame in fit_frames(frames, width, height, quality=quality):
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return buffer.getvalue()
