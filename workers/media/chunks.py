@@ -9,14 +9,19 @@ less than 1080 pixels high; ``original`` chunks keep the size and are near-lossl
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 
 import av
 
-ORIGINAL_CRF = 20
+ORIGINAL_CRF = 17
 CHUNK_RATE = 25
 CHUNK_TIME_BASE = Fraction(1, CHUNK_RATE)
+# What x264 is told of each frame's time: always 0. It has always been so here (PyAV numbers
+# frames it is given without a time by a counter that stays 0), and x264's rate control,
+# which weighs frames by their durations, gives our CRFs the sizes and quality our chunks
+# have had at 0; the MP4's own times are set on the packets.
+_X264_TIMES = (0, 1, CHUNK_TIME_BASE)
 VIDEO_PRESET = "ultrafast"
 
 
@@ -48,17 +53,16 @@ def fit_frames(
     frames: Iterable[av.VideoFrame], width: int, height: int, *, quality: str
 ) -> list[av.VideoFrame]:
     """The frames of a video chunk as its encoder takes them: at the chunk's size in yuv420p,
-    numbered from 0 at the chunk's rate. ``encode_mp4`` changes nothing in frames made so,
-    so several threads may encode the same ones."""
+    with their times set. ``encode_mp4`` changes nothing in frames made so, so several
+    threads may encode the same ones."""
     size = mp4_frame_size(width, height, quality)
     fitted = []
-    for number, frame in enumerate(frames):
+    for frame in frames:
         if (frame.format.name, frame.width, frame.height) != ("yuv420p", *size):
             # area averaging: the right filter for halving, and cheaper than bicubic
             frame = frame.reformat(*size, "yuv420p", interpolation="AREA")
-        if (frame.pts, frame.duration, frame.time_base) != (number, 1, CHUNK_TIME_BASE):
-            # x264 gives a frame bits by its duration: one tick at the chunk's rate
-            frame.pts, frame.duration, frame.time_base = number, 1, CHUNK_TIME_BASE
+        if (frame.pts, frame.duration, frame.time_base) != _X264_TIMES:
+            frame.pts, frame.duration, frame.time_base = _X264_TIMES
         fitted.append(frame)
     return fitted
 
@@ -84,7 +88,17 @@ def encode_mp4(
         stream.pix_fmt = "yuv420p"
         stream.options = {"preset": VIDEO_PRESET, "bf": "0", **options}
         stream.thread_type = "AUTO"
-        for frame in fit_frames(frames, width, height, quality=quality):
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+        fitted = fit_frames(frames, width, height, quality=quality)
+        for number, packet in enumerate(_encoded(stream, fitted)):
+            packet.pts = packet.dts = number  # no B-frames: decoding order is display order
+            packet.duration = 1
+            container.mux(packet)
     return buffer.getvalue()
+
+
+def _encoded(
+    stream: av.video.stream.VideoStream, frames: list[av.VideoFrame]
+) -> Iterator[av.Packet]:
+    for frame in frames:
+        yield from stream.encode(frame)
+    yield from stream.encode(None)
