@@ -59,8 +59,7 @@ def fit_frames(
     fitted = []
     for frame in frames:
         if (frame.format.name, frame.width, frame.height) != ("yuv420p", *size):
-            # area averaging: the right filter for halving, and cheaper than bicubic
-            frame = frame.reformat(*size, "yuv420p", interpolation="AREA")
+            frame = frame.reformat(*size, "yuv420p")
         if (frame.pts, frame.duration, frame.time_base) != _X264_TIMES:
             frame.pts, frame.duration, frame.time_base = _X264_TIMES
         fitted.append(frame)
