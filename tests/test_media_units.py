@@ -147,3 +147,28 @@ def test_video_chunks_are_timed_at_25_fps_and_leave_their_frames_untouched(
             times = [frame.time for frame in container.decode(video=0)]
         assert times == pytest.approx([n / 25 for n in range(10)])
     assert [(frame.pts, frame.duration, frame.time_base) for frame in frames] == before
+
+
+def test_reader_pool_keeps_readers_where_they_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    reference = write_video(path, frames=60, keyint=20)
+    index = index_video(path)
+    pool = ReaderPool(size=4, per_video=2)
+    with pool.using(path, index, near=5) as first:
+        assert np.array_equal(first.frame(5), reference[5])
+    with pool.using(path, index, near=45) as second:  # another group: a reader of its own
+        assert second is not first
+        assert np.array_equal(second.frame(45), reference[45])
+    with pool.using(path, index, near=9) as reader:  # continues from frame 5
+        assert reader is first and reader.frames_to_decode(9) == 4
+        assert np.array_equal(reader.frame(9), reference[9])
+    with pool.using(path, index, near=50) as reader:
+        assert reader is second
+    with pool.using(path, index, near=25) as reader:  # both would seek: the older one does
+        assert reader is first
+        assert np.array_equal(reader.frame(25), reference[25])
+    with pool.using(path, index, near=3) as busy, pool.using(path, index, near=4) as other:
+        assert {busy, other} == {first, second}
+    pool.forget(path)
+    assert first.closed and second.closed
+    pool.close()

@@ -223,7 +223,8 @@ class MediaLibrary:
         self.cache.drop_prefix(_owner(data))
 
     def _decode_one(self, media_dir: Path, data: dict[str, Any], number: int) -> np.ndarray:
-        with self.readers.using(video_source(media_dir, data), _index(media_dir)) as reader:
+        path = video_source(media_dir, data)
+        with self.readers.using(path, _index(media_dir), near=number) as reader:
             return reader.frame(number)
 
     def _make_chunk(
@@ -231,7 +232,7 @@ class MediaLibrary:
     ) -> bytes:
         index = _index(media_dir)
         wanted = source_frames(data, members)
-        with self.readers.using(video_source(media_dir, data), index) as reader:
+        with self.readers.using(video_source(media_dir, data), index, near=wanted.start) as reader:
             frames = reader.video_frames(wanted.start, wanted[-1], wanted.step)
             size = (index.width, index.height)
             inputs = chunk_inputs(frames, data, quality, size)
