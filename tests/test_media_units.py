@@ -3,16 +3,18 @@ and the size of compressed video chunks."""
 
 from __future__ import annotations
 
+import io
 import random
 import threading
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from tests.videos import write_video
 from workers.media.cache import MediaCache
-from workers.media.chunks import compressed_size
+from workers.media.chunks import compressed_size, encode_mp4, fit_frames
 from workers.media.video import ReaderPool, VideoReader, index_video
 
 
@@ -128,3 +130,45 @@ def test_reader_gives_exact_frames_in_any_order_from_a_video_with_b_frames(
         assert len(frames) == len(expected)
         assert all(np.array_equal(a, b) for a, b in zip(frames, expected, strict=True))
     reader.close()
+
+
+def test_video_chunks_are_timed_at_25_fps_and_leave_their_frames_untouched(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "clip.mp4"
+    write_video(path, frames=10, keyint=5)
+    with av.open(str(path)) as container:
+        decoded = list(container.decode(video=0))
+    frames = fit_frames(decoded, 64, 48, quality="original")
+    before = [(frame.pts, frame.duration, frame.time_base) for frame in frames]
+    for quality in ("original", "compressed"):  # both encoders read the same frames
+        chunk = encode_mp4(frames, 64, 48, quality=quality, image_quality=70)
+        with av.open(io.BytesIO(chunk)) as container:
+            times = [frame.time for frame in container.decode(video=0)]
+        assert times == pytest.approx([n / 25 for n in range(10)])
+    assert [(frame.pts, frame.duration, frame.time_base) for frame in frames] == before
+
+
+def test_reader_pool_keeps_readers_where_they_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    reference = write_video(path, frames=60, keyint=20)
+    index = index_video(path)
+    pool = ReaderPool(size=4, per_video=2)
+    with pool.using(path, index, near=5) as first:
+        assert np.array_equal(first.frame(5), reference[5])
+    with pool.using(path, index, near=45) as second:  # another group: a reader of its own
+        assert second is not first
+        assert np.array_equal(second.frame(45), reference[45])
+    with pool.using(path, index, near=9) as reader:  # continues from frame 5
+        assert reader is first and reader.frames_to_decode(9) == 4
+        assert np.array_equal(reader.frame(9), reference[9])
+    with pool.using(path, index, near=50) as reader:
+        assert reader is second
+    with pool.using(path, index, near=25) as reader:  # both would seek: the older one does
+        assert reader is first
+        assert np.array_equal(reader.frame(25), reference[25])
+    with pool.using(path, index, near=3) as busy, pool.using(path, index, near=4) as other:
+        assert {busy, other} == {first, second}
+    pool.forget(path)
+    assert first.closed and second.closed
+    pool.close()

@@ -9,11 +9,19 @@ less than 1080 pixels high; ``original`` chunks keep the size and are near-lossl
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
 
 import av
 
 ORIGINAL_CRF = 17
+CHUNK_RATE = 25
+CHUNK_TIME_BASE = Fraction(1, CHUNK_RATE)
+# What x264 is told of each frame's time: always 0. It has always been so here (PyAV numbers
+# frames it is given without a time by a counter that stays 0), and x264's rate control,
+# which weighs frames by their durations, gives our CRFs the sizes and quality our chunks
+# have had at 0; the MP4's own times are set on the packets.
+_X264_TIMES = (0, 1, CHUNK_TIME_BASE)
 VIDEO_PRESET = "ultrafast"
 
 
@@ -34,6 +42,30 @@ def compressed_size(width: int, height: int) -> tuple[int, int]:
     return max(width // factor, 2), max(height // factor, 2)
 
 
+def mp4_frame_size(width: int, height: int, quality: str) -> tuple[int, int]:
+    """The frame size of a video chunk of ``quality`` (even sides, as yuv420p needs)."""
+    if quality != "original":
+        width, height = compressed_size(width, height)
+    return width - width % 2, height - height % 2
+
+
+def fit_frames(
+    frames: Iterable[av.VideoFrame], width: int, height: int, *, quality: str
+) -> list[av.VideoFrame]:
+    """The frames of a video chunk as its encoder takes them: at the chunk's size in yuv420p,
+    with their times set. ``encode_mp4`` changes nothing in frames made so, so several
+    threads may encode the same ones."""
+    size = mp4_frame_size(width, height, quality)
+    fitted = []
+    for frame in frames:
+        if (frame.format.name, frame.width, frame.height) != ("yuv420p", *size):
+            frame = frame.reformat(*size, "yuv420p")
+        if (frame.pts, frame.duration, frame.time_base) != _X264_TIMES:
+            frame.pts, frame.duration, frame.time_base = _X264_TIMES
+        fitted.append(frame)
+    return fitted
+
+
 def encode_mp4(
     frames: Iterable[av.VideoFrame], width: int, height: int, *, quality: str, image_quality: int
 ) -> bytes:
@@ -41,7 +73,6 @@ def encode_mp4(
     if quality == "original":
         options = {"crf": str(ORIGINAL_CRF)}
     else:
-        width, height = compressed_size(width, height)
         options = {
             "profile": "baseline",
             "coder": "0",
@@ -51,16 +82,22 @@ def encode_mp4(
         }
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height = width - width % 2, height - height % 2
+        stream = container.add_stream("libx264", rate=CHUNK_RATE)
+        stream.width, stream.height = mp4_frame_size(width, height, quality)
         stream.pix_fmt = "yuv420p"
         stream.options = {"preset": VIDEO_PRESET, "bf": "0", **options}
         stream.thread_type = "AUTO"
-        size = (stream.width, stream.height)
-        for frame in frames:
-            if (frame.format.name, frame.width, frame.height) != ("yuv420p", *size):
-                frame = frame.reformat(*size, "yuv420p")
-            frame.pts = None
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+        fitted = fit_frames(frames, width, height, quality=quality)
+        for number, packet in enumerate(_encoded(stream, fitted)):
+            packet.pts = packet.dts = number  # no B-frames: decoding order is display order
+            packet.duration = 1
+            container.mux(packet)
     return buffer.getvalue()
+
+
+def _encoded(
+    stream: av.video.stream.VideoStream, frames: list[av.VideoFrame]
+) -> Iterator[av.Packet]:
+    for frame in frames:
+        yield from stream.encode(frame)
+    yield from stream.encode(None)

@@ -12,7 +12,7 @@ task's media is stored:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from workers.images import (
     zip_members,
 )
 from workers.media.cache import MediaCache
-from workers.media.chunks import encode_mp4, zip_member_name
+from workers.media.chunks import encode_mp4, fit_frames, zip_member_name
 from workers.media.context_images import context_dir
 from workers.media.video import ReaderPool, VideoIndex
 
@@ -115,27 +115,38 @@ def frame_type(quality: str) -> str:
     return "image/jpeg" if quality == "compressed" else "image/png"
 
 
+ChunkInputs = list[av.VideoFrame] | list[np.ndarray]
+
+
+def chunk_inputs(
+    frames: Iterable[av.VideoFrame], data: dict[str, Any], quality: str, size: tuple[int, int]
+) -> ChunkInputs:
+    """What a chunk of ``quality`` is made from: frames fitted to the MP4 encoder, or BGR
+    images for a ZIP. Building the chunk only reads them, so chunks of both qualities may be
+    built from them at once."""
+    if chunk_type_of(data, quality) == "video":
+        return fit_frames(frames, size[0], size[1], quality=quality)
+    return [frame.to_ndarray(format="bgr24") for frame in frames]
+
+
 def build_video_chunk(
-    frames: Iterator[av.VideoFrame],
+    inputs: ChunkInputs,
     members: range,
     data: dict[str, Any],
     quality: str,
     size: tuple[int, int],
 ) -> bytes:
-    """One chunk (MP4, or ZIP of frame images) from the decoded frames of task frames
-    ``members``, in order."""
+    """One chunk (MP4, or ZIP of frame images) of task frames ``members`` from their
+    ``chunk_inputs``, in order."""
     if chunk_type_of(data, quality) == "video":
         return encode_mp4(
-            frames, size[0], size[1], quality=quality, image_quality=data["image_quality"]
+            inputs, size[0], size[1], quality=quality, image_quality=data["image_quality"]
         )
     extension = ".jpeg" if quality == "compressed" else ".png"
     return zip_members(
         [
-            (
-                zip_member_name(frame, extension),
-                encode_frame(image.to_ndarray(format="bgr24"), quality, data["image_quality"]),
-            )
-            for frame, image in zip(members, frames, strict=True)
+            (zip_member_name(frame, extension), encode_frame(image, quality, data["image_quality"]))
+            for frame, image in zip(members, inputs, strict=True)
         ]
     )
 
@@ -214,7 +225,8 @@ class MediaLibrary:
         self.cache.drop_prefix(_owner(data))
 
     def _decode_one(self, media_dir: Path, data: dict[str, Any], number: int) -> np.ndarray:
-        with self.readers.using(video_source(media_dir, data), _index(media_dir)) as reader:
+        path = video_source(media_dir, data)
+        with self.readers.using(path, _index(media_dir), near=number) as reader:
             return reader.frame(number)
 
     def _make_chunk(
@@ -222,9 +234,11 @@ class MediaLibrary:
     ) -> bytes:
         index = _index(media_dir)
         wanted = source_frames(data, members)
-        with self.readers.using(video_source(media_dir, data), index) as reader:
+        with self.readers.using(video_source(media_dir, data), index, near=wanted.start) as reader:
             frames = reader.video_frames(wanted.start, wanted[-1], wanted.step)
-            return build_video_chunk(frames, members, data, quality, (index.width, index.height))
+            size = (index.width, index.height)
+            inputs = chunk_inputs(frames, data, quality, size)
+        return build_video_chunk(inputs, members, data, quality, size)
 
     def close(self) -> None:
         self.readers.close()

@@ -121,8 +121,19 @@ class VideoReader:
         self._stream.thread_type = "AUTO"
         self._decoded: Iterator[av.VideoFrame] | None = None
         self._position = -1  # the frame number last returned by the decoder
-        self.lock = threading.Lock()
         self.closed = False
+
+    def frames_to_decode(self, number: int) -> int:
+        """How many frames decoding frame ``number`` next takes: fewer than from its key
+        frame when the decoder stopped in the same group of pictures before it."""
+        keyframe = self.index.keyframe_before(number)
+        if self._decoded is not None and keyframe <= self._position < number:
+            return number - self._position
+        return number - keyframe + 1
+
+    def continues_to(self, number: int) -> bool:
+        """Whether frame ``number`` is reached without seeking."""
+        return self.frames_to_decode(number) <= number - self.index.keyframe_before(number)
 
     def frame(self, number: int) -> np.ndarray:
         """Frame ``number`` (display order) as a BGR array."""
@@ -206,8 +217,9 @@ class VideoReader:
             yield from codec.decode(packet)
 
     def close(self) -> None:
-        self.closed = True
-        self._container.close()
+        if not self.closed:
+            self.closed = True
+            self._container.close()
 
 
 def _reason(error: Exception) -> str:
@@ -216,47 +228,89 @@ def _reason(error: Exception) -> str:
 
 
 class ReaderPool:
-    """Open readers kept between requests (least recently used closed first)."""
+    """Open readers kept between requests: up to ``per_video`` of one video, each left where
+    its last request stopped, and ``size`` in all (the least recently used idle one closed
+    first). A request takes the idle reader of its video that stopped in the wanted frame's
+    group of pictures before it and so continues from there; failing that a new reader (it
+    seeks, the others keep their places), or else the least recently used. So several
+    people moving through one video do not make each other seek back to a key frame."""
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 8, per_video: int = 3) -> None:
         self._size = size
-        self._readers: OrderedDict[Path, VideoReader] = OrderedDict()
-        self._lock = threading.Lock()
+        self._per_video = per_video
+        self._readers: OrderedDict[VideoReader, None] = OrderedDict()  # oldest use first
+        self._busy: set[VideoReader] = set()
+        self._changed = threading.Condition()
 
     @contextmanager
-    def using(self, path: Path, index: VideoIndex) -> Iterator[VideoReader]:
-        """An open reader of ``path``, for this thread alone until the block ends."""
-        while True:
-            reader = self._reader(path, index)
-            with reader.lock:
-                if not reader.closed:  # else it was evicted while we waited for it
-                    yield reader
-                    return
+    def using(self, path: Path, index: VideoIndex, near: int = 0) -> Iterator[VideoReader]:
+        """An open reader of ``path`` for this thread alone until the block ends, chosen
+        for decoding frame ``near`` next."""
+        reader = self._take(path, index, near)
+        try:
+            yield reader
+        finally:
+            self._give_back(reader)
 
-    def _reader(self, path: Path, index: VideoIndex) -> VideoReader:
-        evicted = []
-        with self._lock:
-            reader = self._readers.pop(path, None)
-            if reader is None or reader.closed:
-                reader = VideoReader(path, index)
-            self._readers[path] = reader
-            while len(self._readers) > self._size:
-                evicted.append(self._readers.popitem(last=False)[1])
-        for oldest in evicted:  # outside the pool's lock: one may still be decoding
-            with oldest.lock:
-                oldest.close()
+    def _take(self, path: Path, index: VideoIndex, near: int) -> VideoReader:
+        with self._changed:
+            while True:
+                for closed in [reader for reader in self._readers if reader.closed]:
+                    if closed not in self._busy:
+                        del self._readers[closed]
+                ours = [reader for reader in self._readers if reader.path == path]
+                idle = [reader for reader in ours if reader not in self._busy]
+                continuing = [reader for reader in idle if reader.continues_to(near)]
+                if continuing:
+                    reader = min(continuing, key=lambda reader: reader.frames_to_decode(near))
+                    break
+                if len(ours) < self._per_video:  # a new one seeks; the others keep their place
+                    reader = None
+                    break
+                if idle:
+                    reader = idle[0]  # the least recently used
+                    break
+                self._changed.wait()
+            if reader is not None:
+                self._readers.move_to_end(reader)
+                self._busy.add(reader)
+                return reader
+        reader = VideoReader(path, index)  # opening a file: outside the pool's lock
+        with self._changed:
+            self._readers[reader] = None
+            self._busy.add(reader)
+            self._close_idle_beyond_size()
         return reader
 
-    def forget(self, path: Path) -> None:
-        with self._lock:
-            reader = self._readers.pop(path, None)
-        if reader is not None:
-            with reader.lock:
+    def _give_back(self, reader: VideoReader) -> None:
+        with self._changed:
+            self._busy.discard(reader)
+            if reader.closed or reader not in self._readers:  # forgotten while in use
+                self._readers.pop(reader, None)
                 reader.close()
+            self._close_idle_beyond_size()
+            self._changed.notify_all()
+
+    def _close_idle_beyond_size(self) -> None:
+        for reader in [reader for reader in self._readers if reader not in self._busy]:
+            if len(self._readers) <= self._size:
+                return
+            del self._readers[reader]
+            reader.close()
+
+    def forget(self, path: Path) -> None:
+        """Closes the readers of ``path`` (those in use when their request ends)."""
+        with self._changed:
+            for reader in [reader for reader in self._readers if reader.path == path]:
+                del self._readers[reader]
+                if reader not in self._busy:
+                    reader.close()
+            self._changed.notify_all()
 
     def close(self) -> None:
-        with self._lock:
-            readers, self._readers = list(self._readers.values()), OrderedDict()
-        for reader in readers:
-            with reader.lock:
-                reader.close()
+        with self._changed:
+            for reader in list(self._readers):
+                del self._readers[reader]
+                if reader not in self._busy:
+                    reader.close()
+            self._changed.notify_all()

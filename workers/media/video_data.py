@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import av
 
 from core.segments import DEFAULT_VIDEO_CHUNK_SIZE, frame_range, parse_frame_filter
 from core.task_data import DataRequest, FrameMeta, TaskData, VideoSource
@@ -16,7 +20,9 @@ from workers.media.library import (
     PREVIEW_FILE,
     QUALITIES,
     SOURCE_DIR,
+    ChunkInputs,
     build_video_chunk,
+    chunk_inputs,
     chunk_type_of,
     prepared_chunk_path,
     save_video_index,
@@ -25,6 +31,8 @@ from workers.media.manifest import KeyFrame, Manifest, VideoProperties, write_ma
 from workers.media.video import VideoIndex, VideoReader, index_video
 
 PROGRESS_INTERVAL = 0.5  # seconds between progress reports
+# chunks decoded and not yet written: one being encoded while the next is decoded
+CHUNKS_IN_FLIGHT = 2
 Progress = Callable[[float, str], None]
 
 
@@ -90,26 +98,77 @@ def _prepare_chunks(
     step: int,
     progress: Progress,
 ) -> None:
-    """Every chunk of both qualities, decoding the video once: each decoded frame goes to
-    the compressed and the original chunk being encoded at the same time."""
+    """Every chunk of both qualities, decoding the video once. Each quality has its own
+    encoding thread (PyAV lets go of the GIL while x264 works) and the next chunk is
+    decoded while the last one is encoded, so decoding and both encodings overlap. This
+    thread fits the frames to each encoder first, so the encoders only read them."""
     doc: dict[str, Any] = {
         "image_quality": data.image_quality,
         "chunk_type": data.chunk_type,
         "original_chunk_type": data.original_chunk_type,
     }
     size = (index.width, index.height)
-    frames = reader.video_frames(kept[0], kept[-1], step)
     chunk_count = -(-data.size // data.chunk_size)
     reported = time.monotonic()
-    for number in range(chunk_count):
+    in_flight: deque[list[Future[None]]] = deque()
+    with ThreadPoolExecutor(len(QUALITIES), thread_name_prefix="chunk-encoder") as encoders:
+        try:
+            for number, members, decoded in _decoded_chunks(reader, data, kept, step):
+                if len(in_flight) == CHUNKS_IN_FLIGHT:
+                    _finish(in_flight.popleft())
+                in_flight.append(
+                    [
+                        encoders.submit(
+                            _write_chunk,
+                            media_dir,
+                            doc,
+                            quality,
+                            number,
+                            members,
+                            chunk_inputs(decoded, doc, quality, size),
+                            size,
+                        )
+                        for quality in QUALITIES
+                    ]
+                )
+                if time.monotonic() - reported > PROGRESS_INTERVAL:
+                    progress(number / chunk_count, f"Prepared {number} of {chunk_count} chunks")
+                    reported = time.monotonic()
+            while in_flight:
+                _finish(in_flight.popleft())
+        finally:
+            for futures in in_flight:
+                for future in futures:
+                    future.cancel()
+
+
+def _decoded_chunks(
+    reader: VideoReader, data: TaskData, kept: list[int], step: int
+) -> Iterator[tuple[int, range, list[av.VideoFrame]]]:
+    """(chunk number, its task frames, their decoded frames) for every chunk, in order."""
+    frames = reader.video_frames(kept[0], kept[-1], step)
+    for number in range(-(-data.size // data.chunk_size)):
         members = range(number * data.chunk_size, min((number + 1) * data.chunk_size, data.size))
         decoded = [frame for _, frame in zip(members, frames, strict=False)]
         if len(decoded) != len(members):
             raise MediaError(f"{data.frames[0].name} is damaged: frames are missing")
-        for quality in QUALITIES:
-            path = prepared_chunk_path(media_dir, quality, number, chunk_type_of(doc, quality))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(build_video_chunk(iter(decoded), members, doc, quality, size))
-        if time.monotonic() - reported > PROGRESS_INTERVAL:
-            progress(number / chunk_count, f"Prepared {number + 1} of {chunk_count} chunks")
-            reported = time.monotonic()
+        yield number, members, decoded
+
+
+def _write_chunk(
+    media_dir: Path,
+    doc: dict[str, Any],
+    quality: str,
+    number: int,
+    members: range,
+    inputs: ChunkInputs,
+    size: tuple[int, int],
+) -> None:
+    path = prepared_chunk_path(media_dir, quality, number, chunk_type_of(doc, quality))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(build_video_chunk(inputs, members, doc, quality, size))
+
+
+def _finish(futures: list[Future[None]]) -> None:
+    for future in futures:
+        future.result()
