@@ -54,7 +54,13 @@ class LiveServer:
         self.runtime = Runtime.open(settings, self.database_url, self.nats_url)
         ensure_admin(self.runtime, ADMIN_PASSWORD)
         config = uvicorn.Config(
-            create_app(self.runtime), host="127.0.0.1", port=self.port, log_level="warning"
+            create_app(self.runtime),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            # Longer than any pause in a test: a test's client reusing a kept-alive connection
+            # must not race the server closing it (httpx: RemoteProtocolError).
+            timeout_keep_alive=120,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
