@@ -115,6 +115,12 @@ def _cloud_files(files: dict[str, bytes], prefix: str, media: list[str]) -> list
     return listed
 
 
+def media_names(task: TaskArchive) -> list[str]:
+    """The task's media files by their paths below data/ (the names its frames get)."""
+    prefix = f"{task.folder}{DATA_DIR}/"
+    return [member.removeprefix(prefix) for member in task.media]
+
+
 def extract_task_media(path: Path, task: TaskArchive, target: Path) -> list[str]:
     """Writes the task's media files under ``target`` at their paths below data/; their
     names there, in archive order."""
