@@ -13,8 +13,11 @@ from typing import Any
 import httpx
 
 from tests.images import write_images
-from tests.test_backups import backup, job_annotations, jobs_of, restore, zipped
+from tests.task_setup import wait_for_request
+from tests.test_backups import backup, bucket, job_annotations, jobs_of, restore, zipped
 from tests.test_honeypots import box, frame_bytes, pool_task, wait_for
+
+__all__ = ["bucket"]  # the moto bucket fixture, shared with the backup tests
 
 
 def layouts(client: httpx.Client, task_id: int) -> dict[str, Any]:
@@ -232,3 +235,48 @@ def test_a_pool_archive_whose_jobs_do_not_place_the_frames_is_refused(
         assert response.status_code == 400, (name, response.text)
         assert "task.json" in json.dumps(response.json()), name
     assert admin.get("/api/tasks").json()["count"] == before
+
+
+def test_a_project_backup_restores_its_pool_task(admin: httpx.Client, tmp_path: Path) -> None:
+    project = admin.post("/api/projects", json={"name": "pools", "labels": [{"name": "car"}]})
+    assert project.status_code == 201, project.text
+    source = pool_task(admin, tmp_path, project_id=project.json()["id"], labels=[])
+    annotate_pool_task(admin, source["id"])
+    status = restore(admin, "project", backup(admin, "project", project.json()["id"]))
+    assert status["status"] == "finished", status
+    (task,) = admin.get("/api/tasks", params={"project_id": status["result_id"]}).json()["results"]
+    assert layouts(admin, task["id"]) == layouts(admin, source["id"])
+    assert job_annotations(admin, task["id"]) == job_annotations(admin, source["id"])
+
+
+def test_a_lightweight_backup_of_a_pool_task_takes_its_media_from_the_bucket_again(
+    admin: httpx.Client, bucket: tuple[Any, int], tmp_path: Path
+) -> None:
+    s3, storage_id = bucket
+    keys = []
+    for path in write_images(tmp_path, [f"{i}.png" for i in range(8)]):
+        keys.append(f"pool/{path.name}")
+        s3.upload_file(str(path), "frames", keys[-1])
+    created = admin.post(
+        "/api/tasks", json={"name": "cloud pool", "labels": [{"name": "car"}], "segment_size": 3}
+    ).json()
+    params = {"mode": "gt_pool", "frame_selection_method": "random_uniform", "frame_count": 2,
+              "frames_per_job_count": 1, "random_seed": 3}  # fmt: skip
+    body = {"cloud_storage_id": storage_id, "server_files": keys, "sorting_method": "random",
+            "validation_params": params}  # fmt: skip
+    started = admin.post(f"/api/tasks/{created['id']}/data", json=body)
+    assert started.status_code == 202, started.text
+    assert wait_for_request(admin, started.json()["rq_id"])["status"] == "finished"
+    content = backup(admin, "task", created["id"], lightweight="True")
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        assert [n for n in archive.namelist() if n.startswith("data/")] == ["data/manifest.jsonl"]
+
+    status = restore(admin, "task", content)
+    assert status["status"] == "finished", status
+    copy = status["result_id"]
+    assert layouts(admin, copy) == layouts(admin, created["id"])
+    assert frame_names(admin, copy) == frame_names(admin, created["id"])
+    for number in layouts(admin, copy)["task"]["honeypot_frames"]:
+        assert frame_bytes(admin, copy, number, "original") == frame_bytes(
+            admin, created["id"], number, "original"
+        )

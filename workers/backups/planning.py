@@ -49,7 +49,8 @@ def plan_task(archive: TaskArchive, project_labels: Sequence[LabelInput] | None)
     """The plan for one task; FormatError or ValidationFailed naming what is wrong."""
     meta, where = archive.meta, archive.folder + TASK_FILE
     _check_name(meta.name, where)
-    placement = pool_placement(meta, set(media_names(archive)), where)
+    files = archive.cloud_files or media_names(archive)  # a lightweight one's are in a bucket
+    placement = pool_placement(meta, set(files), where)
     if placement is None and (meta.data.custom_segments or meta.data.job_file_mapping):
         raise FormatError(f"{where}: tasks with custom job file mappings are not supported")
     if meta.data.storage == "cloud_storage" and meta.data.cloud_storage_id is None:
