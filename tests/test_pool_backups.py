@@ -124,14 +124,15 @@ def test_a_pool_task_backup_restores_its_layout_honeypots_and_annotations(
 
 def cvat_pool_archive(tmp_path: Path) -> dict[str, bytes | str]:
     """A honeypot task as CVAT 2.x writes its backup: 4 regular images in two jobs, a pool of
-    two, one honeypot a job; the pool listed in another order than its ground truth job's."""
+    two, one honeypot a job; the pool listed in another order than its ground truth job's;
+    a consensus replica of the first job (left out here)."""
     names = ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png"]
     images = write_images(tmp_path, names)
     label = {"name": "car", "color": "#fa3253", "type": "any", "svg": "", "sublabels": [],
              "attributes": []}  # fmt: skip
     task = {
         "name": "pool by cvat", "bug_tracker": "", "status": "annotation", "subset": "",
-        "labels": [label], "version": "1.0",
+        "labels": [label], "version": "1.0", "consensus_replicas": 1,
         "data": {"chunk_size": 72, "image_quality": 70, "start_frame": 0, "stop_frame": 7,
                  "chunk_type": "imageset", "storage_method": "cache", "storage": "local",
                  "sorting_method": "random", "deleted_frames": [], "custom_segments": True,
@@ -141,6 +142,8 @@ def cvat_pool_archive(tmp_path: Path) -> dict[str, bytes | str]:
         "jobs": [
             {"start_frame": 0, "stop_frame": 2, "frames": [], "status": "annotation",
              "type": "annotation", "files": ["b.png", "f.png", "a.png"]},
+            {"start_frame": 0, "stop_frame": 2, "frames": [], "status": "annotation",
+             "type": "consensus_replica", "files": ["b.png", "f.png", "a.png"]},
             {"start_frame": 3, "stop_frame": 5, "frames": [], "status": "completed",
              "type": "annotation", "files": ["c.png", "d.png", "e.png"]},
             {"start_frame": 6, "stop_frame": 7, "frames": [6, 7], "status": "completed",
@@ -155,6 +158,7 @@ def cvat_pool_archive(tmp_path: Path) -> dict[str, bytes | str]:
 
     annotations = [
         {"version": 0, "tags": [], "shapes": [shape(1, 5.0)], "tracks": []},
+        {"version": 0, "tags": [], "shapes": [shape(2, 30.0)], "tracks": []},  # the replica's
         {"version": 0, "tags": [], "shapes": [shape(5, 40.0)], "tracks": []},
         {"version": 0, "tags": [], "shapes": [shape(6, 6.0), shape(7, 5.0)], "tracks": []},
     ]
@@ -219,10 +223,10 @@ def test_a_pool_archive_whose_jobs_do_not_place_the_frames_is_refused(
         "pool unlike the ground truth job": lambda t: t["data"]["validation_layout"].update(
             frames=["a.png", "e.png"]
         ),
-        "a file the archive lacks": lambda t: t["jobs"][1].update(
+        "a file the archive lacks": lambda t: t["jobs"][2].update(
             files=["c.png", "d.png", "x.png"]
         ),
-        "a regular file twice": lambda t: t["jobs"][1].update(files=["c.png", "b.png", "e.png"]),
+        "a regular file twice": lambda t: t["jobs"][2].update(files=["c.png", "b.png", "e.png"]),
     }
     for name, change in cases.items():
         broken = json.loads(json.dumps(task))

@@ -62,7 +62,8 @@ class BackupJob(msgspec.Struct):
     start_frame: int
     stop_frame: int
     status: str = "annotation"
-    type: Literal["annotation", "ground_truth"] = "annotation"
+    # consensus replicas (CVAT 2.2x+) are read only to be left out: there is no consensus here
+    type: Literal["annotation", "ground_truth", "consensus_replica"] = "annotation"
     frames: list[int] | None = None  # a ground truth job's frames
     files: list[str] | None = None  # its frames' files (custom segments, honeypot tasks)
     stage: Stage | None = None
