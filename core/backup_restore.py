@@ -1,6 +1,7 @@
-"""Restoring a task's jobs from a backup, once its media is attached: the ground truth job,
-each job's annotations, stage and state, then the deleted frames. One command, so a
-backup is either restored whole or not at all; its events start the jobs' history."""
+"""Restoring a task's jobs from a backup, once its media is attached: the ground truth job
+(a honeypot task's came with its media), each job's annotations, stage and state, then the
+deleted frames. One command, so a backup is either restored whole or not at all; its
+events start the jobs' history."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import msgspec
 from core.annotations import LabeledData
 from core.errors import ValidationFailed
 from core.ground_truth import JobWrite, create_ground_truth_job
+from core.honeypots import disable_frames
 from core.job_annotations import patch_annotations
 from core.job_workflow import JobPatch, update_job
 from core.jobs import Job, Stage, State
@@ -42,7 +44,9 @@ def restore_jobs(unit: Unit, principal: Principal, task_id: int, restored: Resto
             f"the backup's jobs cover frames {wanted}, but the restored media makes {made}",
         )
     pairs = list(zip(task.job_ids, restored.jobs, strict=True))
-    if restored.ground_truth is not None:
+    if restored.ground_truth is not None and task.gt_job_id is not None:
+        pairs.append((task.gt_job_id, restored.ground_truth))
+    elif restored.ground_truth is not None:
         body = JobWrite(
             type="ground_truth",
             task_id=task_id,
@@ -56,8 +60,22 @@ def restore_jobs(unit: Unit, principal: Principal, task_id: int, restored: Resto
             patch_annotations(unit, principal, job_id, "create", job.annotations)
         if (job.stage, job.state) != ("annotation", "new"):
             update_job(unit, principal, job_id, JobPatch(stage=job.stage, state=job.state))
-    if restored.deleted_frames:
-        set_deleted_frames(unit, principal, task_id, restored.deleted_frames)
+    _restore_deleted_frames(unit, principal, task, restored.deleted_frames)
+
+
+def _restore_deleted_frames(
+    unit: Unit, principal: Principal, task: Task, deleted: list[int]
+) -> None:
+    """In a honeypot task a deleted pool frame is one left out of validation (with the
+    honeypots showing it), which only the layout may change; the other frames follow."""
+    layout = task.data.validation if task.data is not None else None
+    if layout is not None and layout.mode == "gt_pool":
+        pool = set(layout.frames)
+        disable_frames(task, sorted(f for f in deleted if f in pool))
+        assert task.data is not None
+        deleted = sorted(set(deleted) | set(task.data.deleted_frames))
+    if deleted:
+        set_deleted_frames(unit, principal, task.task_id, deleted)
 
 
 def _ranges(unit: Unit, task: Task) -> list[tuple[int, int]]:

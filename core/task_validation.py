@@ -13,7 +13,13 @@ from core.segments import segment_ranges
 from core.task_data import TaskData, ValidationLayout, ValidationParams
 from core.tasks import Task, attach_data
 from core.units import Unit
-from core.validation_layout import frames_named, lay_out_pool
+from core.validation_layout import (
+    PoolLayout,
+    PoolPlacement,
+    frames_named,
+    lay_out_pool,
+    placed_pool,
+)
 
 
 def attach_validated_data(
@@ -22,7 +28,13 @@ def attach_validated_data(
     task_id: int,
     data: TaskData,
     params: ValidationParams | None,
+    placement: PoolPlacement | None = None,
 ) -> Task:
+    """`placement`: a pool laid out already (a backup's), instead of one drawn by `params`."""
+    if placement is not None:
+        _check_pool_task(unit.get(Task, task_id), data)
+        layout = placed_pool([frame.name for frame in data.frames], placement)
+        return _attach_pool_layout(unit, principal, task_id, data, layout)
     if params is None:
         return attach_data(unit, principal, task_id, data)
     if params.mode == "gt_pool":
@@ -70,6 +82,13 @@ def _attach_with_pool(
     unit: Unit, principal: Principal, task_id: int, data: TaskData, params: ValidationParams
 ) -> Task:
     task = unit.get(Task, task_id)
+    _check_pool_task(task, data)
+    seed = data.random_seed if data.random_seed is not None else task.task_id
+    layout = lay_out_pool([frame.name for frame in data.frames], params, task.segment_size, seed)
+    return _attach_pool_layout(unit, principal, task_id, data, layout)
+
+
+def _check_pool_task(task: Task, data: TaskData) -> None:
     if data.video is not None or data.mode != "annotation":
         raise ValidationFailed.one(
             "validation_params.mode",
@@ -79,8 +98,11 @@ def _attach_with_pool(
         raise ValidationFailed.one(
             "validation_params.mode", 'validation mode "gt_pool" cannot be used with "overlap"'
         )
-    seed = data.random_seed if data.random_seed is not None else task.task_id
-    layout = lay_out_pool([frame.name for frame in data.frames], params, task.segment_size, seed)
+
+
+def _attach_pool_layout(
+    unit: Unit, principal: Principal, task_id: int, data: TaskData, layout: PoolLayout
+) -> Task:
     media = data.media_frames or list(range(data.size))
     validation = ValidationLayout(
         mode="gt_pool",

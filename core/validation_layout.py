@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 from natsort import os_sorted
 
@@ -76,6 +77,32 @@ def lay_out_pool(
         honeypot_frames=[frame for frame, _ in honeypots],
         honeypot_real_frames=[pool_frame[position] for _, position in honeypots],
         frames_per_job_count=per_job,
+    )
+
+
+class PoolPlacement(msgspec.Struct):
+    """A pool task's layout as a backup carries it (CVAT's job files): each annotation job's
+    files in frame order, a honeypot named by the pool file it shows, and the pool's files
+    in the ground truth job's order."""
+
+    jobs: list[list[str]]
+    pool: list[str]
+    frames_per_job_count: int
+
+
+def placed_pool(names: Sequence[str], placement: PoolPlacement) -> PoolLayout:
+    """The layout `placement` gives the images named `names` (nothing is drawn)."""
+    order = [name for job in placement.jobs for name in job]
+    images = frames_named([*order, *placement.pool], names)
+    pool_frame = {name: len(order) + i for i, name in enumerate(placement.pool)}
+    honeypots = [(f, pool_frame[name]) for f, name in enumerate(order) if name in pool_frame]
+    return PoolLayout(
+        images=images,
+        job_sizes=[len(job) for job in placement.jobs],
+        pool=list(pool_frame.values()),
+        honeypot_frames=[frame for frame, _ in honeypots],
+        honeypot_real_frames=[real for _, real in honeypots],
+        frames_per_job_count=placement.frames_per_job_count,
     )
 
 

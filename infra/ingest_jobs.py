@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from core.permissions import Principal
 from core.task_data import DataRequest
 from core.task_validation import attach_validated_data
+from core.validation_layout import PoolPlacement
 from infra.background import Outcome, RequestLog, run_request
 from infra.runtime import Runtime
 from infra.work_queue import Handler
@@ -133,9 +134,11 @@ async def ingest_uploaded(
     data_request: DataRequest,
     progress: Progress,
     files: Path | None = None,
+    placement: PoolPlacement | None = None,
 ) -> None:
     """Makes the media from `files` (default: the task's upload folder, consumed) in a
-    staging folder, publishes it, then records it on the task."""
+    staging folder, publishes it, then records it on the task (with the validation pool
+    `placement` gives, for a backup's)."""
     staging = rt.media_dir / "tasks" / f".{task_id}-{secrets.token_hex(4)}"
     final = task_media_dir(rt, task_id)
     source = upload_dir(rt, task_id) if files is None else files
@@ -161,7 +164,7 @@ async def ingest_uploaded(
         try:
             await rt.execute(
                 lambda unit: attach_validated_data(
-                    unit, caller, task_id, data, data_request.validation_params
+                    unit, caller, task_id, data, data_request.validation_params, placement
                 ),
                 caller,
             )

@@ -154,7 +154,9 @@ async def restore_task(
             await take_bucket_files(buckets[storage_id], plan.archive.cloud_files, uploads)
         progress(0.0, "Unpacking the media")
         await run_in_threadpool(_stage_media, source, plan.archive, uploads)
-        await ingest_uploaded(rt, caller, task_id, plan.data_request, progress)
+        await ingest_uploaded(
+            rt, caller, task_id, plan.data_request, progress, placement=plan.placement
+        )
         progress(0.9, "Restoring the jobs and their annotations")
         restored = restored_task(plan, labels)
         await rt.execute(lambda unit: restore_jobs(unit, caller, task_id, restored), caller)

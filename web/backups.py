@@ -115,7 +115,7 @@ async def task_content(request: Request, task_id: int, lightweight: bool) -> Tas
     jobs = []
     for (job_id,) in rows:
         _, state = await run_in_threadpool(request.app.state.jobs.current_state, job_id)
-        jobs.append(job_content(state, labels))
+        jobs.append(job_content(state, labels, data))
     return TaskContent(
         task=task,
         data=data,

@@ -24,6 +24,17 @@ DATA_DIR = "data"
 TASK_DIR_PREFIX = "task_"
 
 
+class BackupValidationLayout(msgspec.Struct):
+    """task.json's ``data.validation_layout`` (CVAT writes it for a honeypot task only):
+    the pool's files and the honeypots per job; where each honeypot lies is in the jobs'
+    ``files``."""
+
+    mode: Literal["gt", "gt_pool"]
+    frames: list[str] = []
+    frames_per_job_count: int | None = None
+    frame_selection_method: str = "manual"
+
+
 class BackupData(msgspec.Struct):
     """task.json's ``data``: how the media was made. Frame range fields are left out when
     the archive carries only the task's frames (image tasks)."""
@@ -39,7 +50,7 @@ class BackupData(msgspec.Struct):
     sorting_method: str = "lexicographical"
     deleted_frames: list[int] = []
     custom_segments: bool = False
-    validation_layout: dict[str, Any] | None = None
+    validation_layout: BackupValidationLayout | None = None
     job_file_mapping: list[list[str]] | None = None
     cloud_storage_id: int | None = None
 
@@ -51,8 +62,10 @@ class BackupJob(msgspec.Struct):
     start_frame: int
     stop_frame: int
     status: str = "annotation"
-    type: Literal["annotation", "ground_truth"] = "annotation"
+    # consensus replicas (CVAT 2.2x+) are read only to be left out: there is no consensus here
+    type: Literal["annotation", "ground_truth", "consensus_replica"] = "annotation"
     frames: list[int] | None = None  # a ground truth job's frames
+    files: list[str] | None = None  # its frames' files (custom segments, honeypot tasks)
     stage: Stage | None = None
     state: State | None = None
 

@@ -20,6 +20,7 @@ from core.labels import LabelInput, LabelSpec, build_labels
 from core.projects import check_name
 from core.task_data import DataRequest, check_data_request
 from core.tasks import TaskWrite
+from core.validation_layout import PoolPlacement
 from workers.backups.layout import (
     ANNOTATIONS_FILE,
     PROJECT_FILE,
@@ -28,7 +29,8 @@ from workers.backups.layout import (
     stage_and_state,
 )
 from workers.backups.named_annotations import resolved
-from workers.backups.reading import ProjectArchive, TaskArchive
+from workers.backups.pool import pool_placement
+from workers.backups.reading import ProjectArchive, TaskArchive, media_names
 from workers.formats.dataset import FormatError
 from workers.media.manifest import MANIFEST_FILE
 
@@ -40,17 +42,17 @@ class TaskPlan:
     archive: TaskArchive
     task: TaskWrite  # its project (when restored into one) is set when that exists
     data_request: DataRequest
+    placement: PoolPlacement | None  # a honeypot task's frames, as the backup places them
 
 
 def plan_task(archive: TaskArchive, project_labels: Sequence[LabelInput] | None) -> TaskPlan:
     """The plan for one task; FormatError or ValidationFailed naming what is wrong."""
     meta, where = archive.meta, archive.folder + TASK_FILE
     _check_name(meta.name, where)
-    if meta.data.custom_segments or meta.data.job_file_mapping:
+    files = archive.cloud_files or media_names(archive)  # a lightweight one's are in a bucket
+    placement = pool_placement(meta, set(files), where)
+    if placement is None and (meta.data.custom_segments or meta.data.job_file_mapping):
         raise FormatError(f"{where}: tasks with custom job file mappings are not supported")
-    layout = meta.data.validation_layout
-    if layout is not None and layout.get("mode") != "gt":
-        raise FormatError(f"{where}: validation by honeypots (gt_pool) is not supported yet")
     if meta.data.storage == "cloud_storage" and meta.data.cloud_storage_id is None:
         raise FormatError(f"{where}: media in a cloud storage needs its cloud_storage_id")
     if meta.data.storage not in ("local", "cloud_storage"):
@@ -72,7 +74,7 @@ def plan_task(archive: TaskArchive, project_labels: Sequence[LabelInput] | None)
         segment_size=segment_size,
         overlap=overlap,
     )
-    return TaskPlan(archive, task, data_request(archive))
+    return TaskPlan(archive, task, data_request(archive), placement)
 
 
 def plan_project(archive: ProjectArchive) -> list[TaskPlan]:

@@ -85,6 +85,7 @@ def _task(files: dict[str, bytes], members: list[str], folder: str) -> TaskArchi
         raise FormatError(
             f"{name} holds {len(annotations)} job(s) but {folder}{TASK_FILE} lists {len(meta.jobs)}"
         )
+    meta, annotations = _without_replicas(meta, annotations)
     prefix = f"{folder}{DATA_DIR}/"
     media = [m for m in members if m.startswith(prefix) and m != prefix + INDEX_FILE]
     if len(set(media)) != len(media):
@@ -95,6 +96,14 @@ def _task(files: dict[str, bytes], members: list[str], folder: str) -> TaskArchi
     elif not media:
         raise FormatError(f"{prefix} holds no media files")
     return TaskArchive(folder, meta, annotations, media, cloud_files)
+
+
+def _without_replicas(meta: BackupTask, annotations: list[Any]) -> tuple[BackupTask, list[Any]]:
+    """The task's jobs and their annotations, consensus replica jobs (each beside the job
+    it copies, in CVAT's archives) left out."""
+    kept = [i for i, job in enumerate(meta.jobs) if job.type != "consensus_replica"]
+    jobs = [meta.jobs[i] for i in kept]
+    return msgspec.structs.replace(meta, jobs=jobs), [annotations[i] for i in kept]
 
 
 def _cloud_files(files: dict[str, bytes], prefix: str, media: list[str]) -> list[str]:
@@ -113,6 +122,12 @@ def _cloud_files(files: dict[str, bytes], prefix: str, media: list[str]) -> list
     if unsafe:
         raise FormatError(f"{name} names {unsafe[0]!r}, which is not a usable object key")
     return listed
+
+
+def media_names(task: TaskArchive) -> list[str]:
+    """The task's media files by their paths below data/ (the names its frames get)."""
+    prefix = f"{task.folder}{DATA_DIR}/"
+    return [member.removeprefix(prefix) for member in task.media]
 
 
 def extract_task_media(path: Path, task: TaskArchive, target: Path) -> list[str]:

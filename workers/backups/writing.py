@@ -27,9 +27,10 @@ from workers.backups.layout import (
     task_dir,
 )
 from workers.backups.named_annotations import named
+from workers.backups.pool import is_pool_task, job_files, pool_layout_json
 from workers.formats.archives import safe_archive_name
 from workers.media.context_images import context_dir, context_folder
-from workers.media.library import original_path, video_source
+from workers.media.library import original_path, stored_frame, video_source
 from workers.media.manifest import MANIFEST_FILE
 
 
@@ -51,8 +52,9 @@ class TaskContent:
     lightweight: bool = False  # the media left in the cloud storage it came from
 
 
-def job_content(job: dict[str, Any], labels: list[LabelSpec]) -> JobContent:
-    """A job's entry from its current state (the job aggregate's attributes)."""
+def job_content(job: dict[str, Any], labels: list[LabelSpec], data: dict[str, Any]) -> JobContent:
+    """A job's entry from its current state (the job aggregate's attributes); in a honeypot
+    task with its frames' files, which place every frame (CVAT's)."""
     entry: dict[str, Any] = {
         "status": job_status(job["stage"], job["state"]),
         "type": job["job_type"],
@@ -61,9 +63,12 @@ def job_content(job: dict[str, Any], labels: list[LabelSpec]) -> JobContent:
         "start_frame": job["start_frame"],
         "stop_frame": job["stop_frame"],
     }
+    frames = list(range(job["start_frame"], job["stop_frame"] + 1))
     if job["job_type"] == "ground_truth":
-        frames = job.get("validation_frames")
-        entry["frames"] = list(frames or range(job["start_frame"], job["stop_frame"] + 1))
+        frames = list(job.get("validation_frames") or frames)
+        entry["frames"] = frames
+    if is_pool_task(data):
+        entry["files"] = job_files(data, frames)
     return JobContent(entry, named(job["annotations"].as_data(0), labels))
 
 
@@ -127,6 +132,9 @@ def data_json(data: dict[str, Any], lightweight: bool) -> dict[str, Any]:
     )
     if lightweight:
         meta["cloud_storage_id"] = data["cloud_storage_id"]
+    if is_pool_task(data):
+        meta["custom_segments"] = True  # the jobs' files place the frames
+        meta["validation_layout"] = pool_layout_json(data)
     return meta
 
 
@@ -153,9 +161,14 @@ def _write_media(out: zipfile.ZipFile, folder: str, media_dir: Path, data: dict[
         source = video_source(media_dir, data)
         out.write(source, folder + safe_archive_name(source.name), stored)
         return
+    written = set()
     for number, frame in enumerate(data["frames"]):
+        image = stored_frame(data, number)
+        if image in written:  # a honeypot: its pool frame's image is written once
+            continue
+        written.add(image)
         name = safe_archive_name(frame["name"])
-        out.write(original_path(media_dir, number, frame["name"]), folder + name, stored)
+        out.write(original_path(media_dir, image, frame["name"]), folder + name, stored)
         if frame.get("related_files"):
-            for path in sorted(context_dir(media_dir, number).iterdir()):
+            for path in sorted(context_dir(media_dir, image).iterdir()):
                 out.write(path, f"{folder}{context_folder(name)}/{path.name}", stored)
