@@ -96,9 +96,9 @@ def polygon_job(client: httpx.Client, polygons: int) -> tuple[int, int]:
     task_id = create_task(client, "crowded frame")
     rq_id = upload_images(client, task_id, make_images(1, (1920, 1080), formats=(".jpg",)))
     wait_for_request(client, rq_id)
-    job_id = expect(client.get("/api/jobs", params={"task_id": task_id}), 200).json()["results"][
-        0
-    ]["id"]
+    job_id = expect(client.get("/api/jobs", params={"task_id": task_id}), 200).json()["results"][0][
+        "id"
+    ]
     labels = expect(client.get("/api/labels", params={"job_id": job_id}), 200).json()["results"]
     rng = random.Random(3875)
     shapes = []
@@ -289,8 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         expect(
             client.patch(
                 f"/api/jobs/{crowded_job}",
-                json={"assignee": client.get("/api/users", params={"search": SECOND_USER[0]})
-                .json()["results"][0]["id"]},
+                json={
+                    "assignee": client.get("/api/users", params={"search": SECOND_USER[0]}).json()[
+                        "results"
+                    ][0]["id"]
+                },
             ),
             200,
         )
