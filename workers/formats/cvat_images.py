@@ -433,12 +433,14 @@ class _Reader:
         label = self.labels.by_name.get(fields.get("label", ""))
         if shape_type is None or label is None:
             return None
+        get = fields.get
         try:
             points = cx.plain_points(shape_type, fields)
-            occluded = cx.FLAGS[fields.get("occluded", "0")]
-            z_order = int(fields.get("z_order", "0"))
-            rotation = float(fields.get("rotation", "0"))
-            group = int(fields.get("group_id", "0"))
+            occluded = cx.FLAGS[get("occluded", "0")]
+            z_order = cx.whole_number(get("z_order"))
+            group = cx.whole_number(get("group_id"))
+            rotation = get("rotation")
+            rotation = 0.0 if rotation is None else float(rotation)
         except (KeyError, ValueError):
             return None
         if points is None:
@@ -447,15 +449,16 @@ class _Reader:
         if total - total:  # not finite (or so large it overflows: read field by field)
             return None
         return Shape(
-            type=shape_type,
-            label_id=label.id,
-            frame=frame,
-            points=points,
-            occluded=occluded,
-            z_order=z_order,
-            rotation=rotation,
-            group=group,
-            source="file",
+            shape_type,
+            label.id,
+            frame,
+            points,
+            occluded,
+            False,
+            z_order,
+            rotation,
+            group,
+            "file",
             attributes=self._attribute_values(label, attributes) if attributes else [],
         )
 
@@ -467,7 +470,7 @@ class _Reader:
         if label is None:
             return None
         try:
-            group = int(fields.get("group_id", "0"))
+            group = cx.whole_number(fields.get("group_id"))
         except ValueError:
             return None
         return Tag(

@@ -277,6 +277,18 @@ def read_geometry(element: etree._Element, shape_type: str) -> list[float]:
     return read_points(element)
 
 
+_SMALL_NUMBERS = {str(value): value for value in range(-1000, 10000)}
+
+
+def whole_number(raw: str | None) -> int:
+    """``int(raw)``, 0 for None (ValueError when not a whole number); small ones, such as
+    z orders and groups, looked up rather than parsed."""
+    if raw is None:
+        return 0
+    value = _SMALL_NUMBERS.get(raw)
+    return int(raw) if value is None else value
+
+
 PLAIN_TAGS = {"box": "rectangle", "polygon": "polygon", "polyline": "polyline", "points": "points"}
 FLAGS = {"0": False, "1": True}
 _POINT_PAIRS = re.compile(r"[^;,]*,[^;,]*(?:;[^;,]*,[^;,]*)*")
