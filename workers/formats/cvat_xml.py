@@ -354,23 +354,40 @@ def _read_points_checked(element: etree._Element, raw: str) -> list[float]:
     return values
 
 
+_INTEGERS = msgspec.json.Decoder(list[int])
+
+
+def _whole_numbers(raw: str) -> list[int] | None:
+    """The comma-separated whole numbers in ``raw`` as int() reads them (at least one),
+    or None; through msgspec when they are JSON numbers (a subset), as with points."""
+    try:
+        values = _INTEGERS.decode(f"[{raw}]".encode())
+    except msgspec.DecodeError:
+        values = []
+    if values:
+        return values
+    try:
+        return [int(part) for part in raw.split(",")]
+    except ValueError:
+        return None
+
+
 def _read_mask(element: etree._Element) -> list[float]:
     raw = element.get("rle")
     if raw is None:
         raise FormatError(f"{_where(element)} lacks 'rle'")
-    try:
-        runs = [int(part) for part in raw.split(",")]
-    except ValueError:
-        raise FormatError(f"{_where(element)}: the rle holds a non-number") from None
+    runs = _whole_numbers(raw)
+    if runs is None:
+        raise FormatError(f"{_where(element)}: the rle holds a non-number")
     left, top = integer(element, "left"), integer(element, "top")
     width, height = integer(element, "width"), integer(element, "height")
-    if width <= 0 or height <= 0 or left < 0 or top < 0 or any(r < 0 for r in runs):
+    if width <= 0 or height <= 0 or left < 0 or top < 0 or min(runs) < 0:
         raise FormatError(f"{_where(element)}: the mask's box or runs are negative")
     if sum(runs) != width * height:
         raise FormatError(
             f"{_where(element)}: the rle covers {sum(runs)} pixels, the box {width * height}"
         )
-    return [float(r) for r in runs] + [
+    return list(map(float, runs)) + [
         float(left),
         float(top),
         float(left + width - 1),
