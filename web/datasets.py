@@ -71,8 +71,11 @@ async def labels_of(request: Request, task: dict[str, Any]) -> list[LabelSpec]:
     return [msgspec.convert(row[0], LabelSpec) for row in rows]
 
 
-async def task_dataset(request: Request, target: str, ident: int) -> tuple[TaskDataset, dict]:
-    """The task (or the job's part of it) as a TaskDataset, and the task document."""
+async def task_dataset(
+    request: Request, target: str, ident: int, *, with_annotations: bool = True
+) -> tuple[TaskDataset, dict]:
+    """The task (or the job's part of it) as a TaskDataset, and the task document; without
+    its annotations (an import needs only labels and frames) unless ``with_annotations``."""
     if target == "job":
         job = await fetch_doc(request, "catalog_jobs", ident, "job")
         task = await fetch_doc(request, "catalog_tasks", job["task_id"], "task")
@@ -87,12 +90,15 @@ async def task_dataset(request: Request, target: str, ident: int) -> tuple[TaskD
     if data is None:
         raise BadRequest("the task has no data yet")
     deleted = frozenset(data["deleted_frames"])
-    if target == "job":
-        _, state = await run_in_threadpool(request.app.state.jobs.current, ident)
-        annotations = state.as_data(0)
-    else:
-        annotations = await task_annotations(request, ident)
-    annotations = for_export(annotations, deleted, data["size"] - 1 if last is None else last)
+    annotations = LabeledData()
+    if with_annotations:
+        if target == "job":
+            _, state = await run_in_threadpool(request.app.state.jobs.current, ident)
+            annotations = state.as_data(0)
+        else:
+            annotations = await task_annotations(request, ident)
+        last_frame = data["size"] - 1 if last is None else last
+        annotations = for_export(annotations, deleted, last_frame)
     dataset = TaskDataset(
         name=task["name"],
         labels=await labels_of(request, task),
@@ -238,7 +244,7 @@ async def annotations_upload(request: Request) -> Response:
     if mode not in IMPORT_MODES:
         raise BadRequest({"import_mode": [f"must be one of {', '.join(IMPORT_MODES)}"]})
     source = await import_source(request, caller, "annotation_file")
-    dataset, task = await task_dataset(request, target, ident)
+    dataset, task = await task_dataset(request, target, ident, with_annotations=False)
     operation = Operation(
         type="import:annotations",
         target=target,
