@@ -421,6 +421,7 @@ _ODD_VALUES = (
     b'<polygon label="person" points="-0,1;2,-0.0;1_0,3" group_id=" 4"/>'
     b'<polyline label="person" points=" 1 , 2 ;3,4" rotation="0"/>'
     b'<polyline label="person" points="-0,1;2,-0.0"/>'
+    b'<box label="car" xtl="-0" ytl="0" xbr="2" ybr="2e0"/>'
     b'<box label="car" xtl="1" ytl="1" xbr="2" ybr="2" occluded="False" rotation="1e1"/>'
     b'<unknown label="car"><box/></unknown>'
     b'<tag label="scene" group_id="3"><attribute name="weather">sun</attribute></tag>'

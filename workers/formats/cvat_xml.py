@@ -299,25 +299,28 @@ _FLOATS = msgspec.json.Decoder(list[float])
 
 def plain_points(shape_type: str, fields: dict[str, str]) -> list[float] | None:
     """The points of a box, polygon, polyline or points shape from its XML attributes
-    (KeyError, ValueError or None when they are not all there and well formed)."""
+    (KeyError or None when they are not all there and JSON numbers: `read_geometry` reads
+    the rest)."""
     if shape_type == "rectangle":
-        return [
-            float(fields["xtl"]),
-            float(fields["ytl"]),
-            float(fields["xbr"]),
-            float(fields["ybr"]),
-        ]
+        corners = f"{fields['xtl']},{fields['ytl']},{fields['xbr']},{fields['ybr']}"
+        values = _json_numbers(corners)
+        return values if values is not None and len(values) == 4 else None
     raw = fields["points"]
     if _POINT_PAIRS.fullmatch(raw) is None:
         return None
-    # JSON numbers are a subset of what float() reads, to the same values (but for "-0");
-    # msgspec reads a list of them ten times faster than float() one by one.
+    return _json_numbers(raw.replace(";", ","))
+
+
+def _json_numbers(raw: str) -> list[float] | None:
+    """Comma-separated numbers, or None unless all are JSON numbers. Those are a subset of
+    what float() reads, to the same values (but for "-0"); msgspec reads a list of them
+    several times faster than float() one by one."""
     try:
-        values = _FLOATS.decode(f"[{raw.replace(';', ',')}]".encode())
+        values = _FLOATS.decode(f"[{raw}]".encode())
     except msgspec.DecodeError:
         return None
     if 0.0 in values and "-0" in raw:
-        return list(map(float, raw.replace(";", ",").split(",")))
+        return list(map(float, raw.split(",")))
     return values
 
 
