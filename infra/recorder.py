@@ -20,11 +20,24 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 
 InTransaction = Callable[[psycopg.Cursor[Any], list[Notification]], None]
 
 
 class TransactionalRecorder(PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The events go as one binary parameter (%b): as text (%s) psycopg hex-encodes each
+        # state and escapes it twice in Python (composite, then array), and PostgreSQL parses
+        # it all back; for a 14 MB import that was 0.5 s of the writer's CPU and 2-3 s of the
+        # commit, binary 0.02 s and 0.5 s.
+        invoke = SQL("SELECT * FROM {schema}.{insert}((%b))")
+        self.sql_invoke_pg_function_insert_events = invoke.format(
+            schema=Identifier(self.datastore.schema),
+            insert=Identifier(self.pg_function_name_insert_events),
+        )
+
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -72,8 +72,11 @@ async def labels_of(request: Request, task: dict[str, Any]) -> list[LabelSpec]:
     return [msgspec.convert(row[0], LabelSpec) for row in rows]
 
 
-async def task_dataset(request: Request, target: str, ident: int) -> tuple[TaskDataset, dict]:
-    """The task (or the job's part of it) as a TaskDataset, and the task document."""
+async def task_dataset(
+    request: Request, target: str, ident: int, *, with_annotations: bool = True
+) -> tuple[TaskDataset, dict]:
+    """The task (or the job's part of it) as a TaskDataset, and the task document; without
+    its annotations (an import needs only labels and frames) unless ``with_annotations``."""
     if target == "job":
         job = await fetch_doc(request, "catalog_jobs", ident, "job")
         task = await fetch_doc(request, "catalog_tasks", job["task_id"], "task")
@@ -89,18 +92,22 @@ async def task_dataset(request: Request, target: str, ident: int) -> tuple[TaskD
         raise BadRequest("the task has no data yet")
     deleted = frozenset(data["deleted_frames"])
     skipped = deleted
-    if target == "job":
-        _, state = await run_in_threadpool(request.app.state.jobs.current, ident)
-        annotations = state.as_data(0)
-    else:
-        annotations = await task_annotations(request, ident)
-        pool = _pool_layout(data)
-        if pool is not None:
-            # honeypots are skipped; the pool frames carry the ground truth (manual 2.20.1)
-            skipped = deleted | set(pool.honeypot_frames)
-            ground_truth = await _ground_truth_annotations(request, task["id"])
-            annotations = pool_export(annotations, ground_truth, pool)
-    annotations = for_export(annotations, deleted, data["size"] - 1 if last is None else last)
+    pool = _pool_layout(data) if target != "job" else None
+    if pool is not None:
+        # honeypots are skipped; the pool frames carry the ground truth (manual 2.20.1)
+        skipped = deleted | set(pool.honeypot_frames)
+    annotations = LabeledData()
+    if with_annotations:
+        if target == "job":
+            _, state = await run_in_threadpool(request.app.state.jobs.current, ident)
+            annotations = state.as_data(0)
+        else:
+            annotations = await task_annotations(request, ident)
+            if pool is not None:
+                ground_truth = await _ground_truth_annotations(request, task["id"])
+                annotations = pool_export(annotations, ground_truth, pool)
+        last_frame = data["size"] - 1 if last is None else last
+        annotations = for_export(annotations, deleted, last_frame)
     dataset = TaskDataset(
         name=task["name"],
         labels=await labels_of(request, task),
@@ -267,7 +274,7 @@ async def annotations_upload(request: Request) -> Response:
     if mode not in IMPORT_MODES:
         raise BadRequest({"import_mode": [f"must be one of {', '.join(IMPORT_MODES)}"]})
     source = await import_source(request, caller, "annotation_file")
-    dataset, task = await task_dataset(request, target, ident)
+    dataset, task = await task_dataset(request, target, ident, with_annotations=False)
     operation = Operation(
         type="import:annotations",
         target=target,

@@ -13,13 +13,16 @@ import io
 import zipfile
 from pathlib import Path
 
+import msgspec
 import pytest
 from lxml import etree
 
 from core.annotations import LabeledData, Shape, TrackedShape
 from tests.formats import samples
+from workers.formats import cvat_images
 from workers.formats.cvat_images import export_images, export_video, import_cvat
 from workers.formats.dataset import FormatError
+from workers.formats.xml_safe import feed_events
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -401,3 +404,80 @@ def test_images_are_numbered_as_cvat_does(tmp_path: Path) -> None:
     assert [
         t.frame for t in import_cvat(path, samples.labels(), samples.numbered_frames()).tags
     ] == [2]
+
+
+# The reader takes a document's parser events first and reads it again element by element
+# when those are refused; both ways must give the same objects.
+
+_ODD_VALUES = (
+    b"<annotations><version>1.1</version><meta><task><labels><label><name>car</name>"
+    b"<attributes><attribute><name>model</name></attribute></attributes></label></labels>"
+    b'</task></meta><image id="0" name="img0.jpg">'
+    b'<box label="car" xtl="+1" ytl=".5" xbr="1e2" ybr=" 3 " occluded="true" z_order=" 2">'
+    b'<attribute name="model">b</attribute><attribute name="model">a</attribute>'
+    b'<attribute name="colour">red</attribute><attribute>x</attribute>'
+    b'<attribute name="note">a &amp; <![CDATA[<b>]]><!-- gone -->c</attribute>'
+    b'<attribute name="speed"> 7 </attribute><attribute name="parked">1</attribute></box>'
+    b'<polygon label="person" points="-0,1;2,-0.0;1_0,3" group_id=" 4"/>'
+    b'<polyline label="person" points=" 1 , 2 ;3,4" rotation="0"/>'
+    b'<polyline label="person" points="-0,1;2,-0.0"/>'
+    b'<box label="car" xtl="-0" ytl="0" xbr="2" ybr="2e0"/>'
+    b'<box label="car" xtl="1" ytl="1" xbr="2" ybr="2" occluded="False" rotation="1e1"/>'
+    b'<unknown label="car"><box/></unknown>'
+    b'<tag label="scene" group_id="3"><attribute name="weather">sun</attribute></tag>'
+    b'<tag label="scene"/></image>'
+    b'<image id="1" name="whatever"><points label="person" points="0,0"/></image>'
+    b"</annotations>"
+)
+
+
+@pytest.mark.parametrize(
+    ("document", "frames"),
+    [
+        ((GOLDEN / "annotations.xml").read_bytes(), samples.frames()),
+        ((GOLDEN / "video.xml").read_bytes(), samples.frames()),
+        ((GOLDEN / "video_from_cvat.xml").read_bytes(), samples.numbered_frames()),
+        (_ODD_VALUES, samples.frames()),
+    ],
+    ids=["golden images", "golden video", "video from CVAT", "odd values"],
+)
+def test_parser_events_and_elements_read_the_same(document: bytes, frames: list) -> None:
+    reader = cvat_images._Reader(samples.labels(), frames)
+    feed_events(document, "annotations", cvat_images._Events(reader))
+    by_events = reader.data
+    assert by_events.shapes or by_events.tracks
+    assert msgspec.json.encode(by_events) == msgspec.json.encode(reader.read_elements(document))
+
+
+def test_exports_read_the_same_both_ways() -> None:
+    original = LabeledData(
+        shapes=samples.every_shape(),
+        tags=samples.tags(),
+        tracks=[samples.box_track(), samples.polygon_track(), samples.skeleton_track()],
+    )
+    for exporter in (export_images, export_video):
+        archive, _ = samples.export_to_bytes(exporter, samples.dataset(original))
+        with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+            document = opened.read("annotations.xml")
+        reader = cvat_images._Reader(samples.labels(), samples.frames())
+        feed_events(document, "annotations", cvat_images._Events(reader))
+        by_events = reader.data
+        assert by_events == reader.read_elements(document)
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        b'<box label="car" xtl="1" ytl="1" xbr="2" ybr="2"><extra/></box>',
+        b'<tag label="scene"><attribute name="weather">sun<b>rain</b></attribute></tag>',
+    ],
+)
+def test_markup_cvat_never_writes_is_read_element_by_element(tmp_path: Path, inner: bytes) -> None:
+    document = b'<annotations><image id="0" name="img0.jpg">' + inner + b"</image></annotations>"
+    reader = cvat_images._Reader(samples.labels(), samples.frames())
+    with pytest.raises(cvat_images._Unusual):
+        feed_events(document, "annotations", cvat_images._Events(reader))
+    imported = import_cvat(
+        samples.write(tmp_path, "a.xml", document), samples.labels(), samples.frames()
+    )
+    assert imported == reader.read_elements(document)
