@@ -19,8 +19,9 @@ from lxml import etree
 
 from core.annotations import LabeledData, Shape, TrackedShape
 from tests.formats import samples
-from workers.formats import cvat_images
-from workers.formats.cvat_images import export_images, export_video, import_cvat
+from workers.formats import cvat_import
+from workers.formats.cvat_images import export_images, export_video
+from workers.formats.cvat_import import import_cvat
 from workers.formats.dataset import FormatError
 from workers.formats.xml_safe import feed_events
 
@@ -442,8 +443,8 @@ _ODD_VALUES = (
     ids=["golden images", "golden video", "video from CVAT", "odd values"],
 )
 def test_parser_events_and_elements_read_the_same(document: bytes, frames: list) -> None:
-    reader = cvat_images._Reader(samples.labels(), frames)
-    feed_events(document, "annotations", cvat_images._Events(reader))
+    reader = cvat_import._Reader(samples.labels(), frames)
+    feed_events(document, "annotations", cvat_import._Events(reader))
     by_events = reader.data
     assert by_events.shapes or by_events.tracks
     assert msgspec.json.encode(by_events) == msgspec.json.encode(reader.read_elements(document))
@@ -459,8 +460,8 @@ def test_exports_read_the_same_both_ways() -> None:
         archive, _ = samples.export_to_bytes(exporter, samples.dataset(original))
         with zipfile.ZipFile(io.BytesIO(archive)) as opened:
             document = opened.read("annotations.xml")
-        reader = cvat_images._Reader(samples.labels(), samples.frames())
-        feed_events(document, "annotations", cvat_images._Events(reader))
+        reader = cvat_import._Reader(samples.labels(), samples.frames())
+        feed_events(document, "annotations", cvat_import._Events(reader))
         by_events = reader.data
         assert by_events == reader.read_elements(document)
 
@@ -474,9 +475,9 @@ def test_exports_read_the_same_both_ways() -> None:
 )
 def test_markup_cvat_never_writes_is_read_element_by_element(tmp_path: Path, inner: bytes) -> None:
     document = b'<annotations><image id="0" name="img0.jpg">' + inner + b"</image></annotations>"
-    reader = cvat_images._Reader(samples.labels(), samples.frames())
-    with pytest.raises(cvat_images._Unusual):
-        feed_events(document, "annotations", cvat_images._Events(reader))
+    reader = cvat_import._Reader(samples.labels(), samples.frames())
+    with pytest.raises(cvat_import._Unusual):
+        feed_events(document, "annotations", cvat_import._Events(reader))
     imported = import_cvat(
         samples.write(tmp_path, "a.xml", document), samples.labels(), samples.frames()
     )

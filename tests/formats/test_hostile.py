@@ -13,7 +13,7 @@ from tests.formats import samples
 from workers.formats import archives
 from workers.formats.coco import import_coco
 from workers.formats.coco_keypoints import export_coco_keypoints, import_coco_keypoints
-from workers.formats.cvat_images import import_cvat
+from workers.formats.cvat_import import import_cvat
 from workers.formats.dataset import FormatError, FrameInfo
 from workers.formats.datumaro import export_datumaro, import_datumaro
 from workers.formats.pascal_voc import export_pascal_voc, import_pascal_voc

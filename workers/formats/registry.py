@@ -19,7 +19,8 @@ from core.labels import LabelSpec
 from infra.collector import in_bulk
 from workers.formats.coco import export_coco, import_coco
 from workers.formats.coco_keypoints import export_coco_keypoints, import_coco_keypoints
-from workers.formats.cvat_images import export_images, export_video, import_cvat
+from workers.formats.cvat_images import export_images, export_video
+from workers.formats.cvat_import import import_cvat
 from workers.formats.dataset import FrameInfo, ImageSource, TaskDataset
 from workers.formats.datumaro import export_datumaro, import_datumaro
 from workers.formats.pascal_voc import export_pascal_voc, import_pascal_voc
