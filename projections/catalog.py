@@ -20,7 +20,6 @@ from core.access_tokens import AccessTokenCreated, AccessTokenRevoked, AccessTok
 from core.account_links import EmailConfirmationSent, EmailConfirmed, PasswordReset
 from core.accounts import User
 from core.jobs import Job, job_status
-from core.labels import LabelSpec
 from core.projects import Project
 from core.storage import StorageSpec
 from core.task_data import TaskData
@@ -32,6 +31,7 @@ from projections import (
     catalog_webhooks,
 )
 from projections.catalog_docs import basic_user, iso
+from projections.catalog_labels import write_labels
 from projections.runner import Table
 
 Cursor = psycopg.Cursor[Any]
@@ -500,53 +500,6 @@ class _DataHolder:
     def __init__(self, data: TaskData) -> None:
         self.data = data
         self.gt_job_id: int | None = None
-
-
-def write_labels(
-    cur: Cursor,
-    labels: list[LabelSpec],
-    *,
-    project_id: int | None = None,
-    task_id: int | None = None,
-) -> None:
-    """Replaces the label rows of a project or a task."""
-    if project_id is not None:
-        cur.execute("DELETE FROM catalog_labels WHERE project_id = %s", (project_id,))
-    else:
-        cur.execute("DELETE FROM catalog_labels WHERE task_id = %s", (task_id,))
-    for position, label in enumerate(labels):
-        doc = label_doc(label, project_id=project_id, task_id=task_id)
-        cur.execute(
-            "INSERT INTO catalog_labels (id, project_id, task_id, position, doc)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (label.id, project_id, task_id, position, Jsonb(doc)),
-        )
-
-
-def label_doc(label: LabelSpec, *, project_id: int | None, task_id: int | None) -> Doc:
-    return {
-        "id": label.id,
-        "name": label.name,
-        "color": label.color,
-        "attributes": [msgspec.to_builtins(a) for a in label.attributes],
-        "type": label.type,
-        "svg": label.svg,
-        "sublabels": [
-            {
-                "id": sub.id,
-                "name": sub.name,
-                "color": sub.color,
-                "attributes": [msgspec.to_builtins(a) for a in sub.attributes],
-                "type": sub.type,
-                "has_parent": True,
-            }
-            for sub in label.sublabels
-        ],
-        "project_id": project_id,
-        "task_id": task_id,
-        "parent_id": None,
-        "has_parent": False,
-    }
 
 
 def _load(cur: Cursor, table: str, uuid: Any) -> tuple[int, Doc] | None:

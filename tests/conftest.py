@@ -15,10 +15,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from playwright.sync_api import Browser
 
 from infra.database import ensure_database
 from infra.embedded import EmbeddedNats, EmbeddedPostgres
 from infra.services import with_database
+from tests.browser import SignedInPage, chromium
 from tests.live_server import ADMIN_PASSWORD, LiveServer
 
 
@@ -106,3 +108,20 @@ def register(server: LiveServer, username: str, password: str = "secret-pass-1")
     )
     assert response.status_code == 201, response.text
     return httpx.Client(base_url=server.url, auth=(username, password), timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, for the module's browser tests."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def pages() -> Iterator[list[SignedInPage]]:
+    """The pages a browser test opens; closed after it, which must have logged no errors."""
+    opened: list[SignedInPage] = []
+    yield opened
+    for signed in opened:
+        assert signed.errors == [], signed.errors
+        signed.close()

@@ -4,45 +4,32 @@ time travel, reconnects and conflicts, checked against the REST API."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import httpx
-import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
-from tests.browser import SignedInPage, chromium, open_job, sign_in, to_client
+from tests.browser import SignedInPage, open_job, to_client
 from tests.conftest import register
 from tests.images import write_images
 from tests.live_server import LiveServer
 from tests.task_setup import wait_for_request
-
-PASSWORD = "secret-pass-1"
-SCREENSHOTS = Path(__file__).parent / "screenshots"
-LABELS = [
-    {
-        "name": "car",
-        "color": "#ff6a4d",
-        "attributes": [
-            {
-                "name": "color",
-                "mutable": True,
-                "input_type": "select",
-                "values": ["red", "blue"],
-                "default_value": "red",
-            }
-        ],
-    },
-    {"name": "person", "color": "#33ddff"},
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
+from tests.workspace_setup import (
+    PASSWORD,
+    SCREENSHOTS,
+    annotations,
+    click,
+    drag,
+    draw_box,
+    forget_offline_errors,
+    near,
+    new_job,
+    person,
+    saved,
+    tool,
+    wait_shown,
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,120 +42,9 @@ def bob(server: LiveServer) -> httpx.Client:
     return register(server, "bob", PASSWORD)
 
 
-def write_scene(path: Path, shift: int) -> Path:
-    """A 640x480 street-like frame (sky, road, buildings, two cars), shifted by `shift` px."""
-    rows = np.linspace(0, 1, 480)[:, None, None]
-    sky = np.array([235, 206, 160]) * (1 - rows) + np.array([120, 120, 110]) * rows
-    image = np.broadcast_to(sky, (480, 640, 3)).astype(np.uint8).copy()
-    cv2.rectangle(image, (0, 300), (640, 480), (80, 80, 85), -1)
-    for x, height, color in ((20, 180, 150), (170, 230, 120), (380, 160, 170), (520, 210, 135)):
-        cv2.rectangle(image, (x, 300 - height), (x + 120, 300), (color, color - 20, color - 40), -1)
-    cv2.rectangle(image, (120 + shift, 330), (230 + shift, 390), (40, 40, 200), -1)
-    cv2.rectangle(image, (320 - shift, 360), (450 - shift, 430), (200, 120, 30), -1)
-    cv2.line(image, (0, 400), (640, 400), (230, 230, 230), 3)
-    assert cv2.imwrite(str(path), image)
-    return path
-
-
-def new_job(owner: httpx.Client, folder: Path, assignee: httpx.Client | None = None) -> int:
-    """A task of three 640x480 frames owned by `owner`; its one job assigned to `assignee`."""
-    created = owner.post("/api/tasks", json={"name": "street", "labels": LABELS})
-    assert created.status_code == 201, created.text
-    task_id = created.json()["id"]
-    paths = [
-        write_scene(folder / f"{name}.png", shift)
-        for name, shift in (("a", 0), ("b", 8), ("c", 16))
-    ]
-    files = [
-        (f"client_files[{i}]", (path.name, path.read_bytes(), "image/png"))
-        for i, path in enumerate(paths)
-    ]
-    uploaded = owner.post(f"/api/tasks/{task_id}/data", files=files, data={"image_quality": "80"})
-    assert uploaded.status_code == 202, uploaded.text
-    assert wait_for_request(owner, uploaded.json()["rq_id"])["status"] == "finished"
-    job_id = owner.get("/api/jobs", params={"task_id": task_id}).json()["results"][0]["id"]
-    if assignee is not None:
-        me = assignee.get("/api/users/self").json()["id"]
-        assert owner.patch(f"/api/jobs/{job_id}", json={"assignee": me}).status_code == 200
-    return job_id
-
-
 @pytest.fixture
 def job(alice: httpx.Client, bob: httpx.Client, tmp_path: Path) -> int:
     return new_job(alice, tmp_path, assignee=bob)
-
-
-@pytest.fixture
-def pages(browser: Browser, server: LiveServer) -> Iterator[list[SignedInPage]]:
-    opened: list[SignedInPage] = []
-    yield opened
-    for signed in opened:
-        assert signed.errors == [], signed.errors
-        signed.close()
-
-
-def forget_offline_errors(signed: SignedInPage) -> None:
-    """The browser logs each reconnect tried while offline; those are expected."""
-    signed.errors[:] = [e for e in signed.errors if "ERR_INTERNET_DISCONNECTED" not in e]
-
-
-def person(
-    browser: Browser, server: LiveServer, pages: list[SignedInPage], name: str
-) -> SignedInPage:
-    signed = sign_in(browser, server.url, name, PASSWORD)
-    pages.append(signed)
-    return signed
-
-
-def annotations(client: httpx.Client, job_id: int, **params: object) -> dict:
-    response = client.get(f"/api/jobs/{job_id}/annotations", params=params)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
-    page.mouse.move(*to_client(page, *start))
-    page.mouse.down()
-    page.mouse.move(*to_client(page, *end), steps=6)
-    page.mouse.up()
-
-
-def click(page: Page, x: float, y: float) -> None:
-    page.mouse.click(*to_client(page, x, y))
-
-
-def saved(page: Page) -> None:
-    page.wait_for_selector("#saving[data-pending='0']")
-
-
-def tool(page: Page, name: str) -> None:
-    page.click(f"button[data-tool={name}]")
-
-
-def draw_box(page: Page, x1: float, y1: float, x2: float, y2: float) -> None:
-    tool(page, "rectangle")
-    drag(page, (x1, y1), (x2, y2))
-    saved(page)
-    tool(page, "select")
-
-
-def shown_ids(page: Page) -> list[int]:
-    return page.evaluate("window.__palimpsest.workspace.viewer.objects.map((o) => o.id)")
-
-
-def wait_shown(page: Page, predicate: str) -> None:
-    """Waits until `predicate` (JS over `objects`, the drawn objects) holds on the page."""
-    page.wait_for_function(
-        f"(() => {{ const objects = window.__palimpsest.workspace.viewer.objects; return {predicate}; }})()"
-    )
-
-
-def near(actual: list[float], expected: list[float], tolerance: float = 1.5) -> bool:
-    # Chromium rounds mouse positions to whole screen pixels, and a frame is shown at about
-    # 1.4 screen pixels per image pixel: a drawn, then dragged point may be off by about one.
-    return len(actual) == len(expected) and all(
-        abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True)
-    )
 
 
 def test_two_people_edit_one_job_live_and_undo_only_their_own(
@@ -487,41 +363,6 @@ def test_a_conflict_shows_theirs_and_lets_me_reapply_mine(
     assert near(annotations(alice, job)["shapes"][0]["points"], [200, 100, 300, 200])
 
 
-def test_the_lists_lead_to_the_workspace_and_strangers_are_refused(
-    browser: Browser, server: LiveServer, pages: list[SignedInPage], job: int
-) -> None:
-    register(server, "carol", PASSWORD)
-    signed = person(browser, server, pages, "bob")
-    page = signed.page
-    page.click("#nav a:has-text('Jobs')")
-    page.click(f"tr[data-job='{job}'] a:has-text('Open')")
-    page.wait_for_selector("#connection[data-status=live]")
-    assert page.url.endswith(f"#/jobs/{job}")
-
-    carol = person(browser, server, pages, "carol")
-    carol.page.goto("/#/jobs")
-    carol.page.wait_for_selector("table.list")
-    assert carol.page.query_selector(f"tr[data-job='{job}']") is None
-    carol.page.goto(f"/#/jobs/{job}")
-    carol.page.wait_for_selector(".error")
-    assert "Not found" in carol.page.inner_text(".error") or "not found" in carol.page.inner_text(
-        ".error"
-    )
-    carol.errors.clear()  # the refused requests are logged by the browser
-
-
-def test_a_wrong_password_is_said_on_the_form(browser: Browser, server: LiveServer) -> None:
-    context = browser.new_context(base_url=server.url)
-    page = context.new_page()
-    page.goto("/")
-    page.fill("#login-form input[name=username]", "alice")
-    page.fill("#login-form input[name=password]", "not-it")
-    page.click("#login-form button[type=submit]")
-    page.wait_for_selector("#login-form .error:not([hidden])")
-    assert page.inner_text("#login-form .error")
-    context.close()
-
-
 SKELETON_SVG = (
     '<line x1="10" y1="10" x2="50" y2="50" data-type="edge" data-node-from="1" data-node-to="2">'
     '</line><circle r="1.5" cx="10" cy="10" data-type="element node" data-element-id="1" '
@@ -631,36 +472,3 @@ def test_a_rejected_edit_is_said_and_taken_back_on_the_page(
     saved(page)
     wait_shown(page, "objects.length === 1 && objects[0].shape.points.length === 4")
     assert annotations(alice, job)["shapes"][0]["points"] == box["points"]
-
-
-def test_the_organization_chooser_narrows_the_lists(
-    browser: Browser,
-    server: LiveServer,
-    pages: list[SignedInPage],
-    bob: httpx.Client,
-    job: int,
-    tmp_path: Path,
-) -> None:
-    made = bob.post("/api/organizations", json={"slug": "bobs-shop", "name": "Bob's shop"})
-    assert made.status_code == 201, made.text
-    bob.headers["X-Organization"] = "bobs-shop"
-    try:
-        org_job = new_job(bob, tmp_path)
-    finally:
-        del bob.headers["X-Organization"]
-    page = person(browser, server, pages, "bob").page
-    page.goto("/#/jobs")
-    page.wait_for_selector(f"tr[data-job='{org_job}']")
-    assert page.query_selector(f"tr[data-job='{job}']") is not None
-
-    page.select_option("#organization", "bobs-shop")
-    page.wait_for_function(
-        f"document.querySelector(\"tr[data-job='{org_job}']\")"
-        f" && !document.querySelector(\"tr[data-job='{job}']\")"
-    )
-    page.reload()
-    page.wait_for_selector(f"tr[data-job='{org_job}']")
-    assert page.input_value("#organization") == "bobs-shop"
-
-    page.select_option("#organization", "")
-    page.wait_for_selector(f"tr[data-job='{job}']")
