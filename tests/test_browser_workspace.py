@@ -472,3 +472,29 @@ def test_a_rejected_edit_is_said_and_taken_back_on_the_page(
     saved(page)
     wait_shown(page, "objects.length === 1 && objects[0].shape.points.length === 4")
     assert annotations(alice, job)["shapes"][0]["points"] == box["points"]
+
+
+def test_a_late_ack_never_undoes_what_a_newer_event_brought(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], alice: httpx.Client
+) -> None:
+    # The ack of my edit (version 10) may reach the page after the events of versions 10 and
+    # 11 (someone else's edit, or their delete): the page must keep version 11's state.
+    page = person(browser, server, pages, "alice").page
+    kept = page.evaluate(
+        """async () => {
+        const { AnnotationStore } = await import("/static/app/workspace/store.js");
+        const box = (x) => ({ id: 5, type: "rectangle", label_id: 1, frame: 0, points: [x, 0, 9, 9] });
+        const store = new AnnotationStore();
+        store.loadSnapshot({ version: 9, tags: [], shapes: [box(0)], tracks: [], revisions: { 5: 9 } });
+        store.applyEvent({ version: 10, name: "AnnotationsUpdated", data: { shapes: [box(1)] } });
+        store.applyEvent({ version: 11, name: "AnnotationsUpdated", data: { shapes: [box(2)] } });
+        store.putAll({ shapes: [box(1)] }, 10, { unlessNewer: true });
+        const updated = store.get(5).object.points[0];
+        store.applyEvent({ version: 12, name: "AnnotationsDeleted", data: { shapes: [5] } });
+        store.putAll({ shapes: [box(3)] }, 11, { unlessNewer: true });
+        const fresh = { shapes: [{ ...box(4), id: 6 }] };
+        store.putAll(fresh, 13, { unlessNewer: true });
+        return [updated, store.get(5), store.get(6).object.points[0]];
+    }"""
+    )
+    assert kept == [2, None, 4]

@@ -10,6 +10,8 @@ export class AnnotationStore {
   constructor() {
     this.committed = new Map(); // id -> {kind, object}
     this.revisions = new Map(); // id -> job version of its last change
+    this.removedAt = new Map(); // id -> job version that removed it
+    this.floor = -1; // the version of the last snapshot: it holds the truth up to there
     this.version = 0;
     this.overlay = new Map(); // id -> {kind, object} | null (deleted), from pending edits
     this.listeners = new Set();
@@ -27,19 +29,23 @@ export class AnnotationStore {
   loadSnapshot(snapshot) {
     this.committed.clear();
     this.revisions.clear();
+    this.removedAt.clear();
     this.putAll(snapshot, snapshot.version);
     for (const [id, version] of Object.entries(snapshot.revisions)) {
       this.revisions.set(Number(id), version);
     }
     this.version = snapshot.version;
+    this.floor = snapshot.version;
     this.changed({ reset: true });
   }
 
   loadData(data, version) {
     this.committed.clear();
     this.revisions.clear();
+    this.removedAt.clear();
     this.putAll(data, version);
     this.version = version;
+    this.floor = version;
     this.changed({ reset: true });
   }
 
@@ -53,11 +59,11 @@ export class AnnotationStore {
         touched.push(...this.putAll(data, event.version));
         break;
       case "AnnotationsDeleted":
-        touched.push(...this.removeAll(data));
+        touched.push(...this.removeAll(data, event.version));
         break;
       case "EditUndone":
       case "EditRedone":
-        touched.push(...this.removeAll(data.remove));
+        touched.push(...this.removeAll(data.remove, event.version));
         touched.push(...this.putAll(data.restore, event.version));
         break;
       default:
@@ -68,10 +74,11 @@ export class AnnotationStore {
     return touched;
   }
 
-  putAll(data, version) {
+  putAll(data, version, { unlessNewer = false } = {}) {
     const ids = [];
     for (const kind of KINDS) {
       for (const object of data[kind] || []) {
+        if (unlessNewer && this.lastChange(object.id) >= version) continue;
         this.committed.set(object.id, { kind: KIND_OF[kind], object });
         this.revisions.set(object.id, version);
         ids.push(object.id);
@@ -80,16 +87,22 @@ export class AnnotationStore {
     return ids;
   }
 
-  removeAll(ids) {
+  removeAll(ids, version) {
     const removed = [];
     for (const kind of KINDS) {
       for (const id of ids[kind] || []) {
         this.committed.delete(id);
         this.revisions.delete(id);
+        this.removedAt.set(id, version);
         removed.push(id);
       }
     }
     return removed;
+  }
+
+  // The job version at which the object was last changed or removed, as far as we know.
+  lastChange(id) {
+    return Math.max(this.revisions.get(id) ?? -1, this.removedAt.get(id) ?? -1, this.floor);
   }
 
   // Pending edits: `overlay` is rebuilt by the caller from the edits still waiting for an ack.

@@ -130,7 +130,8 @@ export class Workspace {
     let committed = null;
     if (edit?.frame.type === "create") committed = frame.result;
     else if (edit?.frame.type === "update") committed = { [`${edit.frame.kind}s`]: [frame.result] };
-    if (committed) this.live.putAll(committed, frame.version);
+    // Shown at once, unless an event has already brought something newer of the object.
+    if (committed) this.live.putAll(committed, frame.version, { unlessNewer: true });
     this.pending.settle(frame.cid, committed);
     this.panels.saving();
     if (frame.result?.refused?.length) {
