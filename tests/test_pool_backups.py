@@ -14,7 +14,8 @@ import httpx
 
 from tests.images import write_images
 from tests.task_setup import wait_for_request
-from tests.test_backups import backup, bucket, job_annotations, jobs_of, restore, zipped
+from tests.test_backup_buckets import bucket
+from tests.test_backups import backup, job_annotations, jobs_of, restore, zipped
 from tests.test_honeypots import box, frame_bytes, pool_task, wait_for
 
 __all__ = ["bucket"]  # the moto bucket fixture, shared with the backup tests
