@@ -27,6 +27,30 @@ def free_port() -> int:
 
 
 @dataclass
+class ServerThread:
+    """A uvicorn server running in a daemon thread of the test process."""
+
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @classmethod
+    def start(cls, config: uvicorn.Config, what: str) -> ServerThread:
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"{what} did not start")
+            time.sleep(0.02)
+        return cls(server, thread)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@dataclass
 class LiveServer:
     database_url: str
     data_dir: Path
@@ -35,8 +59,7 @@ class LiveServer:
     nats_url: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # more Settings fields
     runtime: Runtime | None = None
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
+    _serving: ServerThread | None = None
 
     @property
     def url(self) -> str:
@@ -62,20 +85,11 @@ class LiveServer:
             # must not race the server closing it (httpx: RemoteProtocolError).
             timeout_keep_alive=120,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
+        self._serving = ServerThread.start(config, "the test server")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=20)
+        if self._serving is not None:
+            self._serving.stop()
         if self.runtime is not None:
             self.runtime.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from tests.live_server import free_port
+from tests.live_server import ServerThread, free_port
 
 
 @dataclass
@@ -83,8 +82,7 @@ class LocalProvider:
         self.issued: list[str] = []  # every code and token handed out
         self._grants: dict[str, Grant] = {}
         self._access: dict[str, Person] = {}
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: ServerThread | None = None
 
     @property
     def issuer(self) -> str:
@@ -105,21 +103,12 @@ class LocalProvider:
             ]
         )
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the test OIDC provider did not start")
-            time.sleep(0.02)
+        self._serving = ServerThread.start(config, "the test OIDC provider")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=20)
+        if self._serving is not None:
+            self._serving.stop()
 
     async def _discovery(self, request: Request) -> Response:
         return JSONResponse(

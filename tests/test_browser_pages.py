@@ -5,28 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.sync_api import Browser
 
 from tests.browser import SignedInPage
 from tests.conftest import register
 from tests.live_server import LiveServer
-from tests.workspace_setup import PASSWORD, new_job, person
+from tests.workspace_setup import PASSWORD, alice, bob, job, new_job, person
 
-
-@pytest.fixture(scope="module")
-def alice(server: LiveServer) -> httpx.Client:
-    return register(server, "alice", PASSWORD)
-
-
-@pytest.fixture(scope="module")
-def bob(server: LiveServer) -> httpx.Client:
-    return register(server, "bob", PASSWORD)
-
-
-@pytest.fixture
-def job(alice: httpx.Client, bob: httpx.Client, tmp_path: Path) -> int:
-    return new_job(alice, tmp_path, assignee=bob)
+__all__ = ["alice", "bob", "job"]  # fixtures shared by the browser tests
 
 
 def test_the_lists_lead_to_the_workspace_and_strangers_are_refused(

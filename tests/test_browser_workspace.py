@@ -11,40 +11,27 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.browser import SignedInPage, open_job, to_client
-from tests.conftest import register
 from tests.images import write_images
 from tests.live_server import LiveServer
 from tests.task_setup import wait_for_request
 from tests.workspace_setup import (
-    PASSWORD,
     SCREENSHOTS,
+    alice,
     annotations,
+    bob,
     click,
     drag,
     draw_box,
     forget_offline_errors,
+    job,
     near,
-    new_job,
     person,
     saved,
     tool,
     wait_shown,
 )
 
-
-@pytest.fixture(scope="module")
-def alice(server: LiveServer) -> httpx.Client:
-    return register(server, "alice", PASSWORD)
-
-
-@pytest.fixture(scope="module")
-def bob(server: LiveServer) -> httpx.Client:
-    return register(server, "bob", PASSWORD)
-
-
-@pytest.fixture
-def job(alice: httpx.Client, bob: httpx.Client, tmp_path: Path) -> int:
-    return new_job(alice, tmp_path, assignee=bob)
+__all__ = ["alice", "bob", "job"]  # fixtures shared by the browser tests
 
 
 def test_two_people_edit_one_job_live_and_undo_only_their_own(
@@ -498,3 +485,35 @@ def test_a_late_ack_never_undoes_what_a_newer_event_brought(
     }"""
     )
     assert kept == [2, None, 4]
+
+
+def test_zoom_pan_fit_and_redo_by_ctrl_y(
+    browser: Browser, server: LiveServer, pages: list[SignedInPage], alice: httpx.Client, job: int
+) -> None:
+    page = open_job(person(browser, server, pages, "alice"), job)
+    view = "(() => { const v = window.__palimpsest.workspace.viewer; return [v.scale, ...v.offset]; })()"
+    scale, *_ = page.evaluate(view)
+    pointer = to_client(page, 320, 240)
+    page.mouse.move(*pointer)
+    page.mouse.wheel(0, -100)  # zoom in at the pointer: the image point under it stays put
+    page.wait_for_function(f"window.__palimpsest.workspace.viewer.scale > {scale}")
+    under = page.evaluate(
+        f"window.__palimpsest.workspace.viewer.toImage({pointer[0]}, {pointer[1]})"
+    )
+    assert near(under, [320, 240], 0.5)
+
+    # A drag on empty space pans by the drag; Fit brings the frame back whole.
+    zoomed, x, y = page.evaluate(view)
+    drag(page, (320, 240), (300, 230))
+    _, panned_x, panned_y = page.evaluate(view)
+    assert near([panned_x - x, panned_y - y], [-20 * zoomed, -10 * zoomed], 1.5)
+    page.click("#fit")
+    assert page.evaluate(view)[0] == pytest.approx(scale)
+
+    draw_box(page, 100, 100, 200, 200)
+    page.keyboard.press("Control+z")
+    saved(page)
+    assert annotations(alice, job)["shapes"] == []
+    page.keyboard.press("Control+y")
+    saved(page)
+    assert len(annotations(alice, job)["shapes"]) == 1

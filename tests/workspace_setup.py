@@ -8,9 +8,11 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser import SignedInPage, sign_in, to_client
+from tests.conftest import register
 from tests.live_server import LiveServer
 from tests.task_setup import wait_for_request
 
@@ -130,3 +132,19 @@ def near(actual: list[float], expected: list[float], tolerance: float = 1.5) -> 
     return len(actual) == len(expected) and all(
         abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True)
     )
+
+
+@pytest.fixture(scope="module")
+def alice(server: LiveServer) -> httpx.Client:
+    return register(server, "alice", PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def bob(server: LiveServer) -> httpx.Client:
+    return register(server, "bob", PASSWORD)
+
+
+@pytest.fixture
+def job(alice: httpx.Client, bob: httpx.Client, tmp_path: Path) -> int:
+    """A three-frame task of Alice's whose one job is Bob's."""
+    return new_job(alice, tmp_path, assignee=bob)

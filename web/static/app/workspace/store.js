@@ -156,12 +156,6 @@ export class AnnotationStore {
     }
     return tags;
   }
-
-  count() {
-    let n = 0;
-    for (const _ of this.entries()) n += 1;
-    return n;
-  }
 }
 
 // How an object shows on `frame`: shapes on their frame, tracks where they are not outside.
